@@ -1,0 +1,295 @@
+"""The task file model: frozen dataclasses, no I/O.
+
+Attributes keep cargo-make's "unset" state (None) apart from an explicit value, because
+`extend`, platform overrides and file merges override only what the extending side sets.
+Every node carries the Location it was declared at, for error messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pitstop.errors import Location
+
+Platform = Literal["linux", "mac", "windows"]
+ConditionType = Literal["And", "Or", "GroupOr"]
+
+# --------------------------------------------------------------------------- environment
+
+
+@dataclass(frozen=True)
+class EnvScript:
+    """`{ script = [...], multi_line?, condition?, depends_on? }`: value is the script's output."""
+
+    lines: tuple[str, ...]
+    multi_line: bool = False
+    condition: Condition | None = None
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnvDecode:
+    """`{ source, mapping, default_value? }`: look the expanded source up in mapping."""
+
+    source: str
+    mapping: tuple[tuple[str, str], ...]
+    default_value: str | None = None
+    condition: Condition | None = None
+
+
+@dataclass(frozen=True)
+class EnvConditional:
+    """`{ value, condition }`: set only when the condition holds."""
+
+    value: str
+    condition: Condition | None = None
+
+
+@dataclass(frozen=True)
+class EnvGlob:
+    """`{ glob, include_files?, include_dirs?, ignore_type? }`: matching paths joined by `;`."""
+
+    glob: str
+    include_files: bool = True
+    include_dirs: bool = True
+    ignore_type: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvUnset:
+    """`{ unset = true }`: remove the variable."""
+
+
+@dataclass(frozen=True)
+class EnvProfile:
+    """`[env.NAME]`: entries applied only under profile NAME (or an additional profile)."""
+
+    entries: tuple[EnvEntry, ...]
+
+
+# str (already a string; bools and numbers are converted at validation), list of strings,
+# or one of the tables above.
+EnvValue = (
+    str | tuple[str, ...] | EnvScript | EnvDecode | EnvConditional | EnvGlob | EnvUnset | EnvProfile
+)
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    key: str
+    value: EnvValue
+    location: Location
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    """An `env_files` item: a path, or `{ path, base_path?, profile?, defaults_only? }`."""
+
+    path: str
+    location: Location
+    base_path: str | None = None
+    profile: str | None = None
+    defaults_only: bool = False
+
+
+# --------------------------------------------------------------------------- conditions
+
+
+@dataclass(frozen=True)
+class FilesModified:
+    input: tuple[str, ...]
+    output: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A task's `condition` table. Criteria left unset are None (they pass)."""
+
+    location: Location
+    condition_type: ConditionType = "And"
+    platforms: tuple[str, ...] | None = None
+    profiles: tuple[str, ...] | None = None
+    env_set: tuple[str, ...] | None = None
+    env_not_set: tuple[str, ...] | None = None
+    env_true: tuple[str, ...] | None = None
+    env_false: tuple[str, ...] | None = None
+    env: tuple[tuple[str, str], ...] | None = None
+    env_not: tuple[tuple[str, str], ...] | None = None
+    env_contains: tuple[tuple[str, str], ...] | None = None
+    files_exist: tuple[str, ...] | None = None
+    files_not_exist: tuple[str, ...] | None = None
+    files_modified: FilesModified | None = None
+    fail_message: str | None = None
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class ScriptFile:
+    """`script = { file = "x.sh", absolute_path? }`."""
+
+    file: str
+    absolute_path: bool = False
+
+
+@dataclass(frozen=True)
+class ScriptSections:
+    """`script = { pre?, main?, post? }`: merged section by section on extend."""
+
+    pre: str | None = None
+    main: str | None = None
+    post: str | None = None
+
+
+# A plain script is its text (a list of lines is joined with newlines at validation).
+Script = str | ScriptFile | ScriptSections
+
+
+@dataclass(frozen=True)
+class RunTaskSpec:
+    """One `run_task` entry (the routing form is a tuple of these, first match wins)."""
+
+    names: tuple[str, ...]
+    location: Location
+    fork: bool = False
+    parallel: bool = False
+    cleanup_task: str | None = None
+    condition: Condition | None = None
+    condition_script: Script | None = None
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A `dependencies` item: a name, or `{ name, path }` for a task in another file."""
+
+    name: str
+    location: Location
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """cargo-make's `watch` attribute (`true` or a table), plus pitstop's own keys."""
+
+    enabled: bool = True
+    postpone: bool = False
+    ignore_pattern: tuple[str, ...] = ()
+    no_git_ignore: bool = False
+    paths: tuple[str, ...] = ()
+    why: bool = False
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class Task:
+    """One `[tasks.NAME]` table, as written (not yet normalised)."""
+
+    name: str
+    location: Location
+    clear: bool | None = None
+    description: str | None = None
+    category: str | None = None
+    disabled: bool | None = None
+    private: bool | None = None
+    deprecated: bool | str | None = None
+    extend: str | None = None
+    watch: WatchOptions | None = None
+    condition: Condition | None = None
+    condition_script: Script | None = None
+    condition_script_runner_args: tuple[str, ...] | None = None
+    ignore_errors: bool | None = None
+    force: bool | None = None
+    env_files: tuple[EnvFile, ...] | None = None
+    env: tuple[EnvEntry, ...] | None = None
+    cwd: str | None = None
+    alias: str | None = None
+    linux_alias: str | None = None
+    mac_alias: str | None = None
+    windows_alias: str | None = None
+    command: str | None = None
+    args: tuple[str, ...] | None = None
+    script: Script | None = None
+    script_runner: str | None = None
+    script_runner_args: tuple[str, ...] | None = None
+    script_extension: str | None = None
+    run_task: tuple[RunTaskSpec, ...] | None = None
+    dependencies: tuple[Dependency, ...] | None = None
+    # pitstop's extension: a long-running task. Parsed by pitstop.supervisor.spec.
+    service: Any = None
+    linux: Task | None = None
+    mac: Task | None = None
+    windows: Task | None = None
+    # Line of each key as written, for messages that point at one attribute.
+    key_locations: dict[str, Location] = field(default_factory=dict, compare=False, hash=False)
+
+    def where(self, key: str) -> Location:
+        """The location of attribute `key`, or of the task table if it was not written."""
+        return self.key_locations.get(key, self.location)
+
+    def is_set(self, attribute: str) -> bool:
+        return getattr(self, attribute) is not None
+
+    def replace(self, **changes: Any) -> Task:
+        return dataclasses.replace(self, **changes)
+
+    def actions(self) -> list[str]:
+        """The action attributes this task sets (at most one is allowed)."""
+        return [a for a in ("command", "script", "run_task") if getattr(self, a) is not None]
+
+
+# Attributes that describe a task rather than configure it: a platform override never takes
+# them from the override table, and `Task.extend` treats them like any other attribute.
+TASK_ATTRIBUTES: tuple[str, ...] = tuple(
+    f.name
+    for f in dataclasses.fields(Task)
+    if f.name not in ("name", "location", "key_locations", "linux", "mac", "windows")
+)
+
+
+# --------------------------------------------------------------------------- the file
+
+
+@dataclass(frozen=True)
+class Config:
+    """The `[config]` table (only the keys that are not Rust-specific)."""
+
+    skip_core_tasks: bool = False
+    init_task: str | None = "init"
+    end_task: str | None = "end"
+    on_error_task: str | None = None
+    default_task_name: str | None = None
+    additional_profiles: tuple[str, ...] = ()
+    reduce_output: bool | None = None
+    jobs: int | None = None
+    min_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Warning_:
+    """A problem that does not stop the run (an unknown key, an unsupported attribute)."""
+
+    message: str
+    location: Location
+
+
+@dataclass(frozen=True)
+class Taskfile:
+    """Everything read from the task file(s), merged (extended files below the user file)."""
+
+    path: Path
+    tasks: dict[str, Task]
+    env: tuple[EnvEntry, ...] = ()
+    env_files: tuple[EnvFile, ...] = ()
+    env_scripts: tuple[str, ...] = ()
+    config: Config = Config()
+    warnings: tuple[Warning_, ...] = ()
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
