@@ -1,31 +1,61 @@
-"""Shared test helpers: wait for a condition with a deadline instead of sleeping and hoping."""
+"""Test helpers: wait for a condition with a deadline instead of sleeping and hoping."""
 
 from __future__ import annotations
 
-import asyncio
+import os
+import socket
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
-# How often a predicate is re-checked. Polling a condition is fine; sleeping *instead of*
-# checking one is not.
-_POLL_INTERVAL_S = 0.01
+T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, message: str = "") -> None:
-    """Block until ``predicate()`` is truthy; fail the test with ``message`` after ``timeout`` s."""
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01) -> T:
+    """Poll `predicate` until it returns a truthy value; return it, or fail after `timeout`."""
     deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {message or predicate}")
-        time.sleep(_POLL_INTERVAL_S)
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
 
 
-async def async_wait_until(
-    predicate: Callable[[], object], timeout: float = 10.0, message: str = ""
-) -> None:
-    """Like :func:`wait_until`, but yields to the running event loop between checks."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {message or predicate}")
-        await asyncio.sleep(_POLL_INTERVAL_S)
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    wait_until(lambda: port_open(host, port), timeout)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def descendants_of_session(sid: int) -> list[int]:
+    """Pids whose session id is `sid` (children started in a new session by pitstop lead one)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(entry))
+    return pids
