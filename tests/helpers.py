@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -11,7 +12,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01) -> T:
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 10.0, message: str = "", interval: float = 0.01
+) -> T:
     """Poll `predicate` until it returns a truthy value; return it, or fail after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -19,8 +22,19 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+            raise AssertionError(f"condition not met within {timeout}s: {message or predicate}")
         time.sleep(interval)
+
+
+async def async_wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, message: str = ""
+) -> None:
+    """Like `wait_until`, but yields to the running event loop between checks."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {message or predicate}")
+        await asyncio.sleep(0.01)
 
 
 def port_open(host: str, port: int) -> bool:
