@@ -1,0 +1,125 @@
+"""Proxy mode: for apps that bind the port they read from $PORT instead of taking a socket.
+
+pitstop keeps listening on the public address and forwards to the current instance, which
+listens on a private port of its own. A swap is `set_backend(new)`, then `drain(old)`, then
+stopping the old instance: new requests go to the new instance at once, requests in flight
+on the old one complete, and keep-alive clients never see an error or a closed connection.
+
+All methods must be called from the event loop's thread. Works on asyncio's default loop
+and on uvloop alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from . import http11
+from .proxy_http import HttpHandler, Pool
+from .proxy_routing import Backend, Router
+from .proxy_tcp import TcpHandler
+
+__all__ = ["Backend", "Proxy", "ProxyMode", "free_port"]
+
+log = logging.getLogger(__name__)
+
+ProxyMode = Literal["http", "tcp"]
+_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Proxy:
+    """Forwards connections from pitstop's listening sockets to the current backend."""
+
+    def __init__(
+        self,
+        mode: ProxyMode = "http",
+        wait_timeout: float = 30.0,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        if mode not in ("http", "tcp"):
+            raise ValueError(f"unknown proxy mode {mode!r}; expected 'http' or 'tcp'")
+        self.mode: ProxyMode = mode
+        self.drain_timeout = drain_timeout
+        self._router = Router(wait_timeout)
+        self._pool = Pool(self._router)
+        self._handler: _Handler = (
+            HttpHandler(self._router, self._pool) if mode == "http" else TcpHandler(self._router)
+        )
+        self._servers: list[asyncio.Server] = []
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def backend(self) -> Backend | None:
+        """The backend new requests go to, if any."""
+        return self._router.current
+
+    async def start(self, sockets: list[socket.socket]) -> None:
+        """Serve on already-bound listening sockets.
+
+        The proxy listens on duplicates, so the caller keeps ownership of `sockets`.
+        """
+        for sock in sockets:
+            server = await asyncio.start_server(
+                self._serve, sock=sock.dup(), limit=http11.MAX_HEAD, start_serving=True
+            )
+            self._servers.append(server)
+        log.debug("proxy (%s) listening on %d socket(s)", self.mode, len(sockets))
+
+    def set_backend(self, backend: Backend | None) -> Backend | None:
+        """Send new requests (http) or connections (tcp) to `backend`; return the previous."""
+        return self._router.set_backend(backend)
+
+    def unavailable(self, reason: str) -> None:
+        """No backend: requests wait up to wait_timeout, then get 503 with `reason`."""
+        self._router.unavailable(reason)
+
+    def in_flight(self, backend: Backend) -> int:
+        """Requests (http) or connections (tcp) in flight on `backend` right now."""
+        return self._router.in_flight(backend)
+
+    async def drain(self, backend: Backend, timeout: float | None = None) -> bool:
+        """Wait until nothing is in flight on `backend`; True if it drained in time.
+
+        Past the timeout, what is still in flight on it is cut off. Its idle keep-alive
+        connections are closed either way, so the instance can be stopped right after.
+        """
+        limit = self.drain_timeout if timeout is None else timeout
+        drained = await self._router.drain(backend, limit)
+        self._pool.close_backend(backend)
+        return drained
+
+    async def close(self) -> None:
+        """Stop listening and cut every connection."""
+        for server in self._servers:
+            server.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()
+        self._pool.close_all()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+        try:
+            await self._handler(reader, writer)
+        finally:
+            if task is not None:
+                self._connections.discard(task)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on `host` that nothing listens on right now, for a new instance's $PORT."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -1,0 +1,122 @@
+"""Where new work goes, and what is still in flight where.
+
+The router is the one piece both proxy modes share: it holds the current backend, makes
+requests wait while there is none, and counts what is in flight per backend so a swap can
+wait for the old instance to drain. Everything here runs on the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REASON = "no instance of the service is ready"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One running instance of the service, listening on its own port."""
+
+    host: str
+    port: int
+    name: str = ""
+
+    def __str__(self) -> str:
+        label = f"{self.name} " if self.name else ""
+        return f"{label}({self.host}:{self.port})"
+
+
+@dataclass(eq=False)
+class Flight:
+    """One request (http) or connection (tcp) in flight; abort() cuts its transports."""
+
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    def abort(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+
+
+class NoBackend(Exception):
+    """No backend became ready within the wait timeout."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Router:
+    def __init__(self, wait_timeout: float) -> None:
+        self.wait_timeout = wait_timeout
+        self.current: Backend | None = None
+        self._reason = DEFAULT_REASON
+        self._ready = asyncio.Event()
+        self._flights: dict[Backend, set[Flight]] = {}
+        self._emptied: dict[Backend, asyncio.Event] = {}
+
+    def set_backend(self, backend: Backend | None) -> Backend | None:
+        previous, self.current = self.current, backend
+        if backend is None:
+            self._reason = DEFAULT_REASON
+            self._ready.clear()
+        else:
+            self._ready.set()
+        log.info("proxy: new requests go to %s (was %s)", backend, previous)
+        return previous
+
+    def unavailable(self, reason: str) -> None:
+        self.set_backend(None)
+        self._reason = reason.splitlines()[0] if reason.strip() else DEFAULT_REASON
+
+    async def acquire(self, flight: Flight) -> Backend:
+        """The backend current now (or the first one to appear); `flight` counts on it."""
+        backend = self.current or await self._wait_for_backend()
+        # Registered in the same step as the choice, so a drain() started right after
+        # set_backend() can never miss a request routed to the old backend.
+        self._flights.setdefault(backend, set()).add(flight)
+        return backend
+
+    async def _wait_for_backend(self) -> Backend:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_timeout
+        while (backend := self.current) is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise NoBackend(self._reason)
+            try:
+                await asyncio.wait_for(self._ready.wait(), remaining)
+            except TimeoutError:
+                raise NoBackend(self._reason) from None
+        return backend
+
+    def release(self, backend: Backend, flight: Flight) -> None:
+        flights = self._flights.get(backend)
+        if flights is None:
+            return
+        flights.discard(flight)
+        if not flights:
+            del self._flights[backend]
+            emptied = self._emptied.pop(backend, None)
+            if emptied is not None:
+                emptied.set()
+
+    def in_flight(self, backend: Backend) -> int:
+        return len(self._flights.get(backend, ()))
+
+    async def drain(self, backend: Backend, timeout: float) -> bool:
+        """Wait until nothing is in flight on `backend`; past `timeout`, abort what is left."""
+        if not self._flights.get(backend):
+            return True
+        emptied = self._emptied.setdefault(backend, asyncio.Event())
+        try:
+            await asyncio.wait_for(emptied.wait(), timeout)
+            return True
+        except TimeoutError:
+            left = self._flights.get(backend, set())
+            log.warning("proxy: %s still had %d in flight after %.1fs", backend, len(left), timeout)
+            for flight in list(left):
+                flight.abort()
+            return False
