@@ -1,0 +1,213 @@
+"""File events → debounced batches of changed paths, and the environment that hands them to a run.
+
+`watch_changes` wraps `watchfiles.awatch` (inotify/FSEvents/...; polling on request or when the
+native watcher cannot start) into an async iterator of ``frozenset[Path]`` batches.
+
+Debounce: watchfiles' Rust side sleeps ``step`` ms at a time and returns a batch once a step
+passes with no *new* change, or once ``debounce`` ms have passed since the first one. We pass
+our debounce window as ``step`` (a quiet period that ends a batch) and a generous cap as
+``debounce``, so a burst — 100 quick writes, a ``git checkout`` of 500 files — ends up in ONE
+batch instead of being cut every 50 ms. Batches the consumer has not picked up yet are merged,
+so a busy consumer also sees one batch, not a backlog.
+
+watchfiles is imported lazily: only watch mode pays for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DEBOUNCE_MS = 50
+#: Longest a continuous stream of changes can postpone a batch.
+MAX_BATCH_WAIT_MS = 2_000
+#: How long the watcher thread blocks before coming back to Python; bounds shutdown latency.
+_RUST_TIMEOUT_MS = 1_000
+
+#: ``async def awatch(*paths, **options)`` — the one OS seam, injectable for tests.
+AwatchFn = Callable[..., AsyncIterator[set[tuple[Any, str]]]]
+PathPredicate = Callable[[object, str], bool]
+
+
+class _StopFlag:
+    """What the watcher thread polls (``is_set``): our own close request or the caller's event.
+
+    The thread checks it every ``step`` ms, so closing the iterator returns within one step
+    instead of waiting for the thread's timeout.
+    """
+
+    def __init__(self, external: asyncio.Event | None) -> None:
+        self._external = external
+        self._closing = False
+
+    def is_set(self) -> bool:
+        return self._closing or (self._external is not None and self._external.is_set())
+
+    def set(self) -> None:
+        self._closing = True
+
+
+@dataclass(frozen=True)
+class _End:
+    error: BaseException | None = None
+
+
+async def watch_changes(
+    paths: Sequence[Path],
+    *,
+    watch_filter: PathPredicate | None = None,
+    debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+    poll: bool = False,
+    poll_delay_ms: int = 300,
+    stop_event: asyncio.Event | None = None,
+    awatch: AwatchFn | None = None,
+) -> AsyncIterator[frozenset[Path]]:
+    """Yield batches of absolute changed paths under ``paths`` until ``stop_event`` is set.
+
+    ``watch_filter(change, path) -> bool`` drops paths (a `PathFilter` fits). ``poll`` forces
+    polling; native watching that fails to start (or dies) falls back to polling with a warning.
+    Closing the iterator (``aclose``, or cancelling the task iterating it) stops the watcher.
+    Raises FileNotFoundError when a watched path does not exist.
+    """
+    roots = [p.absolute() for p in paths]
+    for root in roots:
+        if not root.exists():
+            raise FileNotFoundError(f"watch path does not exist: {root}")
+    stop = _StopFlag(stop_event)
+    queue: asyncio.Queue[frozenset[Path] | _End] = asyncio.Queue()
+    options = _awatch_options(watch_filter, debounce_ms, poll_delay_ms, stop)
+    pump = asyncio.create_task(_pump(awatch, roots, options, poll, queue))
+    try:
+        while True:
+            item = await queue.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield _drain(item, queue)
+    finally:
+        stop.set()
+        # The thread sees the flag within one step; wait so no watcher outlives the iterator.
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+
+
+def _awatch_options(
+    watch_filter: PathPredicate | None, debounce_ms: int, poll_delay_ms: int, stop: _StopFlag
+) -> dict[str, Any]:
+    step = max(1, debounce_ms)
+    return {
+        "watch_filter": watch_filter,
+        "step": step,  # quiet period that ends a batch
+        "debounce": max(MAX_BATCH_WAIT_MS, step),  # cap on how long a burst can grow
+        "stop_event": stop,
+        "rust_timeout": _RUST_TIMEOUT_MS,
+        "poll_delay_ms": poll_delay_ms,
+    }
+
+
+def _drain(first: frozenset[Path], queue: asyncio.Queue[frozenset[Path] | _End]) -> frozenset[Path]:
+    """Merge batches that piled up while the consumer was busy; keep an end marker queued."""
+    merged = set(first)
+    while not queue.empty():
+        item = queue.get_nowait()
+        if isinstance(item, _End):
+            queue.put_nowait(item)  # the consumer sees it on its next read
+            break
+        merged |= item
+    return frozenset(merged)
+
+
+async def _pump(
+    awatch: AwatchFn | None,
+    roots: list[Path],
+    options: dict[str, Any],
+    poll: bool,
+    queue: asyncio.Queue[frozenset[Path] | _End],
+) -> None:
+    """Run the watcher, falling back to polling once, and forward batches to ``queue``."""
+    awatch_fn = awatch or _default_awatch()
+    try:
+        try:
+            await _forward(awatch_fn, roots, options, poll, queue)
+        except Exception as exc:
+            if poll:
+                raise
+            logger.warning("native file watching failed (%s); falling back to polling", exc)
+            await _forward(awatch_fn, roots, options, True, queue)
+    except Exception as exc:
+        queue.put_nowait(_End(exc))
+    else:
+        queue.put_nowait(_End())
+
+
+async def _forward(
+    awatch_fn: AwatchFn,
+    roots: list[Path],
+    options: dict[str, Any],
+    poll: bool,
+    queue: asyncio.Queue[frozenset[Path] | _End],
+) -> None:
+    logger.debug("watching %s (polling=%s)", ", ".join(map(str, roots)), poll)
+    async for raw in awatch_fn(*roots, force_polling=poll, **options):
+        batch = frozenset(Path(path) for _change, path in raw)
+        if batch:
+            queue.put_nowait(batch)
+
+
+def _default_awatch() -> AwatchFn:
+    from watchfiles import awatch  # lazy: CLI start-up should not pay for it
+
+    return cast(AwatchFn, awatch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Handing changed paths to the command
+
+ENV_CHANGED_PATHS = "PITSTOP_CHANGED_PATHS"
+ENV_CHANGED_PATHS_FILE = "PITSTOP_CHANGED_PATHS_FILE"
+#: Beyond these, the list goes to a file: environments have size limits (ARG_MAX covers both
+#: argv and env) and a huge variable slows down every child.
+MAX_INLINE_PATHS = 100
+MAX_INLINE_BYTES = 8 * 1024
+
+
+def changed_paths_env(paths: Iterable[Path], tmpdir: Path) -> dict[str, str]:
+    """Environment entries telling a run which paths changed. Both keys are always present.
+
+    - ``PITSTOP_CHANGED_PATHS``: the absolute paths, sorted, joined with ``os.pathsep``;
+    - ``PITSTOP_CHANGED_PATHS_FILE``: ``""`` when the list fits inline. When it does not (more
+      than MAX_INLINE_PATHS paths, more than MAX_INLINE_BYTES, or a path containing
+      ``os.pathsep`` or a newline), the list is written to a new file in ``tmpdir``, one path
+      per line, this key names it and ``PITSTOP_CHANGED_PATHS`` is EMPTY rather than truncated,
+      so nobody acts on a partial list. The caller owns ``tmpdir`` and its cleanup.
+
+    Both keys are set even when empty so values inherited from an outer pitstop never leak in.
+    Pass the result as ``env=``; it must never be interpolated into a shell line.
+    """
+    absolute = sorted({str(p.absolute()) for p in paths})
+    joined = os.pathsep.join(absolute)
+    if not _needs_file(absolute, joined):
+        return {ENV_CHANGED_PATHS: joined, ENV_CHANGED_PATHS_FILE: ""}
+    fd, name = tempfile.mkstemp(prefix="pitstop-changed-", suffix=".txt", dir=tmpdir)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as file:
+        file.writelines(path + "\n" for path in absolute)
+    return {ENV_CHANGED_PATHS: "", ENV_CHANGED_PATHS_FILE: name}
+
+
+def _needs_file(paths: list[str], joined: str) -> bool:
+    if (
+        len(paths) > MAX_INLINE_PATHS
+        or len(joined.encode("utf-8", "surrogateescape")) > MAX_INLINE_BYTES
+    ):
+        return True
+    return any(os.pathsep in p or "\n" in p for p in paths)
