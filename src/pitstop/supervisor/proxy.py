@@ -81,6 +81,11 @@ class Proxy:
         """Requests (http) or connections (tcp) in flight on `backend` right now."""
         return self._router.in_flight(backend)
 
+    @property
+    def waiting(self) -> int:
+        """Requests (http) or connections (tcp) waiting for a backend to appear."""
+        return self._router.waiting
+
     async def drain(self, backend: Backend, timeout: float | None = None) -> bool:
         """Wait until nothing is in flight on `backend`; True if it drained in time.
 

@@ -56,6 +56,7 @@ class Router:
         self._ready = asyncio.Event()
         self._flights: dict[Backend, set[Flight]] = {}
         self._emptied: dict[Backend, asyncio.Event] = {}
+        self.waiting = 0  # requests (or connections) waiting for a backend to appear
 
     def set_backend(self, backend: Backend | None) -> Backend | None:
         previous, self.current = self.current, backend
@@ -82,15 +83,19 @@ class Router:
     async def _wait_for_backend(self) -> Backend:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_timeout
-        while (backend := self.current) is None:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise NoBackend(self._reason)
-            try:
-                await asyncio.wait_for(self._ready.wait(), remaining)
-            except TimeoutError:
-                raise NoBackend(self._reason) from None
-        return backend
+        self.waiting += 1
+        try:
+            while (backend := self.current) is None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise NoBackend(self._reason)
+                try:
+                    await asyncio.wait_for(self._ready.wait(), remaining)
+                except TimeoutError:
+                    raise NoBackend(self._reason) from None
+            return backend
+        finally:
+            self.waiting -= 1
 
     def release(self, backend: Backend, flight: Flight) -> None:
         flights = self._flights.get(backend)
