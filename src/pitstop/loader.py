@@ -1,0 +1,253 @@
+"""Find and read the task file(s): tomllib, file-level `extend`, merge over the built-in base.
+
+Merging follows cargo-make (SEMANTICS §2.3): same-name tasks are laid over each other with
+`Task.extend`, `[env]` merges per key (last wins), `env_files`/`env_scripts` are concatenated
+with the extending file's entries first, and `[config]` merges field by field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pitstop.builtin import base_taskfile
+from pitstop.errors import Location, TaskFileError
+from pitstop.locate import KeyPath, Locator, locate
+from pitstop.model import EnvEntry, EnvProfile, Taskfile, Warning_
+from pitstop.normalize import extend_task
+from pitstop.validate import config_keys_set, validate
+
+logger = logging.getLogger(__name__)
+
+PITSTOP_FILE = "pitstop.toml"
+CARGO_MAKE_FILE = "Makefile.toml"
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_TOML_AT_END = re.compile(r"\s*\(at end of document\)$")
+_RELATIVE_KINDS = ("makefile", "git", "crate", "workspace")
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A validated, merged file plus the `[config]` fields it (or its bases) set explicitly."""
+
+    taskfile: Taskfile
+    config_keys: frozenset[str]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def find_taskfile(makefile: Path | str | None, cwd: Path) -> Path | None:
+    """The task file to load: `--makefile` (must exist), else pitstop.toml, else Makefile.toml.
+
+    None means neither default file exists; like cargo-make we then run with built-ins only.
+    """
+    if makefile is not None:
+        path = cwd / makefile
+        if not path.is_file():
+            raise TaskFileError(
+                f"Descriptor file: {makefile} not found.",
+                Location(path),
+                hint="check the --makefile path (it is relative to the working directory)",
+            )
+        return path
+    for name in (PITSTOP_FILE, CARGO_MAKE_FILE):
+        if (cwd / name).is_file():
+            return cwd / name
+    return None
+
+
+def load_taskfile(path: Path | str | None, cwd: Path) -> Taskfile:
+    """Load the task file (`path` is `--makefile`, or None to search `cwd`), merged over the base.
+
+    Raises TaskFileError for a missing `--makefile`, a TOML syntax error, an invalid value or a
+    missing extended file.
+    """
+    found = find_taskfile(path, cwd)
+    base = _Layer(base_taskfile(), frozenset({"init_task", "end_task"}))
+    if found is None:
+        return dataclasses.replace(base.taskfile, path=cwd / CARGO_MAKE_FILE)
+    user = _load_layer(found, ())
+    return _merge(base, user).taskfile
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """tomllib, with its "(at line N, column M)" turned into a TaskFileError's Location."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise _syntax_error(str(error), text, path) from None
+
+
+# --------------------------------------------------------------------------- one file
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise TaskFileError(f"{path.name} is not valid UTF-8: {error}", Location(path)) from None
+    except OSError as error:
+        raise TaskFileError(f"cannot read {path}: {error.strerror}", Location(path)) from None
+
+
+def _syntax_error(message: str, text: str, path: Path) -> TaskFileError:
+    line, col = 0, 0
+    match = _TOML_POSITION.search(message)
+    if match is not None:
+        line, col = int(match[1]), int(match[2])
+        message = message[: match.start()]
+    elif (end := _TOML_AT_END.search(message)) is not None:
+        line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
+        message = message[: end.start()] + " at the end of the file"
+    return TaskFileError(
+        f"invalid TOML in {path.name}: {message}",
+        Location(path, line, col),
+        hint="fix the TOML syntax at the marked position",
+    )
+
+
+def _load_layer(path: Path, loading: tuple[Path, ...]) -> _Layer:
+    """Validate `path`, then lay it over the files it extends (recursively)."""
+    resolved = path.resolve()
+    text = _read(path)
+    raw = parse_toml(text, path)
+    locator = locate(text, path)
+    own = _Layer(validate(raw, locator), config_keys_set(raw))
+    layer: _Layer | None = None
+    for base_path in _extended_files(raw, locator, (*loading, resolved)):
+        base = _load_layer(base_path, (*loading, resolved))
+        layer = base if layer is None else _merge(layer, base)
+    return own if layer is None else _merge(layer, own)
+
+
+def _extended_files(
+    raw: Mapping[str, Any], locator: Locator, loading: tuple[Path, ...]
+) -> list[Path]:
+    """The existing files named by top-level `extend`, in list order."""
+    if "extend" not in raw:
+        return []
+    value = raw["extend"]
+    items = value if isinstance(value, list) else [value]
+    key_paths: list[KeyPath] = (
+        [("extend", index) for index in range(len(items))]
+        if isinstance(value, list)
+        else [("extend",)]
+    )
+    found = []
+    for item, key_path in zip(items, key_paths, strict=True):
+        path = _extended_file(item, locator, key_path, loading)
+        if path is not None:
+            found.append(path)
+    return found
+
+
+def _extended_file(
+    item: object, locator: Locator, key_path: KeyPath, loading: tuple[Path, ...]
+) -> Path | None:
+    location = locator.at(key_path)
+    name, optional, relative = _extend_item(item, locator, key_path)
+    path = _extend_root(relative, locator.path.parent) / name
+    if not path.is_file():
+        if optional:
+            return None
+        raise TaskFileError(
+            f"extended file {name} not found (looked for {path}, named in {locator.path.name})",
+            location,
+            hint="paths in `extend` are relative to the directory of the file that names them; "
+            "add optional = true if the file may be absent",
+        )
+    if path.resolve() in loading:
+        raise TaskFileError(
+            f"{locator.path.name} extends {name}, which is already being loaded (extend cycle)",
+            location,
+        )
+    return path
+
+
+def _extend_item(item: object, locator: Locator, key_path: KeyPath) -> tuple[str, bool, str]:
+    """(path, optional, relative) from a string or `{ path, optional?, relative? }`."""
+    if isinstance(item, str):
+        return item, False, "makefile"
+    if isinstance(item, dict) and isinstance(item.get("path"), str):
+        optional = item.get("optional", False)
+        relative = item.get("relative", "makefile")
+        if isinstance(optional, bool) and isinstance(relative, str):
+            return item["path"], optional, relative
+    raise TaskFileError(
+        f"extend in {locator.path.name} must be a path, "
+        '{ path = "...", optional = true } or a list of those, e.g. extend = "base.toml"',
+        locator.at(key_path),
+    )
+
+
+def _extend_root(relative: str, directory: Path) -> Path:
+    """The directory an extend path is relative to. Only `git` differs from `makefile` here."""
+    if relative == "git":
+        for candidate in (directory, *directory.parents):
+            if (candidate / ".git").exists():
+                return candidate
+    elif relative not in _RELATIVE_KINDS:
+        logger.warning("unknown extend relative=%r, using the makefile directory", relative)
+    # "crate" and "workspace" are Cargo notions; the makefile directory is the closest match.
+    return directory
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def _merge(base: _Layer, over: _Layer) -> _Layer:
+    """Lay `over` on top of `base` (cargo-make's merge_external_configs)."""
+    low, high = base.taskfile, over.taskfile
+    tasks = dict(low.tasks)
+    for name, task in high.tasks.items():
+        tasks[name] = extend_task(tasks[name], task) if name in tasks else task
+    config_changes = {key: getattr(high.config, key) for key in over.config_keys}
+    merged = Taskfile(
+        path=high.path,
+        tasks=tasks,
+        env=merge_env(low.env, high.env),
+        env_files=(*high.env_files, *low.env_files),
+        env_scripts=(*high.env_scripts, *low.env_scripts),
+        config=dataclasses.replace(low.config, **config_changes),
+        warnings=_unique_warnings((*low.warnings, *high.warnings)),
+    )
+    return _Layer(merged, base.config_keys | over.config_keys)
+
+
+def merge_env(base: tuple[EnvEntry, ...], over: tuple[EnvEntry, ...]) -> tuple[EnvEntry, ...]:
+    """Per key, last definition wins and takes its position; profile blocks merge recursively.
+
+    Keys starting with CARGO_MAKE_CURRENT_TASK_ keep the base value, as in cargo-make.
+    """
+    by_key = {entry.key: entry for entry in base}
+    overriding = []
+    for entry in over:
+        old = by_key.get(entry.key)
+        if old is not None and entry.key.startswith("CARGO_MAKE_CURRENT_TASK_"):
+            continue
+        if (
+            old is not None
+            and isinstance(old.value, EnvProfile)
+            and isinstance(entry.value, EnvProfile)
+        ):
+            merged = EnvProfile(merge_env(old.value.entries, entry.value.entries))
+            entry = dataclasses.replace(entry, value=merged)
+        overriding.append(entry)
+    replaced = {entry.key for entry in overriding}
+    return (*(e for e in base if e.key not in replaced), *overriding)
+
+
+def _unique_warnings(warnings: tuple[Warning_, ...]) -> tuple[Warning_, ...]:
+    # A file extended twice (diamond) would otherwise repeat its warnings.
+    return tuple(dict.fromkeys(warnings))
+
+
+__all__ = ["find_taskfile", "load_taskfile", "merge_env", "parse_toml"]

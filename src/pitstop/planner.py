@@ -1,0 +1,299 @@
+"""Model + target → Plan: cargo-make's depth-first traversal (SEMANTICS §4), checked up front.
+
+The order of steps is exactly cargo-make's (`create_for_step`): dependencies first, left to
+right, each name planned once at its first finishing position, aliases as their own steps,
+proxies for `{ name, path }` dependencies never de-duplicated, init first and end last.
+Unlike cargo-make, a dependency cycle is a PlanError showing the whole circle, found before
+anything runs (cargo-make overflows its stack).
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pitstop.errors import Location, PlanError
+from pitstop.model import Dependency, Platform, Task, Taskfile
+from pitstop.normalize import current_platform, normalize, normalize_definition
+
+PROXY_MAKEFILE = "Makefile.toml"
+
+
+@dataclass(frozen=True)
+class ProxyTarget:
+    """A `{ name, path }` dependency: run `pitstop --makefile <makefile> <task>` in `directory`.
+
+    Resolved like cargo-make: if `path` (relative to the working directory) is a file, the
+    directory is its parent and the makefile its name; otherwise `path` is the directory and
+    the makefile is Makefile.toml.
+    """
+
+    task: str
+    path: str
+    directory: Path
+    makefile: str
+    location: Location
+
+    @classmethod
+    def resolve(cls, dependency: Dependency, cwd: Path) -> ProxyTarget:
+        written = dependency.path or "."
+        candidate = cwd / written
+        if candidate.is_file():
+            directory, makefile = candidate.parent, candidate.name
+        else:
+            directory, makefile = candidate, PROXY_MAKEFILE
+        return cls(dependency.name, written, directory, makefile, dependency.location)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One plan step. `task` is normalised; `name` is the name as requested (maybe an alias).
+
+    `deps` names the steps this one must wait for in a parallel run; `dep_steps` are the same
+    as indices into `Plan.steps`, which stay unambiguous when a name occurs twice (proxies,
+    or `init` both as the init task and as a dependency).
+    """
+
+    name: str
+    task: Task
+    deps: tuple[str, ...] = ()
+    proxy: ProxyTarget | None = None
+    dep_steps: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    target: str
+    steps: tuple[Step, ...]
+
+    def names(self) -> list[str]:
+        return [step.name for step in self.steps]
+
+    def sorter(self) -> graphlib.TopologicalSorter[int]:
+        """A scheduler over step indices (prepare/get_ready/done), for a parallel run."""
+        sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+        for index, step in enumerate(self.steps):
+            sorter.add(index, *step.dep_steps)
+        return sorter
+
+
+def build_plan(
+    taskfile: Taskfile,
+    target: str,
+    *,
+    allow_private: bool = False,
+    skip_tasks: re.Pattern[str] | None = None,
+    skip_init_end: bool = False,
+    sub_flow: bool = False,
+    platform: Platform | None = None,
+    cwd: Path | None = None,
+) -> Plan:
+    """The plan for running `target` (§4). Raises PlanError before anything runs.
+
+    `sub_flow` is a `run_task` plan: no init/end, private tasks allowed. `cwd` is where
+    `{ name, path }` dependency paths are resolved (default: the process working directory).
+    """
+    builder = _Builder(
+        taskfile,
+        platform or current_platform(),
+        skip_tasks,
+        allow_private=allow_private or sub_flow,
+        cwd=cwd or Path.cwd(),
+    )
+    with_hooks = not (skip_init_end or sub_flow)
+    init = builder.add_predefined(taskfile.config.init_task) if with_hooks else None
+    builder.visit_root(target)
+    end = builder.add_predefined(taskfile.config.end_task) if with_hooks else None
+    return builder.finish(target, init, end)
+
+
+@dataclass
+class _Draft:
+    name: str
+    task: Task
+    dep_steps: list[int] = field(default_factory=list)
+    proxy: ProxyTarget | None = None
+
+
+class _Builder:
+    def __init__(
+        self,
+        taskfile: Taskfile,
+        platform: Platform,
+        skip: re.Pattern[str] | None,
+        *,
+        allow_private: bool,
+        cwd: Path,
+    ) -> None:
+        self.taskfile = taskfile
+        self.platform = platform
+        self.skip = skip
+        self.allow_private = allow_private
+        self.cwd = cwd
+        self.drafts: list[_Draft] = []
+        self.planned: dict[str, int] = {}
+        # Names whose subtree made no proxy step: walking them again is a no-op, skip it.
+        self.settled: set[str] = set()
+        self.skipped: set[str] = set()
+        # The names being visited, with the location of the edge that led to each.
+        self.stack: list[tuple[str, Location | None]] = []
+
+    # ------------------------------------------------------------------ traversal
+
+    def visit_root(self, name: str) -> None:
+        self.visit(name, None, is_root=True)
+
+    def visit(self, name: str, dependency: Dependency | None, *, is_root: bool) -> int | None:
+        """cargo-make's `create_for_step`; returns the step index standing for this reference."""
+        if self.skip is not None and self.skip.search(name):
+            return None
+        if dependency is not None and dependency.path is not None:
+            return self.add_proxy(dependency)
+        edge = dependency.location if dependency is not None else None
+        self.check_cycle(name, edge)
+        if name in self.skipped:
+            return None
+        if name in self.settled:
+            return self.planned.get(name)
+        task = self.normalize(name, edge)
+        if is_root and task.private and not self.allow_private:
+            raise PlanError(
+                f"Task {name} is private (in {task.location.path.name})",
+                task.where("private"),
+                hint="private tasks can only run as dependencies; pass --allow-private to run it",
+            )
+        if task.disabled:
+            self.skipped.add(name)
+            return None
+        proxies_before = sum(draft.proxy is not None for draft in self.drafts)
+        dep_steps = self.visit_dependencies(name, task)
+        index = self.plan_step(name, task, dep_steps, is_root)
+        if sum(draft.proxy is not None for draft in self.drafts) == proxies_before:
+            self.settled.add(name)
+        return index
+
+    def visit_dependencies(self, name: str, task: Task) -> list[int]:
+        self.stack.append((name, None))
+        dep_steps: list[int] = []
+        for dependency in task.dependencies or ():
+            self.stack[-1] = (name, dependency.location)
+            index = self.visit(dependency.name, dependency, is_root=False)
+            if index is not None and index not in dep_steps:
+                dep_steps.append(index)
+        self.stack.pop()
+        return dep_steps
+
+    def plan_step(self, name: str, task: Task, dep_steps: list[int], is_root: bool) -> int:
+        existing = self.planned.get(name)
+        if existing is not None:
+            if is_root:
+                # Only reachable through a cycle, which check_cycle reports first; kept for parity.
+                raise PlanError(f'Circular reference found for task: "{name}"', task.location)
+            return existing
+        _check_one_action(name, task)
+        self.drafts.append(_Draft(name, task, dep_steps))
+        self.planned[name] = len(self.drafts) - 1
+        return len(self.drafts) - 1
+
+    def check_cycle(self, name: str, edge: Location | None) -> None:
+        names = [entry[0] for entry in self.stack]
+        if name not in names:
+            return
+        circle = " -> ".join([*names[names.index(name) :], name])
+        where = f" (declared at {edge})" if edge is not None else ""
+        raise PlanError(
+            f"Dependency cycle: {circle}{where}",
+            edge,
+            hint="a task cannot depend on itself, even indirectly; remove one of these dependencies",
+        )
+
+    def normalize(self, name: str, edge: Location | None) -> Task:
+        required_by = self.stack[-1][0] if self.stack else None
+        location = edge if edge is not None else Location(self.taskfile.path)
+        return normalize(
+            self.taskfile.tasks, name, self.platform, required_by=required_by, location=location
+        )
+
+    # ------------------------------------------------------------------ special steps
+
+    def add_proxy(self, dependency: Dependency) -> int:
+        """A step running the task in another file; never de-duplicated (§4.6)."""
+        proxy = ProxyTarget.resolve(dependency, self.cwd)
+        name = f"{dependency.name}_proxy"
+        task = Task(name=name, location=dependency.location)
+        self.drafts.append(_Draft(name, task, proxy=proxy))
+        return len(self.drafts) - 1
+
+    def add_predefined(self, name: str | None) -> int | None:
+        """init/end: no alias resolution, no dependencies, no de-duplication (§4.1)."""
+        if name is None or name not in self.taskfile.tasks:
+            return None
+        task = normalize_definition(self.taskfile.tasks, name, self.platform)
+        if task.disabled:
+            return None
+        self.drafts.append(_Draft(name, task))
+        return len(self.drafts) - 1
+
+    # ------------------------------------------------------------------ result
+
+    def finish(self, target: str, init: int | None, end: int | None) -> Plan:
+        """Freeze the drafts; init precedes every step and end follows every step."""
+        steps = []
+        for index, draft in enumerate(self.drafts):
+            deps = list(draft.dep_steps)
+            if init is not None and index != init and init not in deps:
+                deps.insert(0, init)
+            if index == end:
+                deps = list(range(index))
+            steps.append(
+                Step(
+                    name=draft.name,
+                    task=draft.task,
+                    deps=tuple(self.drafts[i].name for i in deps),
+                    proxy=draft.proxy,
+                    dep_steps=tuple(deps),
+                )
+            )
+        return Plan(target, tuple(steps))
+
+
+def _check_one_action(name: str, task: Task) -> None:
+    """Two actions can meet through extend or a file merge; cargo-make fails at run time."""
+    actions = task.actions()
+    if len(actions) > 1:
+        raise PlanError(
+            f"Invalid task: {name}, contains multiple actions ({' and '.join(actions)}) "
+            f"(in {task.location.path.name})",
+            task.where(actions[1]),
+            hint="a task runs one of command, script or run_task; split it into two tasks",
+        )
+
+
+def find_cycle(graph: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A cycle in `graph` (node → successors) as [a, b, ..., a], or None. Depth-first, in order."""
+    done: set[str] = set()
+    for start in graph:
+        cycle = _cycle_from(graph, start, [], done)
+        if cycle is not None:
+            return cycle
+    return None
+
+
+def _cycle_from(
+    graph: Mapping[str, Iterable[str]], node: str, path: list[str], done: set[str]
+) -> list[str] | None:
+    if node in path:
+        return [*path[path.index(node) :], node]
+    if node in done:
+        return None
+    path.append(node)
+    for successor in graph.get(node, ()):
+        cycle = _cycle_from(graph, successor, path, done)
+        if cycle is not None:
+            return cycle
+    path.pop()
+    done.add(node)
+    return None
