@@ -1,0 +1,260 @@
+"""The command line: parse, call the app, render errors. The one place that picks exit codes.
+
+Heavy modules (asyncio, the watcher, the supervisor) are imported only by the commands that
+need them, so `pitstop --list` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from pitstop import __version__
+from pitstop.errors import USAGE_EXIT_CODE, PitstopError, UserError
+
+# cargo-make flags that have no meaning for pitstop; accepted so existing scripts keep working.
+_IGNORED_FLAGS = (
+    "--no-workspace",
+    "--disable-check-for-updates",
+    "--no-color",
+    "--experimental",
+    "--hide-uninteresting",
+)
+_IGNORED_VALUE_FLAGS = ("--loglevel", "--output-file", "--list-category-steps")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see `pitstop --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pitstop",
+        description=(
+            "Run tasks from pitstop.toml or cargo-make's Makefile.toml; watch files and rerun; "
+            "rebuild services in the background and swap them with zero downtime."
+        ),
+        epilog="Everything after TASK is passed to the task (${@} in args, $1.. in scripts).",
+    )
+    parser.add_argument("task", nargs="?", help="task to run (default: 'default')")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the task")
+    files = parser.add_argument_group("task file")
+    files.add_argument(
+        "-f",
+        "--makefile",
+        metavar="FILE",
+        help="task file (default: pitstop.toml, else Makefile.toml)",
+    )
+    files.add_argument(
+        "-t",
+        "--task",
+        dest="task_flag",
+        metavar="TASK",
+        help="task to run (alternative to the positional TASK)",
+    )
+    files.add_argument("--cwd", metavar="DIR", help="run as if started in DIR")
+    files.add_argument(
+        "-p",
+        "--profile",
+        metavar="NAME",
+        help="profile for [env.NAME] tables (default: development)",
+    )
+    files.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="set an env variable (repeatable)",
+    )
+    files.add_argument("--env-file", metavar="FILE", help="load env variables from FILE first")
+
+    plan = parser.add_argument_group("plan")
+    plan.add_argument("--allow-private", action="store_true", help="allow running a private task")
+    plan.add_argument("--skip-tasks", metavar="REGEX", help="skip tasks whose name matches REGEX")
+    plan.add_argument(
+        "--skip-init-end-tasks", action="store_true", help="do not run the init and end tasks"
+    )
+    plan.add_argument(
+        "--no-on-error", action="store_true", help="do not run the on_error_task on failure"
+    )
+    plan.add_argument(
+        "-l",
+        "--list",
+        "--list-all-steps",
+        dest="list_steps",
+        action="store_true",
+        help="list the tasks by category",
+    )
+    plan.add_argument(
+        "--print-steps", action="store_true", help="print the plan without running it"
+    )
+    plan.add_argument(
+        "--output-format",
+        default="default",
+        metavar="FMT",
+        help="for --print-steps: default or short-description",
+    )
+
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="run up to N tasks in parallel (default 1: one at a time, in plan order)",
+    )
+    run.add_argument(
+        "--output",
+        choices=("prefix", "group"),
+        help="parallel output: prefix each line (default) or print each task's output as one block",
+    )
+    run.add_argument("--time-summary", action="store_true", help="print how long each task took")
+    run.add_argument(
+        "-q",
+        "--quiet",
+        "--silent",
+        action="store_true",
+        help="print only the tasks' own output and errors",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="trace scripts (set -x)")
+    run.add_argument(
+        "--stop-signal",
+        default="SIGTERM",
+        metavar="SIG",
+        help="signal that stops a task's process group (default SIGTERM)",
+    )
+    run.add_argument(
+        "--stop-timeout",
+        default="5s",
+        metavar="DUR",
+        help="grace period before a stopped task is killed (default 5s)",
+    )
+
+    watch = parser.add_argument_group("watch")
+    watch.add_argument(
+        "-w", "--watch", action="store_true", help="rerun the task when files change"
+    )
+    watch.add_argument(
+        "--watch-path",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="path to watch (repeatable; default: the task's watch paths, else the task file's folder)",
+    )
+    watch.add_argument(
+        "--poll", action="store_true", help="poll for changes instead of using OS events"
+    )
+    watch.add_argument(
+        "--no-git-ignore", action="store_true", help="do not honour .gitignore/.ignore files"
+    )
+    watch.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="ignore paths matching GLOB (repeatable)",
+    )
+    watch.add_argument("--exts", metavar="LIST", help="only watch these extensions, e.g. py,rs")
+    watch.add_argument(
+        "--debounce",
+        type=int,
+        default=None,
+        metavar="MS",
+        help="coalesce changes within MS milliseconds (default 50)",
+    )
+    watch.add_argument(
+        "--on-busy",
+        choices=("queue", "restart", "ignore"),
+        help="what a change does while a run is busy (default queue)",
+    )
+    watch.add_argument(
+        "--why", action="store_true", help="print every changed path that triggered a run"
+    )
+    watch.add_argument("--clear", action="store_true", help="clear the screen before each run")
+    watch.add_argument(
+        "--postpone", action="store_true", help="wait for the first change before running"
+    )
+
+    misc = parser.add_argument_group("other")
+    misc.add_argument(
+        "--completions", choices=("bash", "zsh", "fish"), help="print a shell completion script"
+    )
+    misc.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    misc.add_argument("--task-names", action="store_true", help=argparse.SUPPRESS)
+    misc.add_argument("-V", "--version", action="version", version=f"pitstop {__version__}")
+    for flag in _IGNORED_FLAGS:
+        misc.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    for flag in _IGNORED_VALUE_FLAGS:
+        misc.add_argument(flag, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    try:
+        options = build_parser().parse_args(args_list)
+        from pitstop.app import dispatch
+
+        return dispatch(options)
+    except PitstopError as error:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        render_error(error, sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `pitstop --list | head`: the reader went away; that is not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def render_error(error: PitstopError, stream: TextIO) -> None:
+    """`error: message`, then the file:line, the source line with a caret, and a hint."""
+    colour = stream.isatty() and not os.environ.get("NO_COLOR")
+    label = "\x1b[1;31merror\x1b[0m" if colour else "error"
+    lines = [f"{label}: {error.message}"]
+    location = error.location
+    if location is not None:
+        lines.append(
+            f"  --> {_display_path(location.path)}{_line_suffix(location.line, location.col)}"
+        )
+        source = location.source_line()
+        if source is not None:
+            gutter = str(location.line)
+            lines.append(f"{' ' * len(gutter)} |")
+            lines.append(f"{gutter} | {source}")
+            if location.col > 0:
+                lines.append(f"{' ' * len(gutter)} | {' ' * (location.col - 1)}^")
+    if error.hint:
+        lines.append(f"hint: {error.hint}")
+    stream.write("\n".join(lines) + "\n")
+    stream.flush()
+
+
+def _line_suffix(line: int, col: int) -> str:
+    if line <= 0:
+        return ""
+    return f":{line}:{col}" if col > 0 else f":{line}"
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+__all__ = ["USAGE_EXIT_CODE", "build_parser", "main", "render_error"]

@@ -1,0 +1,375 @@
+"""Runs the steps of a plan the way cargo-make runs them (SEMANTICS §5), one step at a time.
+
+For each step: the task's CARGO_MAKE_CURRENT_TASK_* variables, its condition (a failing
+condition skips only the task itself), its env files and env (they persist for later steps),
+then its action: a sub-flow (`run_task`), a script, or a command. The run's environment is
+a dict owned here and passed to children with `env=`; `os.environ` is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pitstop import process
+from pitstop.conditions import check_condition, condition_result, needs_script
+from pitstop.env import apply_env, task_env
+from pitstop.envfile import load_env_files
+from pitstop.errors import Location, UserError
+from pitstop.events import (
+    Emit,
+    Notice,
+    RunFinished,
+    TaskFinished,
+    TaskOutput,
+    TaskSkipped,
+    TaskStarted,
+)
+from pitstop.executor import ScheduledStep, run_parallel, run_sequential
+from pitstop.expand import expand, expand_args
+from pitstop.functions import run_functions
+from pitstop.model import RunTaskSpec, Script, Task, Taskfile
+from pitstop.planner import Plan, Step, build_plan
+from pitstop.scripts import script_invocation, script_text
+
+# Exit status of a command that could not be started, as a shell reports it.
+COMMAND_NOT_FOUND = 127
+
+
+@dataclass
+class RunContext:
+    """Everything a run shares between its steps."""
+
+    taskfile: Taskfile
+    env: dict[str, str]
+    emit: Emit
+    profile: str = "development"
+    additional_profiles: tuple[str, ...] = ()
+    task_args: tuple[str, ...] = ()
+    cwd: Path = field(default_factory=Path.cwd)
+    skip_tasks: re.Pattern[str] | None = None
+    capture_output: bool = False
+    verbose_scripts: bool = False
+    stop_signal: int = signal.SIGTERM
+    stop_timeout: float = 5.0
+    platform: str = "linux"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    _tmpdir: Path | None = None
+
+    def tmpdir(self) -> Path:
+        """A private temporary folder for script files, removed by `cleanup()`."""
+        if self._tmpdir is None:
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-"))
+        return self._tmpdir
+
+    def cleanup(self) -> None:
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+
+class Runner:
+    """Runs plans and their steps in a RunContext."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+    # ------------------------------------------------------------------ flows
+
+    async def run_plan(self, plan: Plan, jobs: int = 1, *, report: bool = True) -> RunFinished:
+        """Run every step; with jobs > 1, as a graph. `report=False` keeps sub-flows quiet."""
+        steps = plan.steps
+        emit = self.ctx.emit if report else _ignore_run_finished(self.ctx.emit)
+
+        async def run_index(index: int) -> int:
+            return await self.run_step(steps[index])
+
+        if jobs <= 1:
+            return await run_sequential([s.name for s in steps], run_index, emit)
+        return await run_parallel(schedule(plan), run_index, emit, jobs)
+
+    # ------------------------------------------------------------------ one step
+
+    async def run_step(self, step: Step) -> int:
+        if step.proxy is not None:
+            return await self._run_proxy(step)
+        task = step.task
+        env = self.ctx.env
+        env.update(task_env(step.name, task.location))
+        cwd = self._task_cwd(task)
+        if not await self._condition_passes(task, cwd):
+            message = task.condition.fail_message if task.condition else None
+            self.ctx.emit(TaskSkipped(step.name, message or ""))
+            return 0
+        if not _has_work(task):
+            return 0
+        self.ctx.emit(TaskStarted(step.name))
+        if task.deprecated:
+            note = "" if task.deprecated is True else f" - {task.deprecated}"
+            self.ctx.emit(Notice("warning", f"Task: {step.name} is deprecated{note}"))
+        if task.force and not task.ignore_errors:
+            self.ctx.emit(
+                Notice("warning", f"Task: {step.name} uses deprecated 'force', use 'ignore_errors'")
+            )
+        self._apply_task_env(task)
+        started = time.monotonic()
+        status = await self._action(step, task, cwd)
+        ignored = status != 0 and bool(task.ignore_errors or task.force)
+        self.ctx.emit(TaskFinished(step.name, status, time.monotonic() - started, ignored=ignored))
+        return 0 if ignored else status
+
+    async def _action(self, step: Step, task: Task, cwd: Path) -> int:
+        if task.run_task is not None:
+            return await self._run_sub_tasks(step, task)
+        argv = self._argv(task, cwd)
+        if argv is None:
+            return 0
+        return await self.spawn(step.name, argv, cwd, task.location)
+
+    def _argv(self, task: Task, cwd: Path) -> list[str] | None:
+        env = self.ctx.env
+        if task.script is not None:
+            return self._script_argv(task.script, task, cwd, self.ctx.task_args)
+        if task.command is not None:
+            args = run_functions(task.args or (), env, task.where("args"))
+            return [expand(task.command, env), *expand_args(args, env, self.ctx.task_args)]
+        return None
+
+    def _script_argv(
+        self,
+        script: Script,
+        task: Task,
+        cwd: Path,
+        task_args: tuple[str, ...],
+        runner_args: tuple[str, ...] | None = None,
+    ) -> list[str]:
+        env = self.ctx.env
+        text = script_text(script, cwd, env, task.where("script"))
+        runner = expand(task.script_runner, env) if task.script_runner else None
+        raw_args = runner_args if runner_args is not None else (task.script_runner_args or ())
+        return script_invocation(
+            text,
+            runner=runner,
+            runner_args=[expand(a, env) for a in raw_args],
+            extension=task.script_extension,
+            cwd=cwd,
+            task_args=list(task_args),
+            tmpdir=self.ctx.tmpdir(),
+            print_commands=self.ctx.verbose_scripts,
+            location=task.where("script"),
+        )
+
+    # ------------------------------------------------------------------ processes
+
+    async def spawn(self, name: str, argv: list[str], cwd: Path, where: Location) -> int:
+        """Run one child to completion; on cancellation end its whole process group."""
+        on_line = None
+        if self.ctx.capture_output:
+
+            def on_line(stream: process.Stream, line: str) -> None:
+                self.ctx.emit(TaskOutput(name, stream, line))
+
+        env = {**self.ctx.env, **self.ctx.extra_env}
+        try:
+            child = await process.spawn(argv, cwd=cwd, env=env, on_line=on_line)
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
+            self.ctx.emit(
+                Notice(
+                    "error", f"cannot run {argv[0]!r} for task {name} ({where}): {error.strerror}"
+                )
+            )
+            return COMMAND_NOT_FOUND
+        try:
+            return await child.wait()
+        except asyncio.CancelledError:
+            await child.terminate(self.ctx.stop_signal, self.ctx.stop_timeout)
+            raise
+        finally:
+            if child.returncode is None:
+                child.kill_now()
+
+    # ------------------------------------------------------------------ pieces
+
+    def _task_cwd(self, task: Task) -> Path:
+        if not task.cwd:
+            return self.ctx.cwd
+        text = expand(task.cwd, self.ctx.env)
+        if not text:
+            return self.ctx.cwd
+        path = (self.ctx.cwd / text).resolve()
+        if not path.is_dir():
+            raise UserError(
+                f"task {task.name}: cwd {text!r} is not a directory ({path})",
+                task.where("cwd"),
+                "create the directory or fix the task's cwd",
+            )
+        return path
+
+    async def _condition_passes(self, task: Task, cwd: Path) -> bool:
+        cond = task.condition
+        if cond is None and task.condition_script is None:
+            return True
+        passed = check_condition(
+            cond, self.ctx.env, profile=self.ctx.profile, platform=self.ctx.platform, cwd=cwd
+        )
+        if task.condition_script is None:
+            return passed
+        cond_type = cond.condition_type if cond is not None else "And"
+        if not needs_script(cond_type, passed, cond is not None):
+            return passed
+        argv = self._script_argv(
+            task.condition_script, task, cwd, (), task.condition_script_runner_args or ()
+        )
+        status = await self.spawn(task.name, argv, cwd, task.where("condition_script"))
+        return condition_result(cond, passed, status == 0)
+
+    def _apply_task_env(self, task: Task) -> None:
+        ctx = self.ctx
+        if task.env_files:
+            load_env_files(
+                task.env_files,
+                ctx.env,
+                profile=ctx.profile,
+                additional_profiles=ctx.additional_profiles,
+                working_dir=Path(ctx.env.get("CARGO_MAKE_WORKING_DIRECTORY", str(ctx.cwd))),
+            )
+        if task.env:
+            apply_env(
+                task.env,
+                ctx.env,
+                profile=ctx.profile,
+                additional_profiles=ctx.additional_profiles,
+                cwd=ctx.cwd,
+            )
+        # Task env may not change the profile (cargo-make re-asserts it after task env).
+        ctx.env["CARGO_MAKE_PROFILE"] = ctx.profile
+
+    async def _run_sub_tasks(self, step: Step, task: Task) -> int:
+        spec = await self._pick_route(task)
+        if spec is None:
+            return 0
+        if spec.cleanup_task and not spec.fork:
+            raise UserError(
+                f"Invalid task {step.name}, cannot use cleanup_task without fork.",
+                spec.location,
+                "add fork = true to the run_task table, or remove cleanup_task",
+            )
+        if spec.fork:
+            status = await self._run_forked(step, spec)
+        elif spec.parallel:
+            statuses = await asyncio.gather(*(self._sub_flow(name) for name in spec.names))
+            status = next((s for s in statuses if s != 0), 0)
+        else:
+            status = 0
+            for name in spec.names:
+                status = await self._sub_flow(name)
+                if status != 0:
+                    break
+        return status
+
+    async def _pick_route(self, task: Task) -> RunTaskSpec | None:
+        """The routing form: the first entry whose condition (and condition_script) holds."""
+        assert task.run_task is not None
+        for spec in task.run_task:
+            if spec.condition is None and spec.condition_script is None:
+                return spec
+            probe = task.replace(condition=spec.condition, condition_script=spec.condition_script)
+            if await self._condition_passes(probe, self.ctx.cwd):
+                return spec
+        return None
+
+    async def _sub_flow(self, name: str) -> int:
+        plan = build_plan(
+            self.ctx.taskfile,
+            name,
+            allow_private=True,
+            skip_tasks=self.ctx.skip_tasks,
+            sub_flow=True,
+            platform=self.ctx.platform,
+        )
+        result = await self.run_plan(plan, report=False)
+        return result.status
+
+    async def _run_forked(self, step: Step, spec: RunTaskSpec) -> int:
+        status = 0
+        for name in spec.names:
+            status = await self.spawn(step.name, self._fork_argv(name), self.ctx.cwd, spec.location)
+            if status != 0:
+                break
+        if spec.cleanup_task:
+            cleanup = await self.spawn(
+                step.name, self._fork_argv(spec.cleanup_task), self.ctx.cwd, spec.location
+            )
+            status = status or cleanup
+        return status
+
+    def _fork_argv(self, name: str, makefile: Path | None = None) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "pitstop",
+            "--makefile",
+            str(makefile or self.ctx.taskfile.path),
+            "--profile",
+            self.ctx.profile,
+            "--allow-private",
+            "--skip-init-end-tasks",
+            "--no-on-error",
+            name,
+            *self.ctx.task_args,
+        ]
+
+    async def _run_proxy(self, step: Step) -> int:
+        """A `{ name, path }` dependency: pitstop runs that file's task in its own process."""
+        assert step.proxy is not None
+        target = step.proxy
+        argv = [
+            sys.executable,
+            "-m",
+            "pitstop",
+            "--makefile",
+            str(target.makefile),
+            "--profile",
+            self.ctx.profile,
+            "--allow-private",
+            "--no-on-error",
+            target.task,
+        ]
+        self.ctx.emit(TaskStarted(step.name))
+        started = time.monotonic()
+        status = await self.spawn(step.name, argv, target.cwd, step.task.location)
+        self.ctx.emit(TaskFinished(step.name, status, time.monotonic() - started))
+        return status
+
+
+def schedule(plan: Plan) -> list[ScheduledStep]:
+    """The plan as a graph: each step waits for the earlier steps its deps name."""
+    first_index: dict[str, int] = {}
+    scheduled: list[ScheduledStep] = []
+    for index, step in enumerate(plan.steps):
+        deps = tuple(first_index[d] for d in step.deps if d in first_index)
+        scheduled.append(ScheduledStep(step.name, deps))
+        first_index.setdefault(step.name, index)
+    return scheduled
+
+
+def _has_work(task: Task) -> bool:
+    return any(
+        getattr(task, attribute) is not None
+        for attribute in ("command", "script", "run_task", "env", "env_files")
+    )
+
+
+def _ignore_run_finished(emit: Emit) -> Emit:
+    def forward(event: object) -> None:
+        if not isinstance(event, RunFinished):
+            emit(event)  # type: ignore[arg-type]
+
+    return forward

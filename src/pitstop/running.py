@@ -1,0 +1,222 @@
+"""The `run` use case: environment, plan, and an asyncio run with signals handled in one loop.
+
+Signal handlers only record the signal and cancel the main task; cancellation travels down
+to every running step, which ends its process group (the same signal, a grace period, then
+SIGKILL). A second Ctrl-C kills at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import sys
+import warnings
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pitstop.env import initial_env
+from pitstop.errors import Interrupted, UserError
+from pitstop.events import RunFinished
+from pitstop.model import Taskfile
+from pitstop.normalize import current_platform
+from pitstop.output import OutputMode, Printer
+from pitstop.planner import Plan, build_plan
+from pitstop.process import signal_by_name
+from pitstop.runner import RunContext, Runner
+
+T = TypeVar("T")
+
+_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_command(
+    taskfile: Taskfile,
+    target: str,
+    options: argparse.Namespace,
+    cwd: Path,
+    skip: re.Pattern[str] | None,
+) -> int:
+    platform = current_platform()
+    plan = build_plan(
+        taskfile,
+        target,
+        allow_private=options.allow_private,
+        skip_tasks=skip,
+        skip_init_end=options.skip_init_end_tasks,
+        platform=platform,
+    )
+    jobs = resolve_jobs(options.jobs, taskfile)
+    printer = make_printer(options, jobs, plan)
+    ctx = make_context(taskfile, target, options, cwd, skip, printer, jobs > 1)
+    root = plan.root_task()
+    if root is not None and _wants_service(root.service):
+        from pitstop.serving import serve
+
+        return serve_async(serve(taskfile, target, plan, ctx, options, jobs))
+    if options.watch or (root is not None and _watch_attribute(root.watch)):
+        from pitstop.watching import watch
+
+        return serve_async(watch(taskfile, target, plan, ctx, options, jobs))
+    return serve_async(run_once(plan, ctx, jobs, options))
+
+
+def _wants_service(service: object) -> bool:
+    return service is not None
+
+
+def _watch_attribute(watch: object) -> bool:
+    if os.environ.get("CARGO_MAKE_DISABLE_WATCH", "").lower() in ("1", "true", "yes"):
+        return False
+    return bool(watch is not None and getattr(watch, "enabled", False))
+
+
+def resolve_jobs(flag: int | None, taskfile: Taskfile) -> int:
+    """--jobs > PITSTOP_JOBS > [config] jobs > 1."""
+    if flag is not None:
+        value = flag
+    elif os.environ.get("PITSTOP_JOBS"):
+        try:
+            value = int(os.environ["PITSTOP_JOBS"])
+        except ValueError:
+            raise UserError(
+                f"PITSTOP_JOBS={os.environ['PITSTOP_JOBS']!r} is not a number"
+            ) from None
+    else:
+        value = taskfile.config.jobs or 1
+    if value < 1:
+        raise UserError(
+            f"--jobs must be at least 1, not {value}", hint="use -j 1 for one task at a time"
+        )
+    return value
+
+
+def parse_duration(text: str, what: str) -> float:
+    """`5s`, `500ms`, `1m`, or a number of seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if match is None:
+        raise UserError(f"{what} {text!r} is not a duration", hint="write e.g. 500ms, 5s or 1m")
+    number = float(match.group(1))
+    factor = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
+    return number * factor
+
+
+def make_printer(options: argparse.Namespace, jobs: int, plan: Plan) -> Printer:
+    if jobs > 1:
+        mode = OutputMode.GROUP if options.output == "group" else OutputMode.PREFIX
+    else:
+        mode = OutputMode.INHERIT
+    printer = Printer(mode=mode, quiet=options.quiet, time_summary=options.time_summary)
+    printer.prepare([step.name for step in plan.steps])
+    return printer
+
+
+def make_context(
+    taskfile: Taskfile,
+    target: str,
+    options: argparse.Namespace,
+    cwd: Path,
+    skip: re.Pattern[str] | None,
+    printer: Printer,
+    capture: bool,
+) -> RunContext:
+    profile = options.profile or os.environ.get("CARGO_MAKE_PROFILE_DEFAULT") or "development"
+    profile = profile.strip().lower()
+    try:
+        stop_signal = signal_by_name(options.stop_signal)
+    except ValueError:
+        raise UserError(
+            f"--stop-signal {options.stop_signal!r} is not a signal",
+            hint="use e.g. SIGTERM or SIGINT",
+        ) from None
+    env = initial_env(
+        taskfile,
+        task=target,
+        task_args=list(options.args),
+        profile=profile,
+        cwd=cwd,
+        cli_env=list(options.env),
+        env_file=options.env_file,
+    )
+    return RunContext(
+        taskfile=taskfile,
+        env=env,
+        emit=printer,
+        profile=profile,
+        additional_profiles=taskfile.config.additional_profiles,
+        task_args=tuple(options.args),
+        cwd=cwd,
+        skip_tasks=skip,
+        capture_output=capture,
+        verbose_scripts=options.verbose,
+        stop_signal=stop_signal,
+        stop_timeout=parse_duration(options.stop_timeout, "--stop-timeout"),
+        platform=current_platform(),
+    )
+
+
+async def run_once(plan: Plan, ctx: RunContext, jobs: int, options: argparse.Namespace) -> int:
+    """One run of the plan; on failure, the on_error_task; the exit status."""
+    runner = Runner(ctx)
+    try:
+        result = await runner.run_plan(plan, jobs)
+        if not result.ok:
+            await _on_error(ctx, options)
+        return result.status
+    finally:
+        ctx.cleanup()
+
+
+async def _on_error(ctx: RunContext, options: argparse.Namespace) -> RunFinished | None:
+    name = ctx.taskfile.config.on_error_task
+    if not name or options.no_on_error:
+        return None
+    plan = build_plan(
+        ctx.taskfile, name, allow_private=True, skip_tasks=ctx.skip_tasks, platform=ctx.platform
+    )
+    return await Runner(ctx).run_plan(plan, report=False)
+
+
+def serve_async(coro: Coroutine[Any, Any, int]) -> int:
+    """Run `coro` in a fresh loop with SIGINT/SIGTERM/SIGHUP turned into a clean cancellation."""
+    _install_child_watcher()
+    return asyncio.run(_with_signals(coro))
+
+
+async def _with_signals(coro: Coroutine[Any, Any, int]) -> int:
+    loop = asyncio.get_running_loop()
+    main = asyncio.ensure_future(coro)
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        main.cancel()
+
+    for signum in _HANDLED_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return await main
+    except asyncio.CancelledError:
+        if received:
+            raise Interrupted(received[0]) from None
+        raise
+    finally:
+        for signum in _HANDLED_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+def _install_child_watcher() -> None:
+    """On Python 3.11, wait for children with pidfds instead of a thread per child."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            fd = os.pidfd_open(os.getpid())
+        except OSError:
+            return
+        os.close(fd)
+        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
