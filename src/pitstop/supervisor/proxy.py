@@ -51,6 +51,7 @@ class Proxy:
         )
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     @property
     def backend(self) -> Backend | None:
@@ -99,6 +100,7 @@ class Proxy:
 
     async def close(self) -> None:
         """Stop listening and cut every connection."""
+        self._closing = True
         for server in self._servers:
             server.close()
         for task in list(self._connections):
@@ -116,6 +118,11 @@ class Proxy:
             self._connections.add(task)
         try:
             await self._handler(reader, writer)
+        except asyncio.CancelledError:
+            # Only close() cancels these tasks, and they end right here. Letting the
+            # cancellation out would make asyncio (3.11) log it as an error of the server.
+            if not self._closing:
+                raise
         finally:
             if task is not None:
                 self._connections.discard(task)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,3 +35,11 @@ def proxies() -> Iterator[Callable[..., ProxyThread]]:
     yield make
     for proxy in made:
         proxy.close()
+
+
+@pytest.fixture(autouse=True)
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A proxy that 'works' while logging tracebacks (or asyncio complaints) fails here."""
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]

@@ -137,8 +137,9 @@ def raw_exchange(port: int, data: bytes, until: bytes, timeout: float = DEADLINE
 
 
 def read_until(sock: socket.socket, until: bytes) -> bytes:
+    """Read until `until` has arrived; an empty `until` reads to EOF."""
     got = b""
-    while until not in got:
+    while not until or until not in got:
         data = sock.recv(65536)
         if not data:
             break
