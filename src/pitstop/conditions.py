@@ -134,8 +134,8 @@ def _criteria(
     pass, as cargo-make does (files are not even looked at once the outcome is known).
     """
     return [
-        (cond.platforms is not None, lambda: platform in (cond.platforms or ())),
-        (cond.profiles is not None, lambda: profile in (cond.profiles or ())),
+        (cond.platforms is not None, lambda: cond.platforms is None or platform in cond.platforms),
+        (cond.profiles is not None, lambda: cond.profiles is None or profile in cond.profiles),
         (cond.env is not None, lambda: _pairs(cond.env or (), _env_equal(env), any_item)),
         (
             cond.env_not is not None,
