@@ -35,7 +35,7 @@ from pitstop.events import (
 from pitstop.executor import ScheduledStep, run_parallel, run_sequential
 from pitstop.expand import expand, expand_args
 from pitstop.functions import run_functions
-from pitstop.model import RunTaskSpec, Script, Task, Taskfile
+from pitstop.model import Platform, RunTaskSpec, Script, Task, Taskfile
 from pitstop.planner import Plan, Step, build_plan
 from pitstop.scripts import script_invocation, script_text
 
@@ -59,7 +59,7 @@ class RunContext:
     verbose_scripts: bool = False
     stop_signal: int = signal.SIGTERM
     stop_timeout: float = 5.0
-    platform: str = "linux"
+    platform: Platform = "linux"
     extra_env: dict[str, str] = field(default_factory=dict)
     _tmpdir: Path | None = None
 
@@ -335,7 +335,7 @@ class Runner:
             "-m",
             "pitstop",
             "--makefile",
-            str(target.makefile),
+            target.makefile,
             "--profile",
             self.ctx.profile,
             "--allow-private",
@@ -344,20 +344,14 @@ class Runner:
         ]
         self.ctx.emit(TaskStarted(step.name))
         started = time.monotonic()
-        status = await self.spawn(step.name, argv, target.cwd, step.task.location)
+        status = await self.spawn(step.name, argv, target.directory, target.location)
         self.ctx.emit(TaskFinished(step.name, status, time.monotonic() - started))
         return status
 
 
 def schedule(plan: Plan) -> list[ScheduledStep]:
-    """The plan as a graph: each step waits for the earlier steps its deps name."""
-    first_index: dict[str, int] = {}
-    scheduled: list[ScheduledStep] = []
-    for index, step in enumerate(plan.steps):
-        deps = tuple(first_index[d] for d in step.deps if d in first_index)
-        scheduled.append(ScheduledStep(step.name, deps))
-        first_index.setdefault(step.name, index)
-    return scheduled
+    """The plan as a graph: each step waits for the steps its dependencies planned."""
+    return [ScheduledStep(step.name, step.dep_steps) for step in plan.steps]
 
 
 def _has_work(task: Task) -> bool:

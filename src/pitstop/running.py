@@ -18,10 +18,11 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pitstop.env import initial_env
+from pitstop.env import apply_cli_env, apply_env, builtin_env, order_global_env, run_env_script
+from pitstop.envfile import load_env_file, load_env_files
 from pitstop.errors import Interrupted, UserError
 from pitstop.events import RunFinished
-from pitstop.model import Taskfile
+from pitstop.model import Task, Taskfile
 from pitstop.normalize import current_platform
 from pitstop.output import OutputMode, Printer
 from pitstop.planner import Plan, build_plan
@@ -52,7 +53,7 @@ def run_command(
     jobs = resolve_jobs(options.jobs, taskfile)
     printer = make_printer(options, jobs, plan)
     ctx = make_context(taskfile, target, options, cwd, skip, printer, jobs > 1)
-    root = plan.root_task()
+    root = _root_task(plan)
     if root is not None and _wants_service(root.service):
         from pitstop.serving import serve
 
@@ -62,6 +63,14 @@ def run_command(
 
         return serve_async(watch(taskfile, target, plan, ctx, options, jobs))
     return serve_async(run_once(plan, ctx, jobs, options))
+
+
+def _root_task(plan: Plan) -> Task | None:
+    """The normalised definition of the task that was asked for."""
+    for step in reversed(plan.steps):
+        if step.name == plan.target and step.proxy is None:
+            return step.task
+    return None
 
 
 def _wants_service(service: object) -> bool:
@@ -156,6 +165,48 @@ def make_context(
         stop_timeout=parse_duration(options.stop_timeout, "--stop-timeout"),
         platform=current_platform(),
     )
+
+
+def initial_env(
+    taskfile: Taskfile,
+    *,
+    task: str,
+    task_args: list[str],
+    profile: str,
+    cwd: Path,
+    cli_env: list[str],
+    env_file: str | None,
+) -> dict[str, str]:
+    """The run's environment before the first task (cargo-make's setup_env, SEMANTICS §6.1)."""
+    env = dict(os.environ)
+    if env_file:
+        load_env_file(Path(env_file).resolve(), env, defaults_only=False, location=None)
+    additional = taskfile.config.additional_profiles
+    env.update(
+        builtin_env(
+            task=task,
+            task_args=task_args,
+            cwd=cwd,
+            makefile=taskfile.path,
+            profile=profile,
+            additional_profiles=additional,
+            base_env=env,
+        )
+    )
+    if taskfile.env_files:
+        load_env_files(
+            taskfile.env_files,
+            env,
+            profile=profile,
+            additional_profiles=additional,
+            working_dir=cwd,
+            scope="global",
+        )
+    entries = order_global_env(apply_cli_env(taskfile.env, cli_env), env)
+    apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd)
+    for script in taskfile.env_scripts:
+        run_env_script(script.splitlines(), env, cwd)
+    return env
 
 
 async def run_once(plan: Plan, ctx: RunContext, jobs: int, options: argparse.Namespace) -> int:
