@@ -1,0 +1,57 @@
+"""Services with zero-downtime swaps: build while the old version serves, then hand over.
+
+The CLI drives a `Supervisor`:
+
+    spec = parse_service(task.service, task.where("service"))
+    sup = Supervisor(spec, InstanceCommand(argv, cwd, env), build, on_event)
+    await sup.start()          # build, first instance
+    sup.changed(paths)         # from the watcher: rebuild and swap
+    await sup.stop()           # everything stopped, addresses free
+"""
+
+from pitstop.supervisor.events import (
+    BuildCancelled,
+    BuildFailed,
+    BuildStarted,
+    CrashRestart,
+    GaveUp,
+    InstanceExited,
+    InstanceOutput,
+    InstanceReady,
+    InstanceStarting,
+    InstanceStatus,
+    InstanceStopped,
+    RolledBack,
+    Status,
+    SupervisorEvent,
+    Swapped,
+)
+from pitstop.supervisor.instance import InstanceCommand
+from pitstop.supervisor.sockets import ListenAddress, parse_listen
+from pitstop.supervisor.spec import ServiceSpec, parse_duration, parse_service
+from pitstop.supervisor.swap import Supervisor
+
+__all__ = [
+    "BuildCancelled",
+    "BuildFailed",
+    "BuildStarted",
+    "CrashRestart",
+    "GaveUp",
+    "InstanceCommand",
+    "InstanceExited",
+    "InstanceOutput",
+    "InstanceReady",
+    "InstanceStarting",
+    "InstanceStatus",
+    "InstanceStopped",
+    "ListenAddress",
+    "RolledBack",
+    "ServiceSpec",
+    "Status",
+    "Supervisor",
+    "SupervisorEvent",
+    "Swapped",
+    "parse_duration",
+    "parse_listen",
+    "parse_service",
+]
