@@ -371,25 +371,25 @@ def is_ci(env: Mapping[str, str]) -> bool:
     return any(var in env for var in _CI_MARKERS) or ci_vendor(env) is not None
 
 
+# Variables whose non-empty value means "this build is for a pull/merge request".
+_PR_MARKERS = (
+    "CI_MERGE_REQUEST_ID",
+    "CIRCLE_PULL_REQUEST",
+    "SYSTEM_PULLREQUEST_PULLREQUESTID",
+    "BITBUCKET_PR_ID",
+    "DRONE_PULL_REQUEST",
+)
+
+
 def is_pr(env: Mapping[str, str]) -> bool:
+    """Whether the CI build is for a pull request (a subset of `ci_info`'s vendor rules)."""
     if env.get("GITHUB_EVENT_NAME", "").startswith("pull_request"):
         return True
-    if env.get("TRAVIS_PULL_REQUEST", "false") != "false":
-        return True
-    return (
-        any(
-            env.get(var)
-            for var in (
-                "CI_MERGE_REQUEST_ID",
-                "CIRCLE_PULL_REQUEST",
-                "SYSTEM_PULLREQUEST_PULLREQUESTID",
-                "BITBUCKET_PR_ID",
-                "BUILDKITE_PULL_REQUEST_NUMBER",
-                "DRONE_PULL_REQUEST",
-            )
-        )
-        and env.get("BUILDKITE_PULL_REQUEST") != "false"
-    )
+    # Travis and Buildkite write "false" when it is not a pull request.
+    for var in ("TRAVIS_PULL_REQUEST", "BUILDKITE_PULL_REQUEST"):
+        if env.get(var, "false") not in ("", "false"):
+            return True
+    return any(env.get(var) for var in _PR_MARKERS)
 
 
 def ci_branch(env: Mapping[str, str]) -> str | None:
