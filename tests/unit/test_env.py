@@ -15,6 +15,7 @@ from pitstop.env import (
     builtin_env,
     git_env,
     is_ci,
+    is_pr,
     order_global_env,
     references,
     task_env,
@@ -387,3 +388,18 @@ def test_git_env_packed_ref_and_no_repo(tmp_path: Path) -> None:
     out = git_env(tmp_path / "r", {"HOME": str(tmp_path)})
     assert out["CARGO_MAKE_GIT_HEAD_LAST_COMMIT_HASH"] == "feedbeef1234"
     assert git_env(tmp_path, {"HOME": str(tmp_path)}) == {} or (tmp_path / ".git").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "pr"),
+    [
+        ({}, False),
+        ({"GITHUB_EVENT_NAME": "push"}, False),
+        ({"GITHUB_EVENT_NAME": "pull_request_target"}, True),
+        ({"TRAVIS_PULL_REQUEST": "false"}, False),
+        ({"TRAVIS_PULL_REQUEST": "12"}, True),
+        ({"CI_MERGE_REQUEST_ID": "3"}, True),
+    ],
+)
+def test_is_pr(env: dict[str, str], pr: bool) -> None:
+    assert is_pr(env) is pr
