@@ -23,7 +23,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -120,7 +120,7 @@ class WatchLoop:
     def __init__(
         self,
         run_once: RunOnce,
-        changes: AsyncIterator[Paths],
+        changes: AsyncIterable[Paths],
         *,
         on_busy: OnBusy = OnBusy.RESTART,
         postpone: bool = False,
@@ -297,7 +297,7 @@ class WatchLoop:
 
 async def watch_loop(
     run_once: RunOnce,
-    changes: AsyncIterator[Paths],
+    changes: AsyncIterable[Paths],
     *,
     on_busy: OnBusy = OnBusy.RESTART,
     postpone: bool = False,
