@@ -143,14 +143,16 @@ class _Context:
         return self.locator.path.name
 
     def fail(self, key_path: KeyPath, what: str, hint: str | None = None) -> TaskFileError:
-        """An error at `key_path` whose message names the file and the key."""
-        return TaskFileError(
-            f"{_describe(key_path)} in {self.file_name}: {what}", self.at(key_path), hint
-        )
+        """An error at `key_path` whose message names the file, the task and the key."""
+        owner, key = _split(key_path)
+        where = f"{owner} in {self.file_name}" if owner else self.file_name
+        return TaskFileError(f"{where}: {key} {what}".rstrip(), self.at(key_path), hint)
 
     def warn(self, key_path: KeyPath, why: str) -> None:
         location = self.at(key_path)
-        self.warnings.append(Warning_(f"{location}: {_describe(key_path)}: {why}", location))
+        owner, _ = _split(key_path)
+        subject = f"{owner}: " if owner else ""
+        self.warnings.append(Warning_(f"{location}: {subject}{why}", location))
 
     def unknown(self, key_path: KeyPath) -> None:
         self.warn(key_path, f"unknown key {_quote(key_path[-1])}, ignored")
@@ -191,12 +193,19 @@ def config_keys_set(raw: Mapping[str, Any]) -> frozenset[str]:
 # --------------------------------------------------------------------------- messages
 
 
-def _describe(key_path: KeyPath) -> str:
+def _split(key_path: KeyPath) -> tuple[str, str]:
+    """('task "b"', "dependencies") for ("tasks", "b", "dependencies"); ("", "env.X") otherwise."""
     if len(key_path) >= 2 and key_path[0] == "tasks":
-        rest = ".".join(str(part) for part in key_path[2:])
-        where = f'task "{key_path[1]}"'
-        return f"{where}: {rest}" if rest else where
-    return ".".join(str(part) for part in key_path) or "file"
+        return f'task "{key_path[1]}"', _dotted(key_path[2:])
+    return "", _dotted(key_path)
+
+
+def _dotted(key_path: KeyPath) -> str:
+    """("dependencies", 1) → "dependencies[1]"; ("env", "X") → "env.X"."""
+    text = ""
+    for part in key_path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text
 
 
 def _quote(part: str | int) -> str:
@@ -212,7 +221,7 @@ def _type_name(value: object) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a table"
-    return type(value).__name__
+    return f"a {type(value).__name__}"
 
 
 # --------------------------------------------------------------------------- scalars
@@ -245,7 +254,7 @@ def _str_list(
         if not isinstance(item, str):
             raise ctx.fail(
                 (*key_path, index),
-                f"must be a list of strings, e.g. {example} (item {index} is {_type_name(item)})",
+                f"must be a string, e.g. {example} (found {_type_name(item)})",
             )
     return tuple(value)
 
@@ -365,7 +374,8 @@ def _check_one_action(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath)
         first, second = present[0], present[1]
         raise ctx.fail(
             (*key_path, second),
-            f"a task can have only one action, but this one sets both {first!r} and {second!r}",
+            f"cannot be combined with {first}: a task has only one action (command, script "
+            "or run_task)",
             hint=f"keep one of them, or move {second!r} into its own task and add it to "
             "`dependencies`",
         )
@@ -402,7 +412,7 @@ def _dependency(ctx: _Context, item: object, key_path: KeyPath) -> Dependency:
         return Dependency(name=name, location=ctx.at(key_path), path=path)
     raise ctx.fail(
         key_path,
-        'each dependency must be a task name or { name = "...", path = "..." }, e.g. '
+        'must be a task name or { name = "...", path = "..." }, e.g. '
         f'dependencies = ["b"] (found {_type_name(item)})',
     )
 
@@ -438,11 +448,10 @@ def _watch(ctx: _Context, value: object, key_path: KeyPath) -> WatchOptions:
 
 
 def _script(ctx: _Context, value: object, key_path: KeyPath) -> Script:
-    example = 'script = "echo hi", a list of lines, { file = "x.sh" } or { main = "..." }'
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return "\n".join(_str_list(ctx, value, key_path, example))
+        return "\n".join(_str_list(ctx, value, key_path, 'script = ["echo a", "echo b"]'))
     if isinstance(value, dict) and "file" in value:
         _check_keys(ctx, value, key_path, ("file", "absolute_path"))
         absolute = value.get("absolute_path", False)
@@ -457,7 +466,11 @@ def _script(ctx: _Context, value: object, key_path: KeyPath) -> Script:
             for key in ("pre", "main", "post")
         }
         return ScriptSections(**sections)
-    raise ctx.fail(key_path, f"must be {example} (found {_type_name(value)})")
+    raise ctx.fail(
+        key_path,
+        'must be a string, a list of lines, { file = "x.sh" } or { pre, main, post }, '
+        f'e.g. script = "echo hi" (found {_type_name(value)})',
+    )
 
 
 def _script_text(ctx: _Context, value: object, key_path: KeyPath) -> str:
