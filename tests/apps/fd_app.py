@@ -9,6 +9,7 @@ SIGTERM it stops accepting, finishes the connection in hand and exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -70,11 +71,8 @@ def main() -> None:
             conn, _ = sock.accept()
         except (TimeoutError, BlockingIOError, InterruptedError):
             continue
-        with conn:
-            try:
-                handle(conn, body)
-            except OSError:
-                pass
+        with conn, contextlib.suppress(OSError):
+            handle(conn, body)
 
 
 if __name__ == "__main__":

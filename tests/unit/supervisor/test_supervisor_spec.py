@@ -16,8 +16,8 @@ from pitstop.supervisor.spec import (
     ReadyLog,
     ReadyNotify,
     ReadyTcp,
-    parse_duration,
     ServiceSpec,
+    parse_duration,
     parse_service,
 )
 
@@ -136,5 +136,5 @@ def test_durations(text: object, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["", "30", "s", "1x", "-1s", True, -1, [1]])
 def test_bad_durations(text: object) -> None:
-    with pytest.raises(ValueError, match="duration|negative"):
+    with pytest.raises(ValueError, match=r"duration|negative"):
         parse_duration(text)
