@@ -273,9 +273,9 @@ class HttpHandler:
         keep_client = not (ex.req.wants_close() or framing == "eof" or ex.body_pending)
         keep_upstream = not (resp.wants_close() or framing == "eof" or ex.body_pending)
         ex.answered = True
-        writer.write(http11.serialize(_status_line(resp), _client_headers(resp, ex, keep_client)))
+        head = http11.serialize(_status_line(resp), _client_headers(resp, ex, keep_client))
         try:
-            await _relay_body(up, writer, framing, length)
+            await _relay_body(up, writer, head, framing, length)
         except (HttpError, ConnectionError, asyncio.IncompleteReadError) as exc:
             # Too late for an error response: cutting the connection is the only honest signal.
             log.debug("proxy: response from %s cut short: %r", up.backend, exc)
@@ -290,11 +290,19 @@ class HttpHandler:
 
 
 async def _relay_body(
-    up: Upstream, writer: asyncio.StreamWriter, framing: http11.Framing, length: int
+    up: Upstream, writer: asyncio.StreamWriter, head: bytes, framing: http11.Framing, length: int
 ) -> None:
     if framing == "length":
-        await http11.relay_length(up.reader, writer, length)
-    elif framing == "chunked":
+        # Head and first body bytes in one write: one send() per small response, not two.
+        first = await up.reader.read(min(length, http11.READ_SIZE))
+        if not first:
+            raise asyncio.IncompleteReadError(b"", length)
+        writer.write(head + first)
+        await http11.relay_length(up.reader, writer, length - len(first))
+        await writer.drain()
+        return
+    writer.write(head)
+    if framing == "chunked":
         await http11.relay_chunked(up.reader, writer)
     elif framing == "eof":
         await http11.relay_until_eof(up.reader, writer)

@@ -1,0 +1,264 @@
+"""Throughput and latency through pitstop's proxy versus straight to the app.
+
+    .venv/bin/python benchmarks/proxy.py [--duration 5] [--connections 50] [--client wrk|python]
+
+The app is a tiny asyncio HTTP/1.1 server (so the app is not the bottleneck); app and proxy
+each run in their own process (on uvloop if it is installed), all on 127.0.0.1. The load
+comes from `wrk` when it is installed, else from a small asyncio client in this file.
+Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from pitstop.supervisor.proxy import Backend, Proxy, free_port
+
+HOST = "127.0.0.1"
+BODY = b"hello, world\n"
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%%s\r\n%s" % (
+    len(BODY),
+    BODY,
+)
+KEEP, CLOSE = RESPONSE % b"", RESPONSE % b"Connection: close\r\n"
+
+
+# --- the app and the proxy, each run as `proxy.py --serve-app/--serve-proxy` -------------
+
+
+class AppProtocol(asyncio.Protocol):
+    """Answers every request head with the same small response; honours Connection: close."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head, self.buffer = self.buffer[:end].lower(), self.buffer[end + 4 :]
+            if b"connection: close" in head:
+                self.transport.write(CLOSE)
+                self.transport.close()
+                return
+            self.transport.write(KEEP)
+
+
+async def serve_app(port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(AppProtocol, HOST, port, backlog=1024)
+    print("READY", flush=True)
+    await server.serve_forever()
+
+
+async def asgi_app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+    """The trivial ASGI app for `--app uvicorn`: closer to what a dev server costs."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": BODY})  # type: ignore[operator]
+
+
+def serve_uvicorn(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(asgi_app, host=HOST, port=port, log_level="warning", backlog=1024)
+
+
+async def serve_proxy(port: int, backend_port: int) -> None:
+    proxy = Proxy("http")
+    listener = socket.create_server((HOST, port), backlog=1024)
+    await proxy.start([listener])
+    proxy.set_backend(Backend(HOST, backend_port, "#1"))
+    print("READY", flush=True)
+    await asyncio.Event().wait()
+
+
+def run_server(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+# --- load generation -------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(port: int, connections: int, duration: float, keep_alive: bool) -> Result:
+    argv = ["wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "--latency"]
+    if not keep_alive:
+        argv += ["-H", "Connection: close"]
+    out = subprocess.run(
+        [*argv, f"http://{HOST}:{port}/"], capture_output=True, text=True, check=True
+    ).stdout
+
+    def latency(pct: str) -> float:
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert match, out
+        return float(match[1]) * _UNITS[match[2]]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    count = sum(int(n) for n in errors.groups()) if errors else 0
+    assert rps, out
+    return Result(
+        float(rps[1]), latency("50"), latency("99"), count + int(non2xx[1] if non2xx else 0)
+    )
+
+
+async def _python_client(port: int, connections: int, duration: float, keep_alive: bool) -> Result:
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\n%s\r\n" % (
+        b"" if keep_alive else b"Connection: close\r\n"
+    )
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + duration
+
+    async def one_connection() -> None:
+        nonlocal errors
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        while (start := time.perf_counter()) < deadline:
+            try:
+                if conn is None:
+                    conn = await asyncio.open_connection(HOST, port)
+                reader, writer = conn
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - start)
+                if not keep_alive:
+                    writer.close()
+                    conn = None
+            except (OSError, asyncio.IncompleteReadError):
+                errors += 1
+                conn = None
+        if conn is not None:
+            conn[1].close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one_connection() for _ in range(connections)))
+    elapsed = time.perf_counter() - began
+    cuts = statistics.quantiles(latencies, n=100)
+    return Result(len(latencies) / elapsed, cuts[49] * 1000, cuts[98] * 1000, errors)
+
+
+def run_python(port: int, connections: int, duration: float, keep_alive: bool) -> Result:
+    return asyncio.run(_python_client(port, connections, duration, keep_alive))
+
+
+# --- orchestration ----------------------------------------------------------------------
+
+
+def start(role: str, *ports: int) -> subprocess.Popen[str]:
+    argv = [sys.executable, __file__, role, *map(str, ports)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    if role == "--serve-uvicorn":
+        wait_for_port(ports[0])
+    else:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    return proc
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--client", choices=["wrk", "python"], default=None)
+    parser.add_argument("--app", choices=["asyncio", "uvicorn"], default="asyncio")
+    args = parser.parse_args()
+    client = args.client or ("wrk" if shutil.which("wrk") else "python")
+    load = run_wrk if client == "wrk" else run_python
+    app_port, proxy_port = free_port(HOST), free_port(HOST)
+    procs = [start("--serve-app" if args.app == "asyncio" else "--serve-uvicorn", app_port)]
+    procs.append(start("--serve-proxy", proxy_port, app_port))
+    try:
+        rows = []
+        for keep_alive in (True, False):
+            direct = load(app_port, args.connections, args.duration, keep_alive)
+            proxied = load(proxy_port, args.connections, args.duration, keep_alive)
+            rows.append((keep_alive, direct, proxied))
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+    print_table(rows, client, args)
+
+
+def print_table(
+    rows: list[tuple[bool, Result, Result]], client: str, args: argparse.Namespace
+) -> None:
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    print(
+        f"{args.connections} connections, {args.duration:g} s per scenario, client {client}, "
+        f"app {args.app}, loop {loop}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n"
+    )
+    print("| scenario | target | req/s | p50 | p99 | errors | proxy/direct req/s | added p50 |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for keep_alive, direct, proxied in rows:
+        name = "keep-alive" if keep_alive else "new connection per request"
+        ratio = f"{100 * proxied.rps / direct.rps:.0f} %"
+        added = f"{proxied.p50_ms - direct.p50_ms:+.2f} ms"
+        for target, r, extra in (("direct", direct, ("", "")), ("proxy", proxied, (ratio, added))):
+            print(
+                f"| {name} | {target} | {r.rps:,.0f} | {r.p50_ms:.2f} ms | {r.p99_ms:.2f} ms "
+                f"| {r.errors} | {extra[0]} | {extra[1]} |"
+            )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "--serve-app":
+        run_server(serve_app(int(sys.argv[2])))
+    elif len(sys.argv) >= 3 and sys.argv[1] == "--serve-uvicorn":
+        serve_uvicorn(int(sys.argv[2]))
+    elif len(sys.argv) >= 4 and sys.argv[1] == "--serve-proxy":
+        run_server(serve_proxy(int(sys.argv[2]), int(sys.argv[3])))
+    else:
+        main()
