@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -109,3 +111,22 @@ def test_long_or_ambiguous_list_goes_to_a_file(tmp_path: Path, names: list[str])
 def test_relative_paths_are_made_absolute(tmp_path: Path) -> None:
     env = changed_paths_env([Path("rel.py")], tmp_path)
     assert env[ENV_CHANGED_PATHS] == str(Path.cwd() / "rel.py")
+
+
+def test_importing_watch_does_not_import_watchfiles() -> None:
+    code = "import sys, pitstop.watch; assert 'watchfiles' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_change_source_wires_options_through(tmp_path: Path) -> None:
+    from pitstop.watch import PathFilter, WatchOptions, change_source
+
+    options = WatchOptions(paths=(tmp_path,), exts=("py",), ignore_globs=("gen/",), poll=True)
+    stream = change_source(options, base=tmp_path)
+    frame = stream.ag_frame  # type: ignore[attr-defined]
+    path_filter = frame.f_locals["watch_filter"]
+    assert isinstance(path_filter, PathFilter)
+    assert path_filter.accepts(tmp_path / "a.py")
+    assert not path_filter.accepts(tmp_path / "a.txt")
+    assert not path_filter.accepts(tmp_path / "gen" / "a.py")
+    assert frame.f_locals["poll"] is True
