@@ -1,0 +1,134 @@
+"""The HTTP/1.1 head parser and body framing: pure, no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pitstop.supervisor import http11
+from pitstop.supervisor.http11 import HttpError, parse_request, parse_response
+
+
+def test_parse_request_head() -> None:
+    req = parse_request(b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length:  5 \r\nX-A: 1")
+    assert (req.method, req.target, req.version) == (b"POST", b"/a?b=1", b"HTTP/1.1")
+    assert req.get(b"host") == b"x"
+    assert req.body_framing() == ("length", 5)
+    assert not req.wants_close()
+
+
+@pytest.mark.parametrize(
+    ("head", "close"),
+    [
+        (b"GET / HTTP/1.1\r\nConnection: close", True),
+        (b"GET / HTTP/1.1\r\nConnection: keep-alive", False),
+        (b"GET / HTTP/1.0", True),
+        (b"GET / HTTP/1.0\r\nConnection: Keep-Alive", False),
+    ],
+)
+def test_connection_persistence(head: bytes, close: bool) -> None:
+    assert parse_request(head).wants_close() is close
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /",
+        b"GET  / HTTP/1.1",
+        b"GET / HTTP/2.0",
+        b"G(T / HTTP/1.1",
+        b"GET / HTTP/1.1\r\nNo colon here",
+        b"GET / HTTP/1.1\r\n folded: header",
+        b"GET / HTTP/1.1\r\nBad Name: x",
+    ],
+)
+def test_malformed_requests_are_rejected(head: bytes) -> None:
+    with pytest.raises(HttpError):
+        parse_request(head)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"Content-Length: 1\r\nContent-Length: 2",
+        b"Content-Length: -1",
+        b"Content-Length: 1x",
+        b"Transfer-Encoding: gzip",
+    ],
+)
+def test_ambiguous_bodies_are_rejected(headers: bytes) -> None:
+    with pytest.raises(HttpError):
+        parse_request(b"POST / HTTP/1.1\r\n" + headers).body_framing()
+
+
+def test_chunked_wins_and_requests_never_read_to_eof() -> None:
+    chunked = parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked")
+    assert chunked.body_framing() == ("chunked", 0)
+    assert parse_request(b"GET / HTTP/1.1").body_framing() == ("none", 0)
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "headers", "framing"),
+    [
+        (200, b"GET", b"Content-Length: 3", ("length", 3)),
+        (200, b"HEAD", b"Content-Length: 3", ("none", 0)),
+        (204, b"GET", b"", ("none", 0)),
+        (304, b"GET", b"Content-Length: 3", ("none", 0)),
+        (200, b"GET", b"", ("eof", 0)),
+        (200, b"GET", b"Transfer-Encoding: chunked", ("chunked", 0)),
+    ],
+)
+def test_response_body_framing(status: int, method: bytes, headers: bytes, framing: tuple) -> None:
+    resp = parse_response(b"HTTP/1.1 %d X\r\n%s" % (status, headers))
+    assert resp.body_framing(method) == framing
+
+
+def test_malformed_status_line_is_a_bad_gateway() -> None:
+    with pytest.raises(HttpError) as caught:
+        parse_response(b"HTTP/1.1 OK")
+    assert caught.value.status == 502
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    async def drain(self) -> None:
+        pass
+
+
+def relay_chunked(wire: bytes) -> bytes:
+    async def run() -> bytes:
+        reader = asyncio.StreamReader()
+        reader.feed_data(wire)
+        reader.feed_eof()
+        sink = Collect()
+        await http11.relay_chunked(reader, sink)
+        assert await reader.read() == b"NEXT"
+        return sink.data
+
+    return asyncio.run(run())
+
+
+def test_chunked_body_is_relayed_in_wire_form_up_to_its_end() -> None:
+    body = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nTrailer: x\r\n\r\n"
+    assert relay_chunked(body + b"NEXT") == body
+
+
+@pytest.mark.parametrize(
+    "body", [b"zz\r\nab\r\n0\r\n\r\n", b"0x2\r\nab\r\n0\r\n\r\n", b"2\r\nabc\r\n"]
+)
+def test_malformed_chunks_are_rejected(body: bytes) -> None:
+    with pytest.raises(HttpError):
+        relay_chunked(body + b"NEXT")
+
+
+def test_simple_response_is_one_line_with_length() -> None:
+    data = http11.simple_response(503, "Service Unavailable", "build\nfailed", close=True)
+    head, body = data.split(b"\r\n\r\n")
+    assert body == b"build failed\n"
+    assert b"Content-Length: 13" in head and b"Connection: close" in head
