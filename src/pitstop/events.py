@@ -49,6 +49,7 @@ class RunFinished:
     failed: str | None = None
     status: int = 0
     not_run: tuple[str, ...] = ()
+    stopped: tuple[str, ...] = ()  # were running when the failure came, and were terminated
     durations: tuple[tuple[str, float], ...] = ()
 
 

@@ -100,6 +100,7 @@ async def run_parallel(
             if failure is None:
                 ready_in_plan_order()
     finally:
+        stopped = tuple(steps[index].name for index, _ in running.values())
         await _cancel_all(list(running))
 
     if failure is None:
@@ -107,13 +108,17 @@ async def run_parallel(
             ok=True, duration=time.monotonic() - started, durations=tuple(durations)
         )
     else:
-        not_run = tuple(s.name for i, s in enumerate(steps) if i not in finished)
+        interrupted = {index for index, _ in running.values()}
+        not_run = tuple(
+            s.name for i, s in enumerate(steps) if i not in finished and i not in interrupted
+        )
         result = RunFinished(
             ok=False,
             duration=time.monotonic() - started,
             failed=failure[0],
             status=failure[1],
             not_run=not_run,
+            stopped=stopped,
             durations=tuple(durations),
         )
     emit(result)

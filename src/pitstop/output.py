@@ -101,6 +101,8 @@ class Printer:
         self._write(stream, self._prefix(event.name) + event.line)
 
     def _prefix(self, name: str) -> str:
+        # Sub-flow tasks (run_task) are not in the plan: widen as they appear.
+        self._width = max(self._width, len(name))
         text = f"{name:<{self._width}} | "
         return self._paint(text, self._colours.get(name, _PALETTE[0]))
 
@@ -119,6 +121,8 @@ class Printer:
             self._log(f"Build Done in {event.duration:.2f} seconds.")
             return
         lines = [f"task '{event.failed}' failed with exit code {event.status}"]
+        if event.stopped:
+            lines.append("stopped: " + ", ".join(event.stopped))
         if event.not_run:
             lines.append("not run: " + ", ".join(event.not_run))
         self.notice(Notice("error", "; ".join(lines)))

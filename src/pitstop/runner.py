@@ -237,17 +237,11 @@ class Runner:
                 task.env_files,
                 ctx.env,
                 profile=ctx.profile,
-                additional_profiles=ctx.additional_profiles,
                 working_dir=Path(ctx.env.get("CARGO_MAKE_WORKING_DIRECTORY", str(ctx.cwd))),
             )
         if task.env:
-            apply_env(
-                task.env,
-                ctx.env,
-                profile=ctx.profile,
-                additional_profiles=ctx.additional_profiles,
-                cwd=ctx.cwd,
-            )
+            # cargo-make applies a task's env with the current profile only.
+            apply_env(task.env, ctx.env, profile=ctx.profile, cwd=ctx.cwd)
         # Task env may not change the profile (cargo-make re-asserts it after task env).
         ctx.env["CARGO_MAKE_PROFILE"] = ctx.profile
 

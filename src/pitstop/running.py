@@ -12,15 +12,17 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
 import sys
+import tempfile
 import warnings
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pitstop.env import apply_cli_env, apply_env, builtin_env, order_global_env, run_env_script
+from pitstop.env import apply_cli_env, apply_env, builtin_env, order_global_env
 from pitstop.envfile import load_env_file, load_env_files
-from pitstop.errors import Interrupted, UserError
+from pitstop.errors import Interrupted, Location, UserError
 from pitstop.events import RunFinished
 from pitstop.model import Task, Taskfile
 from pitstop.normalize import current_platform
@@ -28,6 +30,7 @@ from pitstop.output import OutputMode, Printer
 from pitstop.planner import Plan, build_plan
 from pitstop.process import signal_by_name
 from pitstop.runner import RunContext, Runner
+from pitstop.scripts import script_invocation
 
 T = TypeVar("T")
 
@@ -204,9 +207,35 @@ def initial_env(
         )
     entries = order_global_env(apply_cli_env(taskfile.env, cli_env), env)
     apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd)
-    for script in taskfile.env_scripts:
-        run_env_script(script.splitlines(), env, cwd)
+    _run_env_scripts(taskfile, env, cwd, task_args)
     return env
+
+
+def _run_env_scripts(
+    taskfile: Taskfile, env: dict[str, str], cwd: Path, task_args: list[str]
+) -> None:
+    """`env_scripts`: run like task scripts, output shown; a failure stops before any task."""
+    if not taskfile.env_scripts:
+        return
+    with tempfile.TemporaryDirectory(prefix="pitstop-env-") as tmp:
+        for text in taskfile.env_scripts:
+            argv = script_invocation(
+                text,
+                runner=None,
+                runner_args=None,
+                extension=None,
+                cwd=cwd,
+                task_args=task_args,
+                tmpdir=Path(tmp),
+                location=Location(taskfile.path),
+            )
+            done = subprocess.run(argv, cwd=cwd, env=env, check=False)
+            if done.returncode != 0:
+                raise UserError(
+                    f"an env_scripts entry failed with exit code {done.returncode}",
+                    Location(taskfile.path),
+                    "fix the script or remove it from env_scripts",
+                )
 
 
 async def run_once(plan: Plan, ctx: RunContext, jobs: int, options: argparse.Namespace) -> int:
