@@ -8,7 +8,6 @@ with the extending file's entries first, and `[config]` merges field by field.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
 import tomllib
 from collections.abc import Mapping
@@ -22,8 +21,6 @@ from pitstop.locate import KeyPath, Locator, locate
 from pitstop.model import EnvEntry, EnvProfile, Taskfile, Warning_
 from pitstop.normalize import extend_task
 from pitstop.validate import config_keys_set, validate
-
-logger = logging.getLogger(__name__)
 
 PITSTOP_FILE = "pitstop.toml"
 CARGO_MAKE_FILE = "Makefile.toml"
@@ -120,16 +117,20 @@ def _load_layer(path: Path, loading: tuple[Path, ...]) -> _Layer:
     text = _read(path)
     raw = parse_toml(text, path)
     locator = locate(text, path)
-    own = _Layer(validate(raw, locator), config_keys_set(raw))
+    warnings: list[Warning_] = []
+    bases = _extended_files(raw, locator, (*loading, resolved), warnings)
+    taskfile = validate(raw, locator)
+    taskfile = dataclasses.replace(taskfile, warnings=(*taskfile.warnings, *warnings))
+    own = _Layer(taskfile, config_keys_set(raw))
     layer: _Layer | None = None
-    for base_path in _extended_files(raw, locator, (*loading, resolved)):
+    for base_path in bases:
         base = _load_layer(base_path, (*loading, resolved))
         layer = base if layer is None else _merge(layer, base)
     return own if layer is None else _merge(layer, own)
 
 
 def _extended_files(
-    raw: Mapping[str, Any], locator: Locator, loading: tuple[Path, ...]
+    raw: Mapping[str, Any], locator: Locator, loading: tuple[Path, ...], warnings: list[Warning_]
 ) -> list[Path]:
     """The existing files named by top-level `extend`, in list order."""
     if "extend" not in raw:
@@ -143,17 +144,33 @@ def _extended_files(
     )
     found = []
     for item, key_path in zip(items, key_paths, strict=True):
-        path = _extended_file(item, locator, key_path, loading)
+        path = _extended_file(item, locator, key_path, loading, warnings)
         if path is not None:
             found.append(path)
     return found
 
 
 def _extended_file(
-    item: object, locator: Locator, key_path: KeyPath, loading: tuple[Path, ...]
+    item: object,
+    locator: Locator,
+    key_path: KeyPath,
+    loading: tuple[Path, ...],
+    warnings: list[Warning_],
 ) -> Path | None:
     location = locator.at(key_path)
     name, optional, relative = _extend_item(item, locator, key_path)
+    if relative not in ("makefile", "git"):
+        why = (
+            "is Cargo-specific"
+            if relative in _RELATIVE_KINDS
+            else "is not one of " + ", ".join(_RELATIVE_KINDS)
+        )
+        where = locator.at((*key_path, "relative"))
+        warnings.append(
+            Warning_(
+                f"{where}: extend relative = {relative!r} {why}; using the file's directory", where
+            )
+        )
     path = _extend_root(relative, locator.path.parent) / name
     if not path.is_file():
         if optional:
@@ -189,14 +206,14 @@ def _extend_item(item: object, locator: Locator, key_path: KeyPath) -> tuple[str
 
 
 def _extend_root(relative: str, directory: Path) -> Path:
-    """The directory an extend path is relative to. Only `git` differs from `makefile` here."""
+    """The directory an extend path is relative to: the git root for `git`, else the file's.
+
+    "crate" and "workspace" are Cargo notions; the file's directory is the closest match.
+    """
     if relative == "git":
         for candidate in (directory, *directory.parents):
             if (candidate / ".git").exists():
                 return candidate
-    elif relative not in _RELATIVE_KINDS:
-        logger.warning("unknown extend relative=%r, using the makefile directory", relative)
-    # "crate" and "workspace" are Cargo notions; the makefile directory is the closest match.
     return directory
 
 

@@ -11,6 +11,7 @@ Key paths are tuples like ("tasks", "b", "dependencies", 0): strings for keys, i
 from __future__ import annotations
 
 import contextlib
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,9 +213,11 @@ class _Scanner:
 
 
 def _unescape(content: str) -> str:
+    """Decode a basic string's escapes exactly as TOML does (quoted keys may use them)."""
     if "\\" not in content:
         return content
     try:
-        return content.encode("utf-8").decode("unicode_escape")
-    except UnicodeDecodeError:
+        value = tomllib.loads(f'k = "{content}"')["k"]
+    except tomllib.TOMLDecodeError:
         return content
+    return value if isinstance(value, str) else content

@@ -135,14 +135,7 @@ def resolve_alias(
             if current == name:
                 raise not_found(tasks, current, required_by, location)
             previous = tasks[chain[-2]]
-            raise not_found(
-                tasks,
-                current,
-                chain[-2],
-                previous.where(f"{platform}_alias")
-                if getattr(previous, f"{platform}_alias")
-                else previous.where("alias"),
-            )
+            raise not_found(tasks, current, previous.name, alias_location(previous, platform))
         target = alias_of(task, platform)
         if target is None:
             return current
@@ -151,11 +144,17 @@ def resolve_alias(
             raise PlanError(
                 f"Detected cycle while resolving alias {current}: {circle} "
                 f"(in {task.location.path.name})",
-                task.where(f"{platform}_alias" if getattr(task, f"{platform}_alias") else "alias"),
+                alias_location(task, platform),
                 hint="make one of these tasks a real task instead of an alias",
             )
         chain.append(target)
         current = target
+
+
+def alias_location(task: Task, platform: Platform) -> Location:
+    """Where the alias that applies on `platform` is written."""
+    key = f"{platform}_alias"
+    return task.where(key if getattr(task, key) is not None else "alias")
 
 
 def not_found(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pitstop.errors import Location, PlanError
 from pitstop.model import Dependency, Platform, Task, Taskfile
-from pitstop.normalize import current_platform, normalize, normalize_definition
+from pitstop.normalize import current_platform, normalize, normalize_definition, not_found
 
 PROXY_MAKEFILE = "Makefile.toml"
 
@@ -107,6 +107,7 @@ def build_plan(
     init = builder.add_predefined(taskfile.config.init_task) if with_hooks else None
     builder.visit_root(target)
     end = builder.add_predefined(taskfile.config.end_task) if with_hooks else None
+    builder.check_run_task_targets()
     return builder.finish(target, init, end)
 
 
@@ -144,7 +145,28 @@ class _Builder:
     # ------------------------------------------------------------------ traversal
 
     def visit_root(self, name: str) -> None:
+        skipped = self.skip is not None and self.skip.search(name)
+        if not skipped and name not in self.taskfile.tasks and not self.taskfile.path.is_file():
+            directory = self.taskfile.directory
+            raise PlanError(
+                f'Task "{name}" not found',
+                Location(self.taskfile.path),
+                hint=f"there is no pitstop.toml or Makefile.toml in {directory}",
+            )
         self.visit(name, None, is_root=True)
+
+    def check_run_task_targets(self) -> None:
+        """A `run_task` naming an unknown task fails now rather than halfway through the run."""
+        for draft in self.drafts:
+            for spec in draft.task.run_task or ():
+                names = (*spec.names, *([spec.cleanup_task] if spec.cleanup_task else []))
+                for name in names:
+                    if self.skip is not None and self.skip.search(name):
+                        continue
+                    if name not in self.taskfile.tasks:
+                        raise not_found(
+                            self.taskfile.tasks, name, draft.name, spec.location, "run_task of"
+                        )
 
     def visit(self, name: str, dependency: Dependency | None, *, is_root: bool) -> int | None:
         """cargo-make's `create_for_step`; returns the step index standing for this reference."""

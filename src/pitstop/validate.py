@@ -155,7 +155,11 @@ class _Context:
         self.warnings.append(Warning_(f"{location}: {subject}{why}", location))
 
     def unknown(self, key_path: KeyPath) -> None:
-        self.warn(key_path, f"unknown key {_quote(key_path[-1])}, ignored")
+        why = f"unknown key {_quote(key_path[-1])}, ignored"
+        if key_path == ("config", "extend"):
+            # `extend = ...` written after [config] lands in that table, a common slip.
+            why += " (a file-level extend must come before the first [table])"
+        self.warn(key_path, why)
 
 
 def validate(raw: Mapping[str, Any], locator: Locator) -> Taskfile:

@@ -367,3 +367,25 @@ def test_two_actions_met_through_extend(tmp_path: Path) -> None:
 )
 def test_find_cycle(graph: dict[str, list[str]], expected: list[str] | None) -> None:
     assert find_cycle(graph) == expected
+
+
+def test_unknown_run_task_target_is_found_up_front(tmp_path: Path) -> None:
+    taskfile = load(
+        tmp_path,
+        """
+        [tasks.flow]
+        dependencies = ["ok"]
+        run_task = { name = ["ok", "typo"] }
+        [tasks.ok]
+        """,
+    )
+    with pytest.raises(PlanError, match='Task "typo" not found \\(run_task of "flow"') as caught:
+        plan(taskfile, "flow")
+    assert caught.value.location is not None and caught.value.location.line == 4
+    assert plan(taskfile, "flow", skip_tasks=re.compile("typo")).names()[-2:] == ["flow", "end"]
+
+
+def test_unknown_root_without_any_task_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match='Task "build" not found') as caught:
+        plan(load_taskfile(None, tmp_path), "build")
+    assert caught.value.hint is not None and "no pitstop.toml or Makefile.toml" in caught.value.hint

@@ -320,3 +320,52 @@ def test_rust_specific_keys_warn_but_are_accepted() -> None:
     lines = sorted(w.location.line for w in taskfile.warnings)
     assert lines == [3, 5, 6, 7, 8]
     assert all("Rust-specific" in w.message for w in taskfile.warnings)
+
+
+TRICKY = "\n".join(
+    [
+        "# comment [tasks.fake]",
+        r'"quoted.key" = "a\"b # not a comment"',
+        r'"\u00e9t\u00e9" = 1',
+        r"'lit' = 'c:\path # x'",
+        '[ tasks . "a b" ]   # header with spaces',
+        'script = """',
+        "has ''' and \" and \\",
+        "continued [tasks.nope]",
+        '"""',
+        "args = [ # comment",
+        '  "x", # trailing',
+        "  [1, 2], { k = [ { z = 1 } ] },",
+        "]",
+        "[[tasks.a.run_task]]",
+        'name = "n1"',
+        "[[tasks.a.run_task]]",
+        'condition = { env = { "A.B" = "1" } }',
+        "[tasks.u]",
+        'env.K.value = "v"',
+        "",
+    ]
+)
+
+
+def _paths(value: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    found = [prefix] if prefix else []
+    items = (
+        list(value.items())
+        if isinstance(value, dict)
+        else list(enumerate(value))
+        if isinstance(value, list)
+        else []
+    )
+    for key, item in items:
+        found += _paths(item, (*prefix, key))
+    return found
+
+
+def test_locator_finds_every_key_path_tomllib_sees() -> None:
+    locator = locate(TRICKY, PATH)
+    missing = [p for p in _paths(tomllib.loads(TRICKY)) if not locator.has(p)]
+    assert missing == []
+    assert locator.at(("été",)).line == 3
+    assert locator.at(("tasks", "a b", "args", 2, "k", 0, "z")).line == 12
+    assert locator.at(("tasks", "a", "run_task", 1, "condition", "env", "A.B")).line == 17
