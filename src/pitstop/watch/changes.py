@@ -84,8 +84,8 @@ async def watch_changes(
             raise FileNotFoundError(f"watch path does not exist: {root}")
     stop = _StopFlag(stop_event)
     queue: asyncio.Queue[frozenset[Path] | _End] = asyncio.Queue()
-    options = _awatch_options(watch_filter, debounce_ms, poll_delay_ms, stop)
-    pump = asyncio.create_task(_pump(awatch, roots, options, poll, queue))
+    settings = _WatchSettings(watch_filter, debounce_ms, poll_delay_ms, stop)
+    pump = asyncio.create_task(_pump(awatch, roots, settings, poll, queue))
     try:
         while True:
             item = await queue.get()
@@ -101,18 +101,27 @@ async def watch_changes(
             await pump
 
 
-def _awatch_options(
-    watch_filter: PathPredicate | None, debounce_ms: int, poll_delay_ms: int, stop: _StopFlag
-) -> dict[str, Any]:
-    step = max(1, debounce_ms)
-    return {
-        "watch_filter": watch_filter,
-        "step": step,  # quiet period that ends a batch
-        "debounce": max(MAX_BATCH_WAIT_MS, step),  # cap on how long a burst can grow
-        "stop_event": stop,
-        "rust_timeout": _RUST_TIMEOUT_MS,
-        "poll_delay_ms": poll_delay_ms,
-    }
+@dataclass(frozen=True)
+class _WatchSettings:
+    watch_filter: PathPredicate | None
+    debounce_ms: int
+    poll_delay_ms: int
+    stop: _StopFlag
+
+    def awatch_kwargs(self, polling: bool) -> dict[str, Any]:
+        # A poller only sees changes once per scan, so a quiet step shorter than the scan
+        # interval would cut a burst at every scan: when polling, a batch ends after a whole
+        # scan interval (plus the window) brought nothing new.
+        step = max(1, self.debounce_ms) + (self.poll_delay_ms if polling else 0)
+        return {
+            "watch_filter": self.watch_filter,
+            "step": step,  # quiet period that ends a batch
+            "debounce": max(MAX_BATCH_WAIT_MS, 2 * step),  # cap on how long a burst can grow
+            "stop_event": self.stop,
+            "rust_timeout": _RUST_TIMEOUT_MS,
+            "force_polling": polling,
+            "poll_delay_ms": self.poll_delay_ms,
+        }
 
 
 def _drain(first: frozenset[Path], queue: asyncio.Queue[frozenset[Path] | _End]) -> frozenset[Path]:
@@ -130,7 +139,7 @@ def _drain(first: frozenset[Path], queue: asyncio.Queue[frozenset[Path] | _End])
 async def _pump(
     awatch: AwatchFn | None,
     roots: list[Path],
-    options: dict[str, Any],
+    settings: _WatchSettings,
     poll: bool,
     queue: asyncio.Queue[frozenset[Path] | _End],
 ) -> None:
@@ -138,12 +147,12 @@ async def _pump(
     awatch_fn = awatch or _default_awatch()
     try:
         try:
-            await _forward(awatch_fn, roots, options, poll, queue)
+            await _forward(awatch_fn, roots, settings, poll, queue)
         except Exception as exc:
             if poll:
                 raise
             logger.warning("native file watching failed (%s); falling back to polling", exc)
-            await _forward(awatch_fn, roots, options, True, queue)
+            await _forward(awatch_fn, roots, settings, True, queue)
     except Exception as exc:
         queue.put_nowait(_End(exc))
     else:
@@ -153,12 +162,12 @@ async def _pump(
 async def _forward(
     awatch_fn: AwatchFn,
     roots: list[Path],
-    options: dict[str, Any],
+    settings: _WatchSettings,
     poll: bool,
     queue: asyncio.Queue[frozenset[Path] | _End],
 ) -> None:
     logger.debug("watching %s (polling=%s)", ", ".join(map(str, roots)), poll)
-    async for raw in awatch_fn(*roots, force_polling=poll, **options):
+    async for raw in awatch_fn(*roots, **settings.awatch_kwargs(poll)):
         batch = frozenset(Path(path) for _change, path in raw)
         if batch:
             queue.put_nowait(batch)
