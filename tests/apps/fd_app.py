@@ -3,7 +3,8 @@
     python fd_app.py VERSION_FILE [--exit-now] [--never-ready] [--crash-after-ready]
 
 Answers every request with the text of VERSION_FILE as read at start-up, so a swap is
-visible. Sends READY=1 to $NOTIFY_SOCKET and prints `listening` when it accepts. On
+visible. The flags may also be written into VERSION_FILE (`v2 --exit-now`), so that a
+test can "release" a broken version through the same build as a good one. Sends READY=1 to $NOTIFY_SOCKET and prints `listening` when it accepts. On
 SIGTERM it stops accepting, finishes the connection in hand and exits 0.
 """
 
@@ -58,6 +59,7 @@ def main() -> None:
     version_file, *flags = sys.argv[1:]
     with open(version_file, "rb") as f:
         body = f.read().strip()
+    flags += body.decode().split()[1:]
     if "--exit-now" in flags:
         sys.exit(3)
     sock = listener()

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,10 +171,6 @@ class Instance:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.exited
         return status
-
-    async def kill(self) -> int | None:
-        """End at once (a rolled-back instance has served nothing worth a grace period)."""
-        return await self.stop(signal.SIGKILL, 1.0)
 
     def _close_notify(self) -> None:
         if self._notify is not None:

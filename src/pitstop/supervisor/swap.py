@@ -388,7 +388,9 @@ class Supervisor:
             self._emit(ev.InstanceStarting(n, instance.pid))
             await instance.wait_ready()
         except NotReady as exc:
-            await instance.kill()
+            # Gracefully, not with SIGKILL: with a shared socket an instance that is not ready
+            # may already have accepted connections, and those must still be answered.
+            await instance.stop()
             self._instances.discard(instance)
             return exc.reason
         self._emit(ev.InstanceReady(n))
