@@ -11,12 +11,13 @@ never reach the loop, which is why a build does not retrigger itself.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pitstop.watch.ignore import GitIgnore, Rule, compile_rule, find_git_root
+from pitstop.watch.ignore import GitIgnore, Rule, compile_rule, find_git_root, relative_parts
 
 #: Directory names ignored at any depth unless ``default_ignores`` is off: VCS metadata,
 #: caches and build outputs that tools rewrite on every run.
@@ -80,6 +81,7 @@ class PathFilter:
     ) -> None:
         self.options = options or FilterOptions()
         self.roots = tuple(sorted((r.absolute() for r in roots), key=_depth, reverse=True))
+        self._root_strs = tuple(map(str, self.roots))
         self._exts = tuple("." + e.lstrip(".") for e in self.options.exts)
         self._ignores = self._git_ignores(self.roots) if self.options.git_ignore else {}
         base_dir = (base or (self.roots[-1] if self.roots else Path.cwd())).absolute()
@@ -97,9 +99,9 @@ class PathFilter:
     def explain(self, path: Path) -> str | None:
         """None when ``path`` is accepted, otherwise a short reason it is ignored."""
         path = path.absolute()
-        root = self._root_of(path)
+        root, parts = self._locate(str(path))
         if self.options.default_ignores:
-            reason = _default_reason(path, root)
+            reason = _default_reason(path.name, parts)
             if reason is not None:
                 return reason
         glob = self._globs.verdict(path)
@@ -121,12 +123,14 @@ class PathFilter:
             return f"ignored by {verdict.rule.source}: {verdict.rule.pattern}"
         return None
 
-    def _root_of(self, path: Path) -> Path | None:
+    def _locate(self, path: str) -> tuple[Path | None, tuple[str, ...]]:
+        """The watched root holding ``path`` and the components below it."""
         # Roots are sorted deepest first, so a nested watch path wins over its parent.
-        for root in self.roots:
-            if path == root or root in path.parents:
-                return root
-        return None
+        for root, root_str in zip(self.roots, self._root_strs, strict=True):
+            parts = relative_parts(path, root_str)
+            if parts is not None:
+                return root, parts
+        return None, (os.path.basename(path),)
 
     @staticmethod
     def _git_ignores(roots: Iterable[Path]) -> dict[Path, GitIgnore]:
@@ -148,12 +152,11 @@ def _compile_globs(globs: Iterable[str]) -> list[Rule]:
     return [rule for rule in rules if rule is not None]
 
 
-def _default_reason(path: Path, root: Path | None) -> str | None:
+def _default_reason(name: str, parts: tuple[str, ...]) -> str | None:
     # Only components below the watched root count: watching ~/target/app must still work.
-    parts = path.relative_to(root).parts if root is not None else (path.name,)
     for part in parts:
         if part in DEFAULT_IGNORED_DIRS:
             return f"inside {part}/ (ignored by default)"
-    if _EDITOR_TEMP_RE.match(path.name):
+    if _EDITOR_TEMP_RE.match(name):
         return "editor temporary file"
     return None

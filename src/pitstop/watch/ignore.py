@@ -22,10 +22,16 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+#: Within this many seconds an ignore file is not stat-ed again. A watcher batch filters all its
+#: paths at once (a ``git checkout`` of 500 files in one directory would otherwise stat the same
+#: ignore files 500 times); an edit is still seen by the next batch.
+RECHECK_S = 0.02
 
 #: Per-directory ignore files, lowest precedence first.
 IGNORE_FILE_NAMES: tuple[str, ...] = (".gitignore", ".ignore")
@@ -153,10 +159,15 @@ class Verdict:
     rule: Rule | None = None
 
 
+#: Rules and the directory (as parts relative to the root) they are relative to.
+_RuleSet = tuple[tuple[str, ...], list[Rule]]
+
+
 @dataclass
 class _CachedFile:
     stamp: tuple[int, int] | None  # (mtime_ns, size); None when the file does not exist
     rules: list[Rule]
+    checked: float  # time.monotonic() of the last stat
 
 
 class GitIgnore:
@@ -168,26 +179,32 @@ class GitIgnore:
     """
 
     def __init__(
-        self, root: Path, extra_rules: list[Rule] | None = None, read_files: bool = True
+        self,
+        root: Path,
+        extra_rules: list[Rule] | None = None,
+        read_files: bool = True,
+        recheck_s: float = RECHECK_S,
     ) -> None:
         self.root = root
+        self._root = str(root)
         self._extra = extra_rules or []
         self._read_files = read_files  # False: only ``extra_rules`` (for --ignore globs)
-        self._files: dict[Path, _CachedFile] = {}
+        self._files: dict[str, _CachedFile] = {}
+        self._recheck_s = recheck_s
+        self._paths_memo: dict[tuple[str, ...], list[tuple[tuple[str, ...], str]]] = {}
 
     def verdict(self, path: Path, is_dir: bool | None = None) -> Verdict:
         """Decide for ``path`` (absolute, under root); ``is_dir`` defaults to asking the disk."""
-        try:
-            parts = path.relative_to(self.root).parts
-        except ValueError:
+        parts = relative_parts(str(path), self._root)
+        if not parts:  # outside the root, or the root itself
             return Verdict(False)
-        if not parts:
-            return Verdict(False)
+        # Every ignore file on the way down is looked up (and stat-ed) once per path.
+        rule_sets = self._rule_sets(parts[:-1])
         # Walk down: an ignored ancestor directory ignores everything below it.
         for depth in range(1, len(parts) + 1):
             last = depth == len(parts)
-            entry_is_dir = (is_dir if is_dir is not None else path.is_dir()) if last else True
-            verdict = self._decide(parts[:depth], entry_is_dir)
+            entry_is_dir = (is_dir if is_dir is not None else os.path.isdir(path)) if last else True
+            verdict = self._decide(rule_sets, parts[:depth], entry_is_dir)
             if verdict.ignored:
                 return verdict
         return verdict
@@ -195,41 +212,67 @@ class GitIgnore:
     def is_ignored(self, path: Path, is_dir: bool | None = None) -> bool:
         return self.verdict(path, is_dir).ignored
 
-    def _decide(self, parts: tuple[str, ...], is_dir: bool) -> Verdict:
+    @staticmethod
+    def _decide(rule_sets: list[_RuleSet], parts: tuple[str, ...], is_dir: bool) -> Verdict:
         """Last matching rule wins among rules whose base directory contains the entry."""
         decided = Verdict(False)
-        for base_parts, rules in self._rule_sets(parts[:-1]):
+        for base_parts, rules in rule_sets:
+            if len(base_parts) >= len(parts):
+                continue  # a .gitignore below this entry does not apply to it
             rel = "/".join(parts[len(base_parts) :])
             for rule in rules:
                 if rule.matches(rel, is_dir):
                     decided = Verdict(not rule.negated, rule)
         return decided
 
-    def _rule_sets(self, dir_parts: tuple[str, ...]) -> list[tuple[tuple[str, ...], list[Rule]]]:
+    def _rule_sets(self, dir_parts: tuple[str, ...]) -> list[_RuleSet]:
         """Rule lists that apply to entries of ``dir_parts``, lowest precedence first."""
         if not self._read_files:
             return [((), self._extra)]
-        sets: list[tuple[tuple[str, ...], list[Rule]]] = [
-            ((), self._file_rules(self.root / ".git" / "info" / "exclude"))
+        sets: list[_RuleSet] = [
+            (base, self._file_rules(path)) for base, path in self._ignore_files(dir_parts)
         ]
-        for depth in range(len(dir_parts) + 1):
-            directory = self.root.joinpath(*dir_parts[:depth])
-            for name in IGNORE_FILE_NAMES:
-                sets.append((dir_parts[:depth], self._file_rules(directory / name)))
         sets.append(((), self._extra))  # command-line globs have the last word
-        return sets
+        return [rule_set for rule_set in sets if rule_set[1]]
 
-    def _file_rules(self, path: Path) -> list[Rule]:
-        stamp = _stamp(path)
+    def _ignore_files(self, dir_parts: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
+        """(base directory parts, ignore file path) that may apply inside ``dir_parts``; memoized."""
+        files = self._paths_memo.get(dir_parts)
+        if files is None:
+            # Plain strings, not Paths: this runs for every changed path and pathlib is slow.
+            files = [((), os.path.join(self._root, ".git", "info", "exclude"))]
+            for depth in range(len(dir_parts) + 1):
+                directory = os.path.join(self._root, *dir_parts[:depth])
+                files += [
+                    (dir_parts[:depth], os.path.join(directory, n)) for n in IGNORE_FILE_NAMES
+                ]
+            self._paths_memo[dir_parts] = files
+        return files
+
+    def _file_rules(self, path: str) -> list[Rule]:
+        now = time.monotonic()
         cached = self._files.get(path)
-        if cached is not None and cached.stamp == stamp:
+        if cached is not None and now - cached.checked < self._recheck_s:
             return cached.rules
-        rules = _read_rules(path) if stamp is not None else []
-        self._files[path] = _CachedFile(stamp, rules)
-        return rules
+        stamp = _stamp(path)
+        if cached is None or cached.stamp != stamp:
+            rules = _read_rules(path) if stamp is not None else []
+            cached = self._files[path] = _CachedFile(stamp, rules, now)
+        cached.checked = now
+        return cached.rules
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def relative_parts(path: str, root: str) -> tuple[str, ...] | None:
+    """Components of ``path`` below ``root`` (both absolute strings); None when outside."""
+    if path == root:
+        return ()
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    if not path.startswith(prefix):
+        return None
+    return tuple(part for part in path[len(prefix) :].split(os.sep) if part)
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -237,14 +280,15 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
-def _read_rules(path: Path) -> list[Rule]:
+def _read_rules(path: str) -> list[Rule]:
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with open(path, encoding="utf-8", errors="replace") as file:
+            text = file.read()
     except OSError as exc:  # unreadable: behave as if absent, but say so
         logger.warning("cannot read ignore file %s: %s", path, exc)
         return []
     logger.debug("read ignore file %s", path)
-    return parse_lines(text, str(path))
+    return parse_lines(text, path)
 
 
 def find_git_root(start: Path) -> Path | None:

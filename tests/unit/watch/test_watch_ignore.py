@@ -104,7 +104,7 @@ def test_tree(
 
 def test_edited_ignore_file_is_reread(tmp_path: Path) -> None:
     gitignore = write(tmp_path / ".gitignore", "*.a\n")
-    matcher = GitIgnore(tmp_path)
+    matcher = GitIgnore(tmp_path, recheck_s=0)  # no grace period: stat on every question
     assert matcher.is_ignored(tmp_path / "x.a", False)
     gitignore.write_text("*.bb\n")
     # Same-second edits must still be seen: the size changed; force a new mtime too.
