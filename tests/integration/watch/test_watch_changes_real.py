@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -151,5 +153,33 @@ def test_closing_the_stream_stops_the_watcher(tmp_path: Path) -> None:
             await consumer
         # The generator's finally waited for the watcher thread: nothing left running.
         assert asyncio.all_tasks() - before == set()
+
+    run(scenario)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_checkout_of_500_files_is_one_batch(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    for i in range(500):
+        write(tmp_path / f"pkg{i % 10}" / f"m{i:03}.py", "one\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    git("checkout", "-q", "-b", "other")
+    for i in range(500):
+        write(tmp_path / f"pkg{i % 10}" / f"m{i:03}.py", "two\n")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "two")
+    git("checkout", "-q", "main")
+
+    async def scenario() -> None:
+        c = Collector(tmp_path)
+        await c.prime()
+        await asyncio.to_thread(git, "checkout", "-q", "other")
+        batch = await c.next()
+        assert len(batch) == 500  # .git/ churn filtered out, every file in one batch
+        await c.expect_only(tmp_path / "sentinel.txt")
+        await c.close()
 
     run(scenario)
