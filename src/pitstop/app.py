@@ -70,7 +70,8 @@ def _working_directory(cwd: str | None) -> Path:
 
 def _print_warnings(taskfile: Taskfile, quiet: bool) -> None:
     for warning in taskfile.warnings:
-        sys.stderr.write(f"[pitstop] WARN - {warning.location}: {warning.message}\n")
+        # The message already starts with file:line:col.
+        sys.stderr.write(f"[pitstop] WARN - {warning.message}\n")
 
 
 def _skip_pattern(text: str | None) -> re.Pattern[str] | None:
@@ -99,6 +100,7 @@ def _print_steps(
         skip_tasks=skip,
         skip_init_end=options.skip_init_end_tasks,
         platform=current_platform(),
+        cwd=Path.cwd(),
     )
     if options.output_format == "short-description":
         sys.stdout.write(print_steps_short(plan))

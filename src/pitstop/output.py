@@ -89,6 +89,11 @@ class Printer:
             f"{self._paint('[pitstop]', '1')} {self._paint(label, colour)} - {event.message}",
         )
 
+    def task_line(self, name: str, stream: str, line: str) -> None:
+        """One line of a long-running process's output, always prefixed (services)."""
+        target = self.out if stream == "stdout" else self.err
+        self._write(target, self._prefix(name) + line)
+
     def _log(self, message: str) -> None:
         if not self.quiet:
             self._write(self.err, f"{self._paint('[pitstop]', '1')} INFO - {message}")

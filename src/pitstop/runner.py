@@ -103,7 +103,7 @@ class Runner:
         task = step.task
         env = self.ctx.env
         env.update(task_env(step.name, task.location))
-        cwd = self._task_cwd(task)
+        cwd = self.task_cwd(task)
         if not await self._condition_passes(task, cwd):
             message = task.condition.fail_message if task.condition else None
             self.ctx.emit(TaskSkipped(step.name, message or ""))
@@ -118,7 +118,7 @@ class Runner:
             self.ctx.emit(
                 Notice("warning", f"Task: {step.name} uses deprecated 'force', use 'ignore_errors'")
             )
-        self._apply_task_env(task)
+        self.apply_task_env(task)
         started = time.monotonic()
         status = await self._action(step, task, cwd)
         ignored = status != 0 and bool(task.ignore_errors or task.force)
@@ -128,12 +128,12 @@ class Runner:
     async def _action(self, step: Step, task: Task, cwd: Path) -> int:
         if task.run_task is not None:
             return await self._run_sub_tasks(step, task)
-        argv = self._argv(task, cwd)
+        argv = self.argv(task, cwd)
         if argv is None:
             return 0
         return await self.spawn(step.name, argv, cwd, task.location)
 
-    def _argv(self, task: Task, cwd: Path) -> list[str] | None:
+    def argv(self, task: Task, cwd: Path) -> list[str] | None:
         env = self.ctx.env
         if task.script is not None:
             return self._script_argv(task.script, task, cwd, self.ctx.task_args)
@@ -197,7 +197,7 @@ class Runner:
 
     # ------------------------------------------------------------------ pieces
 
-    def _task_cwd(self, task: Task) -> Path:
+    def task_cwd(self, task: Task) -> Path:
         if not task.cwd:
             return self.ctx.cwd
         text = expand(task.cwd, self.ctx.env)
@@ -230,7 +230,7 @@ class Runner:
         status = await self.spawn(task.name, argv, cwd, task.where("condition_script"))
         return condition_result(cond, passed, status == 0)
 
-    def _apply_task_env(self, task: Task) -> None:
+    def apply_task_env(self, task: Task) -> None:
         ctx = self.ctx
         if task.env_files:
             load_env_files(
@@ -287,6 +287,7 @@ class Runner:
             skip_tasks=self.ctx.skip_tasks,
             sub_flow=True,
             platform=self.ctx.platform,
+            cwd=self.ctx.cwd,
         )
         result = await self.run_plan(plan, report=False)
         return result.status

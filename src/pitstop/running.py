@@ -44,28 +44,53 @@ def run_command(
     cwd: Path,
     skip: re.Pattern[str] | None,
 ) -> int:
-    platform = current_platform()
-    plan = build_plan(
+    jobs = resolve_jobs(options.jobs, taskfile)
+    plan = _plan(taskfile, target, options, skip, cwd)
+    printer = make_printer(options, jobs, plan)
+    root = _root_task(plan)
+    if root is not None and _wants_service(root.service):
+        from pitstop.serving import run_service
+
+        return run_service(taskfile, target, options, cwd, skip, printer, jobs, root)
+    if options.watch or (root is not None and _watch_attribute(root.watch)):
+        from pitstop.watching import WatchSession, run_watch
+
+        session = WatchSession(taskfile, target, options, cwd, skip, printer)
+        return run_watch(session, root, jobs)
+    ctx = make_context(taskfile, target, options, cwd, skip, printer, jobs > 1)
+    return serve_async(run_once(plan, ctx, jobs, options))
+
+
+def build_run(
+    taskfile: Taskfile,
+    target: str,
+    options: argparse.Namespace,
+    cwd: Path,
+    skip: re.Pattern[str] | None,
+    printer: Printer,
+    jobs: int,
+) -> tuple[Plan, RunContext]:
+    """A fresh plan and context: what every (re)run starts from."""
+    plan = _plan(taskfile, target, options, skip, cwd)
+    return plan, make_context(taskfile, target, options, cwd, skip, printer, jobs > 1)
+
+
+def _plan(
+    taskfile: Taskfile,
+    target: str,
+    options: argparse.Namespace,
+    skip: re.Pattern[str] | None,
+    cwd: Path,
+) -> Plan:
+    return build_plan(
         taskfile,
         target,
         allow_private=options.allow_private,
         skip_tasks=skip,
         skip_init_end=options.skip_init_end_tasks,
-        platform=platform,
+        platform=current_platform(),
+        cwd=cwd,
     )
-    jobs = resolve_jobs(options.jobs, taskfile)
-    printer = make_printer(options, jobs, plan)
-    ctx = make_context(taskfile, target, options, cwd, skip, printer, jobs > 1)
-    root = _root_task(plan)
-    if root is not None and _wants_service(root.service):
-        from pitstop.serving import serve
-
-        return serve_async(serve(taskfile, target, plan, ctx, options, jobs))
-    if options.watch or (root is not None and _watch_attribute(root.watch)):
-        from pitstop.watching import watch
-
-        return serve_async(watch(taskfile, target, plan, ctx, options, jobs))
-    return serve_async(run_once(plan, ctx, jobs, options))
 
 
 def _root_task(plan: Plan) -> Task | None:
@@ -255,15 +280,29 @@ async def _on_error(ctx: RunContext, options: argparse.Namespace) -> RunFinished
     if not name or options.no_on_error:
         return None
     plan = build_plan(
-        ctx.taskfile, name, allow_private=True, skip_tasks=ctx.skip_tasks, platform=ctx.platform
+        ctx.taskfile,
+        name,
+        allow_private=True,
+        skip_tasks=ctx.skip_tasks,
+        platform=ctx.platform,
+        cwd=ctx.cwd,
     )
     return await Runner(ctx).run_plan(plan, report=False)
 
 
-def serve_async(coro: Coroutine[Any, Any, int]) -> int:
-    """Run `coro` in a fresh loop with SIGINT/SIGTERM/SIGHUP turned into a clean cancellation."""
+def serve_async(coro: Coroutine[Any, Any, int], *, stop_is_success: bool = False) -> int:
+    """Run `coro` in a fresh loop with SIGINT/SIGTERM/SIGHUP turned into a clean cancellation.
+
+    A one-off run that is interrupted fails (128 + N). Watching and serving run until they
+    are told to stop, so with `stop_is_success` a signal ends them with status 0.
+    """
     _install_child_watcher()
-    return asyncio.run(_with_signals(coro))
+    try:
+        return asyncio.run(_with_signals(coro))
+    except Interrupted:
+        if stop_is_success:
+            return 0
+        raise
 
 
 async def _with_signals(coro: Coroutine[Any, Any, int]) -> int:

@@ -1,0 +1,233 @@
+"""The `serve` use case: a task with `service = {...}` runs as a supervised service.
+
+Its dependencies are its build. `pitstop serve` builds, then starts the service on sockets
+pitstop holds; `pitstop --watch serve` rebuilds on every change while the current instance
+keeps serving, and swaps only to a new instance that built and became ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pitstop.errors import PitstopError, UserError
+from pitstop.events import Notice
+from pitstop.model import Task, Taskfile
+from pitstop.output import Printer
+from pitstop.planner import Plan
+from pitstop.runner import RunContext, Runner
+from pitstop.supervisor import events as ev
+from pitstop.supervisor.instance import InstanceCommand
+from pitstop.supervisor.spec import ServiceSpec, parse_service
+
+if TYPE_CHECKING:
+    from pitstop.supervisor.swap import Supervisor
+
+
+@dataclass
+class ServiceSession:
+    """The service task as last loaded, and what its next build and instance need."""
+
+    taskfile: Taskfile
+    target: str
+    options: argparse.Namespace
+    cwd: Path
+    skip: re.Pattern[str] | None
+    printer: Printer
+    jobs: int
+    tmpdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pitstop-serve-")))
+    last_build_status: int = 0
+
+    def reload_if_changed(self, paths: frozenset[Path]) -> None:
+        if self.taskfile.path.resolve() not in {p.resolve() for p in paths}:
+            return
+        from pitstop.loader import load_taskfile
+
+        self.taskfile = load_taskfile(str(self.taskfile.path), self.cwd)
+        self.printer.notice(Notice("info", f"reloaded {self.taskfile.path.name}"))
+
+    def prepare(self) -> tuple[Plan, Plan, RunContext]:
+        """(whole plan, build plan, context) from the current task file."""
+        from pitstop.running import build_run
+
+        plan, ctx = build_run(
+            self.taskfile, self.target, self.options, self.cwd, self.skip, self.printer, self.jobs
+        )
+        return plan, build_part(plan), ctx
+
+
+def build_part(plan: Plan) -> Plan:
+    """The steps before the service itself: init and the service's dependencies.
+
+    The step indices stay valid because only steps after the service (end) are dropped.
+    """
+    index = max(i for i, step in enumerate(plan.steps) if step.name == plan.target)
+    return Plan(plan.target, plan.steps[:index])
+
+
+def service_task(plan: Plan) -> Task:
+    return next(s.task for s in reversed(plan.steps) if s.name == plan.target)
+
+
+def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> InstanceCommand:
+    """The service's action as an argv, in its cwd, with its env applied to the run's env."""
+    runner = Runner(ctx)
+    if task.run_task is not None:
+        raise UserError(
+            f"service task {task.name} uses run_task; a service needs a command or a script",
+            task.where("run_task"),
+            'write command = "./target/debug/app" (or a script) in the service task',
+        )
+    runner.apply_task_env(task)
+    cwd = runner.task_cwd(task)
+    ctx._tmpdir = tmpdir  # scripts written for an instance must outlive this run
+    argv = runner.argv(task, cwd)
+    if argv is None:
+        raise UserError(
+            f"service task {task.name} has nothing to run",
+            task.location,
+            'add command = "..." (and args) or script = "..." to the service task',
+        )
+    return InstanceCommand(tuple(argv), cwd, {**ctx.env, **ctx.extra_env})
+
+
+def render_event(printer: Printer, name: str, event: ev.SupervisorEvent) -> None:
+    """Supervisor events as lines: instance output prefixed, everything else as notices."""
+    if isinstance(event, ev.InstanceOutput):
+        printer.task_line(f"{name}#{event.n}", event.stream, event.line)
+        return
+    text = describe(event)
+    if text is not None:
+        failed = isinstance(event, ev.BuildFailed | ev.RolledBack | ev.GaveUp)
+        printer.notice(Notice("error" if failed else "info", text))
+
+
+def describe(event: ev.SupervisorEvent) -> str | None:
+    match event:
+        case ev.Status(text):
+            return text
+        case ev.RolledBack(n, reason, serving):
+            kept = f"; #{serving} keeps serving" if serving is not None else ""
+            return f"instance #{n} rolled back: {reason}{kept}"
+        case ev.InstanceExited(n, status):
+            return f"instance #{n} exited with status {status}"
+        case ev.CrashRestart(n, delay):
+            return f"restarting after a crash of #{n} in {delay:.1f}s"
+        case ev.GaveUp(reason):
+            return f"not restarting: {reason}; waiting for a change"
+        case ev.InstanceStatus(n, text):
+            return f"#{n}: {text}"
+    return None
+
+
+def run_service(
+    taskfile: Taskfile,
+    target: str,
+    options: argparse.Namespace,
+    cwd: Path,
+    skip: re.Pattern[str] | None,
+    printer: Printer,
+    jobs: int,
+    root: Task,
+) -> int:
+    from pitstop.running import serve_async
+
+    spec = parse_service(root.service, root.where("service"))
+    for warning in spec.warnings:
+        printer.notice(Notice("warning", f"{warning.location}: {warning.message}"))
+    session = ServiceSession(taskfile, target, options, cwd, skip, printer, jobs)
+    try:
+        return serve_async(serve(session, spec, root), stop_is_success=True)
+    finally:
+        shutil.rmtree(session.tmpdir, ignore_errors=True)
+
+
+async def serve(session: ServiceSession, spec: ServiceSpec, root: Task) -> int:
+    from pitstop.supervisor.swap import Supervisor
+
+    pending_paths: set[Path] = set()
+
+    async def build() -> bool:
+        paths = frozenset(pending_paths)
+        pending_paths.clear()
+        try:
+            session.reload_if_changed(paths)
+            plan, build_plan, ctx = session.prepare()
+        except PitstopError as error:
+            _show_error(error)
+            return False
+        try:
+            result = await Runner(ctx).run_plan(build_plan, session.jobs, report=False)
+        finally:
+            ctx.cleanup()
+        session.last_build_status = result.status
+        if not result.ok:
+            return False
+        # The instance runs with the env the build left, as the next cargo-make step would.
+        try:
+            supervisor.command = instance_command(service_task(plan), ctx, session.tmpdir)
+        except PitstopError as error:
+            _show_error(error)
+            return False
+        return True
+
+    _, _, first_ctx = session.prepare()
+    supervisor = Supervisor(
+        spec,
+        instance_command(root, first_ctx, session.tmpdir),
+        build,
+        lambda event: render_event(session.printer, session.target, event),
+    )
+    watching = session.options.watch or (root.watch is not None and root.watch.enabled)
+    # Watch from the start: a save during the first build must not be missed.
+    follower = (
+        asyncio.create_task(_follow_changes(session, root, supervisor, pending_paths))
+        if watching
+        else None
+    )
+    try:
+        serving = await supervisor.start()
+        if follower is None:
+            if not serving:
+                return session.last_build_status or 1
+            await asyncio.Event().wait()
+        else:
+            await follower
+        return 0
+    finally:
+        if follower is not None:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+        await supervisor.stop()
+
+
+def _show_error(error: PitstopError) -> None:
+    import sys
+
+    from pitstop.cli import render_error
+
+    render_error(error, sys.stderr)
+
+
+async def _follow_changes(
+    session: ServiceSession, root: Task, supervisor: Supervisor, pending_paths: set[Path]
+) -> None:
+    """Each batch of changes starts a rebuild; Enter/r rebuilds now, q quits."""
+    from pitstop.watch import OnBusy, terminal_keys
+    from pitstop.watching import describe_trigger, watch_options, watch_source
+
+    settings = watch_options(session.options, root, session.taskfile, OnBusy.RESTART)
+    quit_event = asyncio.Event()
+    with terminal_keys(supervisor.changed, quit_event.set):
+        source = watch_source(settings, session.cwd, stop_event=quit_event)
+        async for batch in source:
+            why = describe_trigger(batch, session.cwd, session.options.why)
+            session.printer.notice(Notice("info", why))
+            pending_paths.update(batch)
+            supervisor.changed(batch)
