@@ -139,6 +139,14 @@ class LoadClient:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
+    # In async tests the event loop may be serving the requests (the proxy runs in it), so
+    # joining the client thread must not block the loop.
+    async def __aenter__(self) -> LoadClient:
+        return self.__enter__()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=15)

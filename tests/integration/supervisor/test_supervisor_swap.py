@@ -27,7 +27,7 @@ def test_swaps_under_continuous_requests_lose_none(tmp_path: Path) -> None:
     async def scenario() -> LoadClient:
         sup = h.make()
         assert await sup.start()
-        with LoadClient(h.address) as load:
+        async with LoadClient(h.address) as load:
             await async_wait_until(lambda: load.saw("v1"), DEADLINE)
             for version in ("v2", "v3", "v4"):
                 h.release(version)
@@ -102,7 +102,7 @@ def test_new_version_never_ready_is_killed_and_rolled_back(tmp_path: Path) -> No
     async def scenario() -> None:
         sup = h.make()
         assert await sup.start()
-        with LoadClient(h.address) as load:
+        async with LoadClient(h.address) as load:
             h.release("v2 --never-ready")
             await sup.settled()
         (rolled,) = h.of_type(RolledBack)
