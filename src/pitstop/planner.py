@@ -138,6 +138,7 @@ class _Builder:
         self.planned: dict[str, int] = {}
         # Names whose subtree made no proxy step: walking them again is a no-op, skip it.
         self.settled: set[str] = set()
+        self.proxies = 0  # proxy steps made so far (counted, not summed per visit: O(n^2))
         self.skipped: set[str] = set()
         # The names being visited, with the location of the edge that led to each.
         self.stack: list[tuple[str, Location | None]] = []
@@ -190,10 +191,10 @@ class _Builder:
         if task.disabled:
             self.skipped.add(name)
             return None
-        proxies_before = sum(draft.proxy is not None for draft in self.drafts)
+        proxies_before = self.proxies
         dep_steps = self.visit_dependencies(name, task)
         index = self.plan_step(name, task, dep_steps, is_root)
-        if sum(draft.proxy is not None for draft in self.drafts) == proxies_before:
+        if self.proxies == proxies_before:
             self.settled.add(name)
         return index
 
@@ -247,6 +248,7 @@ class _Builder:
         name = f"{dependency.name}_proxy"
         task = Task(name=name, location=dependency.location)
         self.drafts.append(_Draft(name, task, proxy=proxy))
+        self.proxies += 1
         return len(self.drafts) - 1
 
     def add_predefined(self, name: str | None) -> int | None:
