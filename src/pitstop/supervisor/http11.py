@@ -228,6 +228,11 @@ async def relay_until_eof(src: asyncio.StreamReader, dst: Sink) -> None:
         await _write(dst, data)
 
 
+def is_hex(text: bytes) -> bool:
+    """A chunk size: 1 to 15 hex digits."""
+    return _HEX.match(text) is not None
+
+
 async def _read_line(src: asyncio.StreamReader) -> bytes:
     try:
         line = await src.readuntil(b"\n")
@@ -255,3 +260,158 @@ def simple_response(status: int, reason: str, text: str, *, close: bool) -> byte
     if close:
         headers.append((b"Connection", b"close"))
     return serialize(f"HTTP/1.1 {status} {reason}".encode(), headers) + body
+
+
+# --- one-pass head scanning for the proxy's fast path --------------------------------------
+#
+# The fast path never builds a header list: it checks the whole header block with one
+# regular expression, then finds the few headers that decide framing and persistence, and
+# rewrites the head by cutting lines out of the bytes it received.
+
+_HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*\Z")
+# Matched against the lower-cased head; the \r\n of each line stays outside the match, so
+# two such headers in a row are both found.
+_FIELD = re.compile(
+    rb"\n(content-length|transfer-encoding|connection|upgrade|expect|keep-alive"
+    rb"|proxy-connection|te|trailer|x-forwarded-for|x-forwarded-proto):[ \t]*([^\r\n]*?)[ \t]*\r"
+)
+# Connection options a head may carry and still be rewritten by cutting lines.
+_PLAIN_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade"})
+
+Field = tuple[bytes, bytes, int, int]  # lower-case name, value, start and end of its line
+
+
+@dataclass(slots=True)
+class Head:
+    """A message head: `raw` is its start line and header lines, each ending in CRLF."""
+
+    raw: bytes
+    version: bytes
+    fields: list[Field]
+    framing: Framing
+    length: int
+    close: bool  # this message ends its connection
+    options: set[bytes]  # the Connection header's tokens
+
+    def has(self, name: bytes) -> bool:
+        return any(field[0] == name for field in self.fields)
+
+    def value(self, name: bytes) -> bytes | None:
+        found = None
+        for field in self.fields:
+            if field[0] == name:
+                found = field[1]
+        return found
+
+    def rewritable(self) -> bool:
+        """True unless Connection names other headers (then rebuild it from a parse)."""
+        return self.options <= _PLAIN_OPTIONS
+
+    def without(self, names: frozenset[bytes], start: bytes | None = None) -> bytes:
+        """`raw` minus the lines of headers in `names`, optionally with a new start line."""
+        raw, pieces, pos = self.raw, [], 0
+        if start is not None:
+            pieces.append(start)
+            pos = raw.index(b"\r\n")
+        for name, _, begin, end in self.fields:
+            if name in names:
+                pieces.append(raw[pos:begin])
+                pos = end
+        if not pieces:
+            return raw
+        pieces.append(raw[pos:])
+        return b"".join(pieces)
+
+
+@dataclass(slots=True)
+class RequestHead(Head):
+    method: bytes
+    target: bytes
+
+    def is_upgrade(self) -> bool:
+        return self.has(b"upgrade") and b"upgrade" in self.options
+
+    def expects_continue(self) -> bool:
+        expect = self.value(b"expect")
+        return expect is not None and expect.lower() == b"100-continue"
+
+
+@dataclass(slots=True)
+class ResponseHead(Head):
+    status: int
+
+
+def _scan(raw: bytes) -> tuple[bytes, list[Field], Framing, int, set[bytes]]:
+    """Start line, the fields that matter, body framing (eof if unsaid), Connection tokens."""
+    eol = raw.find(b"\r\n")
+    if not _HEADER_LINES.match(raw, eol + 2):
+        # Also rejects obsolete line folding (a line starting with whitespace).
+        raise HttpError("malformed header line")
+    fields: list[Field] = []
+    options: set[bytes] = set()
+    if eol + 2 == len(raw):
+        return raw[:eol], fields, "eof", 0, options
+    encoding = length = None
+    for m in _FIELD.finditer(raw.lower(), eol):
+        name = m[1]
+        begin, end = m.span(2)
+        value = raw[begin:end]
+        fields.append((name, value, m.start() + 1, m.end() + 1))
+        if name == b"content-length":
+            if length is not None and value != length:
+                raise HttpError("invalid Content-Length")
+            length = value
+        elif name == b"transfer-encoding":
+            if value.strip(b" \t,"):
+                encoding = value
+        elif name == b"connection":
+            options.update(t.strip() for t in m[2].split(b","))
+    options.discard(b"")
+    if encoding is not None:
+        # Anything but a final "chunked" cannot be delimited; refusing it avoids smuggling.
+        if encoding.split(b",")[-1].strip().lower() != b"chunked":
+            raise HttpError("unsupported Transfer-Encoding")
+        return raw[:eol], fields, "chunked", 0, options
+    if length is None:
+        return raw[:eol], fields, "eof", 0, options
+    if not length.isdigit():
+        raise HttpError("invalid Content-Length")
+    size = int(length)
+    return raw[:eol], fields, ("length" if size else "none"), size, options
+
+
+def scan_request(raw: bytes) -> RequestHead:
+    """A request head up to and including the CRLF of its last header line."""
+    start, fields, framing, length, options = _scan(raw)
+    parts = start.split(b" ")
+    if len(parts) != 3:
+        raise HttpError("malformed request line")
+    method, target, version = parts
+    if version != b"HTTP/1.1" and version != b"HTTP/1.0":
+        raise HttpError("malformed request line")
+    if not target or not _TOKEN.match(method):
+        raise HttpError("malformed request line")
+    if framing == "eof":
+        framing = "none"
+    close = (b"keep-alive" not in options) if version == b"HTTP/1.0" else (b"close" in options)
+    return RequestHead(raw, version, fields, framing, length, close, options, method, target)
+
+
+def scan_response(raw: bytes, request_method: bytes) -> ResponseHead:
+    """A response head up to and including the CRLF of its last header line."""
+    start, fields, framing, length, options = _scan(raw)
+    version = start[:8]
+    code = start[9:12]
+    if (
+        (version != b"HTTP/1.1" and version != b"HTTP/1.0")
+        or start[8:9] != b" "
+        or not code.isdigit()
+        or len(code) != 3
+        or start[12:13] not in (b" ", b"")
+    ):
+        raise HttpError("malformed status line", 502)
+    status = int(code)
+    if request_method == b"HEAD" or status < 200 or status == 204 or status == 304:
+        framing, length = "none", 0
+    close = (b"keep-alive" not in options) if version == b"HTTP/1.0" else (b"close" in options)
+    return ResponseHead(raw, version, fields, framing, length, close, options, status)

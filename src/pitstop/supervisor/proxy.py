@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from . import http11
-from .proxy_http import HttpHandler, Pool
+from .proxy_http import FastServer, HttpHandler, Pool
 from .proxy_routing import Backend, Router
 from .proxy_tcp import TcpHandler
 
@@ -49,6 +49,9 @@ class Proxy:
         self._handler: _Handler = (
             HttpHandler(self._router, self._pool) if mode == "http" else TcpHandler(self._router)
         )
+        # http: requests go through the callback-based fast path, which hands a connection
+        # to the stream-based HttpHandler when a request needs it (see proxy_http).
+        self._fast = FastServer(self._router, self._serve) if mode == "http" else None
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -63,10 +66,14 @@ class Proxy:
 
         The proxy listens on duplicates, so the caller keeps ownership of `sockets`.
         """
+        loop = asyncio.get_running_loop()
         for sock in sockets:
-            server = await asyncio.start_server(
-                self._serve, sock=sock.dup(), limit=http11.MAX_HEAD, start_serving=True
-            )
+            if self._fast is not None:
+                server = await loop.create_server(self._fast.protocol, sock=sock.dup())
+            else:
+                server = await asyncio.start_server(
+                    self._serve, sock=sock.dup(), limit=http11.MAX_HEAD, start_serving=True
+                )
             self._servers.append(server)
         log.debug("proxy (%s) listening on %d socket(s)", self.mode, len(sockets))
 
@@ -96,6 +103,8 @@ class Proxy:
         limit = self.drain_timeout if timeout is None else timeout
         drained = await self._router.drain(backend, limit)
         self._pool.close_backend(backend)
+        if self._fast is not None:
+            self._fast.pool.close_backend(backend)
         return drained
 
     async def close(self) -> None:
@@ -103,6 +112,8 @@ class Proxy:
         self._closing = True
         for server in self._servers:
             server.close()
+        if self._fast is not None:
+            await self._fast.close()
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,17 @@ class Backend:
         return f"{label}({self.host}:{self.port})"
 
 
-@dataclass(eq=False)
 class Flight:
     """One request (http) or connection (tcp) in flight; abort() cuts its transports."""
 
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    __slots__ = ("transports",)
+
+    def __init__(self, transports: list[asyncio.WriteTransport] | None = None) -> None:
+        self.transports = transports if transports is not None else []
 
     def abort(self) -> None:
-        for writer in self.writers:
-            writer.transport.abort()
+        for transport in self.transports:
+            transport.abort()
 
 
 class NoBackend(Exception):
@@ -78,6 +80,17 @@ class Router:
         # Registered in the same step as the choice, so a drain() started right after
         # set_backend() can never miss a request routed to the old backend.
         self._flights.setdefault(backend, set()).add(flight)
+        return backend
+
+    def acquire_now(self, flight: Flight) -> Backend | None:
+        """acquire() without waiting: None when there is no backend right now."""
+        backend = self.current
+        if backend is not None:
+            flights = self._flights.get(backend)
+            if flights is None:
+                self._flights[backend] = {flight}
+            else:
+                flights.add(flight)
         return backend
 
     async def _wait_for_backend(self) -> Backend:

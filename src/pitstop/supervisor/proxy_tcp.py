@@ -52,7 +52,7 @@ class TcpHandler:
         self._router = router
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        flight = Flight([writer])
+        flight = Flight([writer.transport])
         try:
             backend = await self._router.acquire(flight)
         except NoBackend as exc:
@@ -78,5 +78,5 @@ class TcpHandler:
             with contextlib.suppress(Exception):
                 writer.close()
             return
-        flight.writers.append(up_writer)
+        flight.transports.append(up_writer.transport)
         await splice(reader, writer, up_reader, up_writer)
