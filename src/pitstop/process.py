@@ -114,10 +114,13 @@ async def spawn(
     Raises FileNotFoundError / PermissionError if the program cannot be started.
     """
     pipe = asyncio.subprocess.PIPE if on_line else None
+    child_env = dict(env if env is not None else os.environ)
+    reaper.child_environment(child_env)
+    reaper.ensure_started()
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
-        env=dict(env) if env is not None else None,
+        env=child_env,
         stdin=asyncio.subprocess.DEVNULL if stdin_devnull else None,
         stdout=pipe,
         stderr=pipe,

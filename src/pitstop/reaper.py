@@ -2,10 +2,14 @@
 
 pitstop ends every child group it started on success, failure, Ctrl-C and SIGTERM. Only a
 death it cannot catch (SIGKILL, an abort in C code, the OOM killer) would leave children
-behind, still holding ports. For that case pitstop starts, on its first child, a tiny
-watchdog process connected by a pipe: pitstop writes `+PGID` / `-PGID` lines as groups
-come and go; when the pipe reaches end-of-file (pitstop is gone, whatever the cause) the
-watchdog terminates every group still registered, then kills them after a grace period.
+behind, still holding ports. For that case pitstop starts, before its first child, a tiny
+watchdog process connected by a pipe. When the pipe reaches end-of-file (pitstop is gone,
+whatever the cause) the watchdog terminates, then after a grace period kills:
+
+- every process group pitstop registered (`+PGID` / `-PGID` lines on the pipe), and
+- every process whose environment carries this pitstop's token in PITSTOP_ANCESTRY. Each
+  child gets the token in its environment, and so does everything it starts, even before
+  pitstop had a chance to register its group, and even if it left the group (setsid).
 
 PR_SET_PDEATHSIG alone would not do: it reaches only the direct child, not the programs a
 shell script started, and it needs a Python `preexec_fn`, which makes every spawn slower.
@@ -15,8 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
+
+ANCESTRY_VARIABLE = "PITSTOP_ANCESTRY"
 
 # The watchdog program. It ignores SIGINT/SIGTERM/SIGHUP so that a Ctrl-C aimed at pitstop's
 # process group does not take it down before pitstop has finished its own cleanup.
@@ -24,6 +31,7 @@ _WATCHDOG = r"""
 import os, signal, sys, time
 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(s, signal.SIG_IGN)
+token = sys.argv[2].encode()
 groups = set()
 for line in sys.stdin:
     line = line.strip()
@@ -31,31 +39,72 @@ for line in sys.stdin:
         groups.add(int(line[1:]))
     elif line[:1] == "-":
         groups.discard(int(line[1:]))
+me = os.getpid()
+def marked():
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open("/proc/" + entry + "/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        for var in env.split(b"\0"):
+            if var.startswith(b"PITSTOP_ANCESTRY=") and token in var[17:].split(b":"):
+                found.add(int(entry))
+    return found
+def signal_all(sig, pids):
+    for g in groups:
+        try:
+            os.killpg(g, sig)
+        except OSError:
+            pass
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except OSError:
+            pass
 def alive(g):
     try:
         os.killpg(g, 0)
         return True
     except OSError:
         return False
-for g in groups:
-    try:
-        os.killpg(g, signal.SIGTERM)
-    except OSError:
-        pass
+signal_all(signal.SIGTERM, marked())
 deadline = time.monotonic() + float(sys.argv[1])
-while groups and time.monotonic() < deadline:
+while time.monotonic() < deadline:
     groups = {g for g in groups if alive(g)}
+    left = marked()
+    if not groups and not left:
+        break
     time.sleep(0.05)
-for g in groups:
-    try:
-        os.killpg(g, signal.SIGKILL)
-    except OSError:
-        pass
+signal_all(signal.SIGKILL, marked())
 """
 
 GRACE_SECONDS = 3.0
 
 _watchdog: subprocess.Popen[bytes] | None = None
+_token: str | None = None
+
+
+def token() -> str:
+    """This pitstop's mark in its children's environment."""
+    global _token
+    if _token is None:
+        _token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    return _token
+
+
+def child_environment(env: dict[str, str]) -> None:
+    """Mark a child's environment with this pitstop's token (kept after outer pitstops' ones)."""
+    inherited = env.get(ANCESTRY_VARIABLE)
+    env[ANCESTRY_VARIABLE] = f"{inherited}:{token()}" if inherited else token()
+
+
+def ensure_started() -> None:
+    """Start the watchdog if it is not running: call before starting a child."""
+    _pipe()
 
 
 def _pipe() -> int | None:
@@ -65,7 +114,7 @@ def _pipe() -> int | None:
             return None
         try:
             _watchdog = subprocess.Popen(
-                [sys.executable, "-S", "-c", _WATCHDOG, str(GRACE_SECONDS)],
+                [sys.executable, "-S", "-c", _WATCHDOG, str(GRACE_SECONDS), token()],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

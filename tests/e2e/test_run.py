@@ -264,6 +264,27 @@ def test_sigkill_of_pitstop_still_ends_its_children(project: Project) -> None:
     wait_until(lambda: not pid_alive(sleeper), timeout=10, message="orphan left after SIGKILL")
 
 
+def test_sigkill_of_pitstop_ends_even_a_child_that_left_its_group(project: Project) -> None:
+    project.makefile(
+        """
+        [tasks.hang]
+        script = '''
+        setsid sleep 300 &
+        echo $! > escaped.pid
+        wait
+        '''
+        """
+    )
+    proc = project.popen("hang")
+    pid_file = project.root / "escaped.pid"
+    wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=20)
+    escaped = int(pid_file.read_text())
+    wait_until(lambda: os.getsid(escaped) == escaped, timeout=5)  # really in a session of its own
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=20)
+    wait_until(lambda: not pid_alive(escaped), timeout=10, message="escaped child survived")
+
+
 def test_task_arguments_reach_command_and_script(project: Project) -> None:
     project.makefile(
         """
