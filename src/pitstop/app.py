@@ -31,6 +31,8 @@ class Settings:
 
 
 def dispatch(options: argparse.Namespace) -> int:
+    if options.loglevel in ("error", "off"):
+        options.quiet = True
     if options.completions:
         from pitstop.completion import completion_script
 
@@ -44,11 +46,15 @@ def dispatch(options: argparse.Namespace) -> int:
         sys.stdout.write("".join(f"{name}\n" for name in names))
         return 0
     target = options.task_flag or options.task or taskfile.config.default_task_name or "default"
-    if options.list_steps:
+    if options.list_steps or options.list_category_steps:
         from pitstop.listing import list_all_steps
 
-        category = getattr(options, "list_category_steps", None)
-        sys.stdout.write(list_all_steps(taskfile, category=category))
+        listing = list_all_steps(
+            taskfile,
+            category=options.list_category_steps,
+            hide_uninteresting=options.hide_uninteresting,
+        )
+        sys.stdout.write(listing)
         return 0
     skip = _skip_pattern(options.skip_tasks)
     if options.print_steps:

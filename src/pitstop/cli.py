@@ -22,9 +22,8 @@ _IGNORED_FLAGS = (
     "--disable-check-for-updates",
     "--no-color",
     "--experimental",
-    "--hide-uninteresting",
 )
-_IGNORED_VALUE_FLAGS = ("--loglevel", "--output-file", "--list-category-steps")
+_IGNORED_VALUE_FLAGS = ("--output-file",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the tasks by category",
     )
     plan.add_argument(
+        "--list-category-steps", metavar="CATEGORY", help="list the tasks of one category"
+    )
+    plan.add_argument(
+        "--hide-uninteresting",
+        action="store_true",
+        help="leave init/end/empty and pre-/post- hooks out of --list",
+    )
+    plan.add_argument(
         "--print-steps", action="store_true", help="print the plan without running it"
     )
     plan.add_argument(
@@ -123,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print only the tasks' own output and errors",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="trace scripts (set -x)")
+    run.add_argument(
+        "--loglevel",
+        choices=("verbose", "info", "error", "off"),
+        help="cargo-make's log level: error or off prints only the tasks' output and errors",
+    )
     run.add_argument(
         "--stop-signal",
         default="SIGTERM",
