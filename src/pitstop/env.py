@@ -137,7 +137,8 @@ def _order_profile(entry: EnvEntry, base_env: Mapping[str, str]) -> EnvEntry:
 def _cycle_error(circle: list[str], by_key: Mapping[str, EnvEntry]) -> TaskFileError:
     text = " -> ".join(circle)
     return TaskFileError(
-        f"a cycle between env variables has been detected. Cycle: {text}",
+        # cargo-make's E001 wording, so scripts that look for it keep working.
+        f"A cycle between different env variables has been detected (E001). Cycle: {text}.",
         by_key[circle[0]].location,
         hint="an env value cannot refer to itself through other variables (cargo-make error E001)",
     )

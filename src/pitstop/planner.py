@@ -228,7 +228,8 @@ class _Builder:
         circle = " -> ".join([*names[names.index(name) :], name])
         where = f" (declared at {edge})" if edge is not None else ""
         raise PlanError(
-            f"Dependency cycle: {circle}{where}",
+            # cargo-make's wording first (its CircularReference error), then the whole circle.
+            f'Circular reference found for task: "{name}": dependency cycle {circle}{where}',
             edge,
             hint="a task cannot depend on itself, even indirectly; remove one of these dependencies",
         )
