@@ -636,10 +636,13 @@ class FastPool:
     def __init__(self, router: Router) -> None:
         self._router = router
         self._idle: dict[Backend, list[_Link]] = {}
+        self._hot_backend: Backend | None = None  # the backend used last, and its list
+        self._hot: list[_Link] = []
         self.connecting: set[asyncio.Task[None]] = set()
 
     def take(self, backend: Backend) -> _Link | None:
-        idle = self._idle.get(backend)
+        # Found without hashing a Backend (a dataclass, hashed in Python) per request.
+        idle = self._hot if backend is self._hot_backend else self._idle.get(backend)
         while idle:
             # Newest first: the one least likely to have been closed by the backend.
             link = idle.pop()
@@ -649,12 +652,18 @@ class FastPool:
         return None
 
     def put(self, link: _Link) -> None:
-        idle = self._idle.setdefault(link.backend, [])
+        backend, current = link.backend, self._router.current
         # A backend that is no longer current gets no new requests: do not keep its sockets.
-        if link.backend != self._router.current or len(idle) >= MAX_IDLE_PER_BACKEND:
+        if backend is not current and backend != current:
+            link._drop()
+            return
+        if backend is not self._hot_backend:
+            self._hot_backend = backend
+            self._hot = self._idle.setdefault(backend, [])
+        if len(self._hot) >= MAX_IDLE_PER_BACKEND:
             link._drop()
         else:
-            idle.append(link)
+            self._hot.append(link)
 
     def connect(self, ex: _FastExchange, backend: Backend) -> None:
         task = asyncio.get_running_loop().create_task(self._open(ex, backend))
@@ -677,6 +686,8 @@ class FastPool:
         ex.attach(link)
 
     def close_backend(self, backend: Backend) -> None:
+        if backend == self._hot_backend:
+            self._hot_backend, self._hot = None, []
         for link in self._idle.pop(backend, []):
             link._drop()
 
@@ -705,7 +716,7 @@ class _FastExchange(Flight):
     )
 
     def __init__(self, client: FastClient, req: http11.RequestHead, data: bytes) -> None:
-        super().__init__()
+        # Flight.__init__ is not called: abort() below needs no list of transports.
         self.client = client
         self.backend: Backend | None = None
         self.data = data  # head and body, as sent upstream (kept for one retry)

@@ -58,6 +58,11 @@ class Router:
         self._ready = asyncio.Event()
         self._flights: dict[Backend, set[Flight]] = {}
         self._emptied: dict[Backend, asyncio.Event] = {}
+        # The flights of the backend used last, found without hashing a Backend (a
+        # dataclass, hashed in Python) on each request; when not empty it is the set
+        # `_flights` holds for that backend.
+        self._hot_backend: Backend | None = None
+        self._hot: set[Flight] = set()
         self.waiting = 0  # requests (or connections) waiting for a backend to appear
 
     def set_backend(self, backend: Backend | None) -> Backend | None:
@@ -79,18 +84,20 @@ class Router:
         backend = self.current or await self._wait_for_backend()
         # Registered in the same step as the choice, so a drain() started right after
         # set_backend() can never miss a request routed to the old backend.
-        self._flights.setdefault(backend, set()).add(flight)
+        self._add(backend, flight)
         return backend
+
+    def _add(self, backend: Backend, flight: Flight) -> None:
+        if backend is not self._hot_backend or not self._hot:
+            self._hot_backend = backend
+            self._hot = self._flights.setdefault(backend, set())
+        self._hot.add(flight)
 
     def acquire_now(self, flight: Flight) -> Backend | None:
         """acquire() without waiting: None when there is no backend right now."""
         backend = self.current
         if backend is not None:
-            flights = self._flights.get(backend)
-            if flights is None:
-                self._flights[backend] = {flight}
-            else:
-                flights.add(flight)
+            self._add(backend, flight)
         return backend
 
     async def _wait_for_backend(self) -> Backend:
@@ -111,12 +118,17 @@ class Router:
             self.waiting -= 1
 
     def release(self, backend: Backend, flight: Flight) -> None:
-        flights = self._flights.get(backend)
-        if flights is None:
-            return
+        if backend is self._hot_backend and flight in self._hot:
+            flights = self._hot
+        else:
+            found = self._flights.get(backend)
+            if found is None:
+                return
+            flights = found
         flights.discard(flight)
         if not flights:
-            del self._flights[backend]
+            if self._flights.get(backend) is flights:
+                del self._flights[backend]
             emptied = self._emptied.pop(backend, None)
             if emptied is not None:
                 emptied.set()
