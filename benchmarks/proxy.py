@@ -1,11 +1,15 @@
 """Throughput and latency through pitstop's proxy versus straight to the app.
 
-    .venv/bin/python benchmarks/proxy.py [--duration 5] [--connections 50] [--client wrk|python]
+    .venv/bin/python benchmarks/proxy.py [--duration 5] [--connections 50] [--rounds 3]
+        [--app asyncio|uvicorn|both] [--client wrk|python]
 
-The app is a tiny asyncio HTTP/1.1 server (so the app is not the bottleneck); app and proxy
-each run in their own process (on uvloop if it is installed), all on 127.0.0.1. The load
-comes from `wrk` when it is installed, else from a small asyncio client in this file.
-Prints a markdown table.
+Two apps: a tiny asyncio HTTP/1.1 server (so the app is not the bottleneck) and uvicorn
+with a trivial ASGI app (closer to what a dev server costs). App and proxy each run in
+their own process (on uvloop if it is installed), all on 127.0.0.1. The load comes from
+`wrk` when it is installed, else from a small asyncio client in this file. Each scenario
+(keep-alive, new connection per request) alternates direct and proxied runs `--rounds`
+times, so both see the same machine noise, and reports the medians. Prints a markdown
+table and the command that made it.
 """
 
 from __future__ import annotations
@@ -65,13 +69,8 @@ async def serve_app(port: int) -> None:
 
 async def asgi_app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
     """The trivial ASGI app for `--app uvicorn`: closer to what a dev server costs."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/plain")],
-        }
-    )  # type: ignore[operator]
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(BODY))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})  # type: ignore[operator]
     await send({"type": "http.response.body", "body": BODY})  # type: ignore[operator]
 
 
@@ -206,29 +205,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client", choices=["wrk", "python"], default=None)
-    parser.add_argument("--app", choices=["asyncio", "uvicorn"], default="asyncio")
+    parser.add_argument("--app", choices=["asyncio", "uvicorn", "both"], default="both")
     args = parser.parse_args()
     client = args.client or ("wrk" if shutil.which("wrk") else "python")
     load = run_wrk if client == "wrk" else run_python
-    app_port, proxy_port = free_port(HOST), free_port(HOST)
-    procs = [start("--serve-app" if args.app == "asyncio" else "--serve-uvicorn", app_port)]
-    procs.append(start("--serve-proxy", proxy_port, app_port))
-    try:
-        rows = []
-        for keep_alive in (True, False):
-            direct = load(app_port, args.connections, args.duration, keep_alive)
-            proxied = load(proxy_port, args.connections, args.duration, keep_alive)
-            rows.append((keep_alive, direct, proxied))
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait()
+    rows = []
+    for app in ("asyncio", "uvicorn") if args.app == "both" else (args.app,):
+        app_port, proxy_port = free_port(HOST), free_port(HOST)
+        procs = [start("--serve-app" if app == "asyncio" else "--serve-uvicorn", app_port)]
+        procs.append(start("--serve-proxy", proxy_port, app_port))
+        try:
+            for keep_alive in (True, False):
+                direct, proxied = [], []
+                for _ in range(args.rounds):
+                    direct.append(load(app_port, args.connections, args.duration, keep_alive))
+                    proxied.append(load(proxy_port, args.connections, args.duration, keep_alive))
+                rows.append((app, keep_alive, median(direct), median(proxied)))
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait()
     print_table(rows, client, args)
 
 
+def median(results: list[Result]) -> Result:
+    return Result(
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+    )
+
+
 def print_table(
-    rows: list[tuple[bool, Result, Result]], client: str, args: argparse.Namespace
+    rows: list[tuple[str, bool, Result, Result]], client: str, args: argparse.Namespace
 ) -> None:
     try:
         import uvloop  # noqa: F401
@@ -236,20 +248,22 @@ def print_table(
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
+    print("$ .venv/bin/python benchmarks/proxy.py " + " ".join(sys.argv[1:]))
     print(
-        f"{args.connections} connections, {args.duration:g} s per scenario, client {client}, "
-        f"app {args.app}, loop {loop}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}\n"
+        f"\n{args.connections} connections, {args.duration:g} s per run, median of "
+        f"{args.rounds} alternating direct/proxy runs, client {client}, loop {loop}, "
+        f"{os.cpu_count()} CPUs shared by client, app and proxy, Python {sys.version.split()[0]}\n"
     )
-    print("| scenario | target | req/s | p50 | p99 | errors | proxy/direct req/s | added p50 |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for keep_alive, direct, proxied in rows:
+    print("| app | scenario | target | req/s | p50 | p99 | errors | proxy/direct | added p50 |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for app, keep_alive, direct, proxied in rows:
         name = "keep-alive" if keep_alive else "new connection per request"
         ratio = f"{100 * proxied.rps / direct.rps:.0f} %"
         added = f"{proxied.p50_ms - direct.p50_ms:+.2f} ms"
         for target, r, extra in (("direct", direct, ("", "")), ("proxy", proxied, (ratio, added))):
             print(
-                f"| {name} | {target} | {r.rps:,.0f} | {r.p50_ms:.2f} ms | {r.p99_ms:.2f} ms "
-                f"| {r.errors} | {extra[0]} | {extra[1]} |"
+                f"| {app} | {name} | {target} | {r.rps:,.0f} | {r.p50_ms:.2f} ms "
+                f"| {r.p99_ms:.2f} ms | {r.errors} | {extra[0]} | {extra[1]} |"
             )
 
 
