@@ -132,3 +132,62 @@ def test_simple_response_is_one_line_with_length() -> None:
     head, body = data.split(b"\r\n\r\n")
     assert body == b"build failed\n"
     assert b"Content-Length: 13" in head and b"Connection: close" in head
+
+
+def test_scan_request_finds_what_routing_needs() -> None:
+    req = http11.scan_request(
+        b"POST /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: 1.2.3.4\r\n"
+        b"Content-Length:  5 \r\n"
+    )
+    assert (req.method, req.target, req.framing, req.length, req.close) == (
+        b"POST",
+        b"/a",
+        "length",
+        5,
+        True,
+    )
+    assert req.value(b"x-forwarded-for") == b"1.2.3.4"
+    assert req.without(frozenset({b"connection", b"x-forwarded-for"})) == (
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length:  5 \r\n"
+    )
+    upgrade = http11.scan_request(
+        b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    )
+    assert upgrade.is_upgrade() and upgrade.rewritable()
+    assert not http11.scan_request(
+        b"GET / HTTP/1.1\r\nConnection: close, X-Secret\r\n"
+    ).rewritable()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /\r\n",
+        b"GET / HTTP/2.0\r\n",
+        b"G(T / HTTP/1.1\r\n",
+        b"GET / HTTP/1.1\r\nNo colon here\r\n",
+        b"GET / HTTP/1.1\r\n folded: header\r\n",
+        b"GET / HTTP/1.1\r\nBad Name: x\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n",
+        b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n",
+    ],
+)
+def test_scan_request_rejects_what_parse_request_rejects(head: bytes) -> None:
+    with pytest.raises(HttpError):
+        http11.scan_request(head)
+
+
+def test_scan_response_framing_and_status_line_rewrite() -> None:
+    resp = http11.scan_response(
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\n", b"GET"
+    )
+    assert (resp.status, resp.framing, resp.length, resp.close) == (200, "length", 2, True)
+    assert resp.without(http11.HOP_BY_HOP, b"HTTP/1.1 200 OK") == (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+    )
+    assert http11.scan_response(b"HTTP/1.1 204 No Content\r\n", b"GET").framing == "none"
+    chunked = http11.scan_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n", b"GET")
+    assert chunked.framing == "chunked"
+    with pytest.raises(HttpError) as bad:
+        http11.scan_response(b"HTTP/1.1 2000 OK\r\n", b"GET")
+    assert bad.value.status == 502
