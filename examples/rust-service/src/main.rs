@@ -1,7 +1,7 @@
 //! A tiny HTTP/1.1 server for pitstop's socket hand-off mode, using only the standard library.
 //!
 //! * Listener: fd 3 when `LISTEN_FDS`/`LISTEN_PID` say pitstop passed one (systemd socket
-//!   activation), else it binds 127.0.0.1:8080 itself.
+//!   activation), else it binds 127.0.0.1:$PORT (default 8080) itself.
 //! * Readiness: `READY=1` to `$NOTIFY_SOCKET` once it accepts.
 //! * Stop: on SIGTERM it stops accepting, finishes the request in hand and exits. The
 //!   listening socket is shared with the next version, so it must only be closed, never
@@ -58,7 +58,9 @@ fn listener() -> std::io::Result<TcpListener> {
         // SAFETY: pitstop passed a listening TCP socket as fd 3 (SD_LISTEN_FDS_START).
         Ok(unsafe { TcpListener::from_raw_fd(3) })
     } else {
-        TcpListener::bind("127.0.0.1:8080")
+        // Run by hand, or by a supervisor that sets $PORT (pitstop's proxy mode).
+        let port = std::env::var("PORT").unwrap_or_else(|_| "8080".to_string());
+        TcpListener::bind(format!("127.0.0.1:{port}"))
     }
 }
 
@@ -102,10 +104,14 @@ fn handle(mut stream: TcpStream) -> std::io::Result<()> {
     let mut request = Vec::new();
     let mut buf = [0u8; 4096];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
+        // SIGTERM interrupts a read that has a timeout (SO_RCVTIMEO reads are never
+        // restarted): carry on, the request in hand is still answered.
+        let n = match stream.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(err) if err.kind() == ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
         request.extend_from_slice(&buf[..n]);
     }
     let body = format!("hello from rust-service {VERSION}\n");
