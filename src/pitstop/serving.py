@@ -184,7 +184,9 @@ async def serve(session: ServiceSession, spec: ServiceSpec, root: Task) -> int:
         build,
         lambda event: render_event(session.printer, session.target, event),
     )
-    watching = session.options.watch or (root.watch is not None and root.watch.enabled)
+    # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
+    # so that `pitstop serve` alone just builds and serves.
+    watching = bool(session.options.watch)
     # Watch from the start: a save during the first build must not be missed.
     follower = (
         asyncio.create_task(_follow_changes(session, root, supervisor, pending_paths))
