@@ -1,0 +1,198 @@
+"""`pitstop serve` / `pitstop --watch serve` end to end: the real CLI, a real server on 127.0.0.1.
+
+The service (tests/apps/fd_app.py) takes its listener from fd 3, sends READY=1, and answers
+with the version its build copied into place; the build fails when the source says "broken".
+"""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from tests.e2e.conftest import Project
+from tests.helpers import pid_alive, port_open, wait_until
+
+APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
+
+TASKFILE = """
+[tasks.build]
+script = '''
+if grep -q broken source.txt; then echo "build failed: broken source" >&2; exit 1; fi
+cp source.txt version.txt
+'''
+
+[tasks.serve]
+dependencies = ["build"]
+command = "{python}"
+args = ["{app}", "version.txt"]
+watch = {{ watch = ["source.txt"] }}
+service = {{ listen = "127.0.0.1:{port}", ready = {{ notify = true }}, ready_timeout = "20s", stop_timeout = "5s" }}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(port: int) -> str | None:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/")
+        body = conn.getresponse().read().decode().strip()
+        conn.close()
+        return body
+    except OSError:
+        return None
+
+
+def _collect(stream: IO[str]) -> list[str]:
+    lines: list[str] = []
+
+    def pump() -> None:
+        for line in stream:
+            lines.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+class Load:
+    """A client making one new connection per request until stopped (bounded in time)."""
+
+    def __init__(self, port: int, seconds: float = 60.0) -> None:
+        self.port = port
+        self.ok = 0
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + seconds
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            body = _get(self.port)
+            if body is None:
+                self.failed.append("request failed")
+            else:
+                self.ok += 1
+
+
+@pytest.fixture
+def service(project: Project) -> tuple[Project, int]:
+    port = _free_port()
+    project.write("source.txt", "v1\n")
+    project.write("pitstop.toml", TASKFILE.format(python=sys.executable, app=APP, port=port))
+    return project, port
+
+
+def _serve(project: Project, *args: str) -> subprocess.Popen[str]:
+    return project.popen(*args, "serve")
+
+
+def _service_pids(project: Project) -> list[int]:
+    """Pids of instances of this test's app (its argv names this project's version file)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = (entry / "cwd").resolve()
+        except OSError:
+            continue
+        if any(part.endswith(b"fd_app.py") for part in cmdline) and cwd == project.root:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_watch_serve_swaps_without_a_failed_request_and_survives_a_broken_build(
+    service: tuple[Project, int],
+) -> None:
+    project, port = service
+    proc = _serve(project, "--watch")
+    assert proc.stderr is not None
+    stderr = _collect(proc.stderr)
+    try:
+        wait_until(lambda: _get(port) == "v1", timeout=30)
+        with Load(port) as load:
+            for version in ("v2", "v3"):
+
+                def answered(version: str = version) -> bool:
+                    if _get(port) == version:
+                        return True
+                    (project.root / "source.txt").write_text(version + "\n")
+                    return False
+
+                wait_until(answered, timeout=30, interval=0.3)
+            wait_until(lambda: load.ok > 50, timeout=30)
+        assert load.failed == [], f"{len(load.failed)} failed of {load.ok + len(load.failed)}"
+
+        (project.root / "source.txt").write_text("broken\n")
+        wait_until(lambda: any("failed" in line for line in stderr[-20:]), timeout=30)
+        assert _get(port) == "v3"  # the old version keeps serving
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, "".join(stderr)
+    wait_until(lambda: not _service_pids(project), timeout=10)
+    assert not port_open("127.0.0.1", port)
+
+
+def test_serve_without_watch_builds_then_serves_and_stops_cleanly(
+    service: tuple[Project, int],
+) -> None:
+    project, port = service
+    proc = _serve(project)
+    try:
+        wait_until(lambda: _get(port) == "v1", timeout=30)
+        assert (project.root / "version.txt").read_text() == "v1\n"
+        instances = _service_pids(project)
+        assert len(instances) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    wait_until(lambda: not pid_alive(instances[0]), timeout=10)
+    assert not port_open("127.0.0.1", port)
+
+
+def test_a_failed_first_build_exits_with_its_status(service: tuple[Project, int]) -> None:
+    project, port = service
+    (project.root / "source.txt").write_text("broken\n")
+    result = project.run("serve", timeout=60)
+    assert result.returncode == 1
+    assert "build failed: broken source" in result.stderr
+    assert not port_open("127.0.0.1", port)
+
+
+def test_sigkill_of_pitstop_frees_the_port(service: tuple[Project, int]) -> None:
+    project, port = service
+    proc = _serve(project)
+    wait_until(lambda: _get(port) == "v1", timeout=30)
+    instances = _service_pids(project)
+    assert instances
+    proc.kill()
+    proc.wait(timeout=10)
+    for pid in instances:
+        wait_until(
+            lambda pid=pid: not pid_alive(pid), timeout=15, message="instance outlived pitstop"
+        )
+    wait_until(lambda: not port_open("127.0.0.1", port), timeout=10)
