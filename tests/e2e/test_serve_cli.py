@@ -196,3 +196,64 @@ def test_sigkill_of_pitstop_frees_the_port(service: tuple[Project, int]) -> None
             lambda pid=pid: not pid_alive(pid), timeout=15, message="instance outlived pitstop"
         )
     wait_until(lambda: not port_open("127.0.0.1", port), timeout=10)
+
+
+PROXY_TASKFILE = """
+[tasks.build]
+script = '''
+if grep -q broken source.txt; then exit 1; fi
+cp source.txt version.txt
+'''
+
+[tasks.serve]
+dependencies = ["build"]
+script = '''
+VERSION="$(cat version.txt)" exec "{python}" "{app}"
+'''
+watch = {{ watch = ["source.txt"] }}
+service = {{ proxy = "127.0.0.1:{port}", ready = {{ http = "/health" }}, ready_timeout = "20s" }}
+"""
+
+
+class KeepAliveLoad(Load):
+    """Like Load, but every request goes over one keep-alive connection, as browsers do."""
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            try:
+                conn.request("GET", "/")
+                conn.getresponse().read()
+                self.ok += 1
+            except (OSError, http.client.HTTPException) as error:
+                self.failed.append(repr(error))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn.close()
+
+
+def test_proxy_mode_swaps_a_port_app_under_keep_alive_load(project: Project) -> None:
+    port = _free_port()
+    app = Path(__file__).resolve().parents[1] / "apps" / "port_app.py"
+    project.write("source.txt", "v1\n")
+    project.write("pitstop.toml", PROXY_TASKFILE.format(python=sys.executable, app=app, port=port))
+    proc = project.popen("--watch", "serve")
+    try:
+        wait_until(lambda: _get(port) == "v1", timeout=30)
+        with KeepAliveLoad(port) as load:
+            for version in ("v2", "v3"):
+
+                def answered(version: str = version) -> bool:
+                    if _get(port) == version:
+                        return True
+                    (project.root / "source.txt").write_text(version + "\n")
+                    return False
+
+                wait_until(answered, timeout=30, interval=0.3)
+            wait_until(lambda: load.ok > 50, timeout=30)
+        assert load.failed == []
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    wait_until(lambda: not port_open("127.0.0.1", port), timeout=10)
