@@ -69,6 +69,14 @@ class RunContext:
             self._tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-"))
         return self._tmpdir
 
+    def keep_scripts_in(self, folder: Path) -> None:
+        """Write script files into `folder` (which the caller removes) instead of a private one.
+
+        A service's instance runs long after the run that prepared it has been cleaned up.
+        """
+        self.cleanup()
+        self._tmpdir = folder
+
     def cleanup(self) -> None:
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)

@@ -86,7 +86,7 @@ def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> InstanceComma
         )
     runner.apply_task_env(task)
     cwd = runner.task_cwd(task)
-    ctx._tmpdir = tmpdir  # scripts written for an instance must outlive this run
+    ctx.keep_scripts_in(tmpdir)
     argv = runner.argv(task, cwd)
     if argv is None:
         raise UserError(
