@@ -31,9 +31,36 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see `pitstop --help`)")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, sized without `import shutil` (which pulls in bz2 and lzma).
+
+    argparse makes a formatter for every add_argument, so that import (~3 ms) was paid at
+    every start, though only --help needs the terminal's width.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)
+
+
+def _terminal_columns() -> int:
+    """What shutil.get_terminal_size().columns gives: $COLUMNS, the terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    stream = sys.__stdout__
+    if columns <= 0 and stream is not None:
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pitstop",
+        formatter_class=_Formatter,
         description=(
             "Run tasks from pitstop.toml or cargo-make's Makefile.toml; watch files and rerun; "
             "rebuild services in the background and swap them with zero downtime."

@@ -7,7 +7,6 @@ keeps the requested name, because the plan step (and de-duplication) use the nam
 
 from __future__ import annotations
 
-import difflib
 import sys
 from collections.abc import Mapping
 
@@ -171,6 +170,8 @@ def not_found(
         message += f' ({what} "{required_by}"{where})'
     elif location is not None:
         message += f" (in {location.path.name})"
+    import difflib  # only for this message; it costs ~2 ms at every start
+
     close = difflib.get_close_matches(name, list(tasks), n=3)
     hint = "did you mean " + ", ".join(f'"{c}"' for c in close) + "?" if close else None
     return PlanError(message, location, hint)
