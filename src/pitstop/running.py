@@ -17,13 +17,14 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pitstop.env import apply_cli_env, apply_env, builtin_env, order_global_env
 from pitstop.envfile import load_env_file, load_env_files
-from pitstop.errors import Interrupted, Location, UserError
-from pitstop.events import RunFinished
+from pitstop.errors import Interrupted, Location, PitstopError, UserError
+from pitstop.events import Notice, RunFinished
 from pitstop.model import Task, Taskfile
 from pitstop.normalize import current_platform
 from pitstop.output import OutputMode, Printer
@@ -37,6 +38,63 @@ T = TypeVar("T")
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+@dataclass
+class Invocation:
+    """One `pitstop TASK` command: its settings, and the task file, which watching and serving
+    reload when it changes. Every (re)run starts from a fresh plan and context built here."""
+
+    taskfile: Taskfile
+    target: str
+    options: argparse.Namespace
+    cwd: Path
+    skip: re.Pattern[str] | None
+    printer: Printer
+    jobs: int
+    load_failed: bool = False
+
+    def plan(self) -> Plan:
+        return build_plan(
+            self.taskfile,
+            self.target,
+            allow_private=self.options.allow_private,
+            skip_tasks=self.skip,
+            skip_init_end=self.options.skip_init_end_tasks,
+            platform=current_platform(),
+            cwd=self.cwd,
+        )
+
+    def fresh_run(self) -> tuple[Plan, RunContext]:
+        """A new plan and a new context (environment) from the current task file."""
+        context = make_context(
+            self.taskfile,
+            self.target,
+            self.options,
+            self.cwd,
+            self.skip,
+            self.printer,
+            self.jobs > 1,
+        )
+        return self.plan(), context
+
+    def reload_if_changed(self, paths: frozenset[Path]) -> None:
+        """Reload the task file if it is among `paths` (or failed to load last time).
+
+        Raises the loader's error for a broken file; the caller shows it and waits.
+        """
+        changed = {p.resolve() for p in paths}
+        if not self.load_failed and self.taskfile.path.resolve() not in changed:
+            return
+        from pitstop.loader import load_taskfile
+
+        try:
+            self.taskfile = load_taskfile(str(self.taskfile.path), self.cwd)
+        except PitstopError:
+            self.load_failed = True
+            raise
+        self.load_failed = False
+        self.printer.notice(Notice("info", f"reloaded {self.taskfile.path.name}"))
+
+
 def run_command(
     taskfile: Taskfile,
     target: str,
@@ -45,52 +103,20 @@ def run_command(
     skip: re.Pattern[str] | None,
 ) -> int:
     jobs = resolve_jobs(options.jobs, taskfile)
-    plan = _plan(taskfile, target, options, skip, cwd)
-    printer = make_printer(options, jobs, plan)
+    invocation = Invocation(taskfile, target, options, cwd, skip, Printer(), jobs)
+    plan = invocation.plan()
+    invocation.printer = make_printer(options, jobs, plan)
     root = _root_task(plan)
-    if root is not None and _wants_service(root.service):
+    if root is not None and root.service is not None:
         from pitstop.serving import run_service
 
-        return run_service(taskfile, target, options, cwd, skip, printer, jobs, root)
+        return run_service(invocation, root)
     if options.watch or (root is not None and _watch_attribute(root.watch)):
-        from pitstop.watching import WatchSession, run_watch
+        from pitstop.watching import run_watch
 
-        session = WatchSession(taskfile, target, options, cwd, skip, printer)
-        return run_watch(session, root, jobs)
-    ctx = make_context(taskfile, target, options, cwd, skip, printer, jobs > 1)
+        return run_watch(invocation, root)
+    _, ctx = invocation.fresh_run()
     return serve_async(run_once(plan, ctx, jobs, options))
-
-
-def build_run(
-    taskfile: Taskfile,
-    target: str,
-    options: argparse.Namespace,
-    cwd: Path,
-    skip: re.Pattern[str] | None,
-    printer: Printer,
-    jobs: int,
-) -> tuple[Plan, RunContext]:
-    """A fresh plan and context: what every (re)run starts from."""
-    plan = _plan(taskfile, target, options, skip, cwd)
-    return plan, make_context(taskfile, target, options, cwd, skip, printer, jobs > 1)
-
-
-def _plan(
-    taskfile: Taskfile,
-    target: str,
-    options: argparse.Namespace,
-    skip: re.Pattern[str] | None,
-    cwd: Path,
-) -> Plan:
-    return build_plan(
-        taskfile,
-        target,
-        allow_private=options.allow_private,
-        skip_tasks=skip,
-        skip_init_end=options.skip_init_end_tasks,
-        platform=current_platform(),
-        cwd=cwd,
-    )
 
 
 def _root_task(plan: Plan) -> Task | None:
@@ -99,10 +125,6 @@ def _root_task(plan: Plan) -> Task | None:
         if step.name == plan.target and step.proxy is None:
             return step.task
     return None
-
-
-def _wants_service(service: object) -> bool:
-    return service is not None
 
 
 def _watch_attribute(watch: object) -> bool:

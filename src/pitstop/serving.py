@@ -7,18 +7,15 @@ keeps serving, and swaps only to a new instance that built and became ready.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pitstop.errors import PitstopError, UserError
 from pitstop.events import Notice
-from pitstop.model import Task, Taskfile
+from pitstop.model import Task
 from pitstop.output import Printer
 from pitstop.planner import Plan
 from pitstop.runner import RunContext, Runner
@@ -27,39 +24,14 @@ from pitstop.supervisor.instance import InstanceCommand
 from pitstop.supervisor.spec import ServiceSpec, parse_service
 
 if TYPE_CHECKING:
+    from pitstop.running import Invocation
     from pitstop.supervisor.swap import Supervisor
 
 
-@dataclass
-class ServiceSession:
-    """The service task as last loaded, and what its next build and instance need."""
-
-    taskfile: Taskfile
-    target: str
-    options: argparse.Namespace
-    cwd: Path
-    skip: re.Pattern[str] | None
-    printer: Printer
-    jobs: int
-    tmpdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pitstop-serve-")))
-    last_build_status: int = 0
-
-    def reload_if_changed(self, paths: frozenset[Path]) -> None:
-        if self.taskfile.path.resolve() not in {p.resolve() for p in paths}:
-            return
-        from pitstop.loader import load_taskfile
-
-        self.taskfile = load_taskfile(str(self.taskfile.path), self.cwd)
-        self.printer.notice(Notice("info", f"reloaded {self.taskfile.path.name}"))
-
-    def prepare(self) -> tuple[Plan, Plan, RunContext]:
-        """(whole plan, build plan, context) from the current task file."""
-        from pitstop.running import build_run
-
-        plan, ctx = build_run(
-            self.taskfile, self.target, self.options, self.cwd, self.skip, self.printer, self.jobs
-        )
-        return plan, build_part(plan), ctx
+def prepare(invocation: Invocation) -> tuple[Plan, Plan, RunContext]:
+    """(whole plan, build plan, context) from the current task file."""
+    plan, ctx = invocation.fresh_run()
+    return plan, build_part(plan), ctx
 
 
 def build_part(plan: Plan) -> Plan:
@@ -126,70 +98,64 @@ def describe(event: ev.SupervisorEvent) -> str | None:
     return None
 
 
-def run_service(
-    taskfile: Taskfile,
-    target: str,
-    options: argparse.Namespace,
-    cwd: Path,
-    skip: re.Pattern[str] | None,
-    printer: Printer,
-    jobs: int,
-    root: Task,
-) -> int:
+def run_service(invocation: Invocation, root: Task) -> int:
     from pitstop.running import serve_async
 
     spec = parse_service(root.service, root.where("service"))
     for warning in spec.warnings:
-        printer.notice(Notice("warning", f"{warning.location}: {warning.message}"))
-    session = ServiceSession(taskfile, target, options, cwd, skip, printer, jobs)
+        invocation.printer.notice(Notice("warning", f"{warning.location}: {warning.message}"))
+    tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-serve-"))
     try:
-        return serve_async(serve(session, spec, root), stop_is_success=True)
+        return serve_async(serve(invocation, spec, root, tmpdir), stop_is_success=True)
     finally:
-        shutil.rmtree(session.tmpdir, ignore_errors=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-async def serve(session: ServiceSession, spec: ServiceSpec, root: Task) -> int:
+async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: Path) -> int:
+    """Build and serve until stopped; with --watch, rebuild and swap on every change."""
     from pitstop.supervisor.swap import Supervisor
 
     pending_paths: set[Path] = set()
+    last_build_status = 0
 
     async def build() -> bool:
+        nonlocal last_build_status
         paths = frozenset(pending_paths)
         pending_paths.clear()
         try:
-            session.reload_if_changed(paths)
-            plan, build_plan, ctx = session.prepare()
+            invocation.reload_if_changed(paths)
+            plan, build_plan, ctx = prepare(invocation)
         except PitstopError as error:
             _show_error(error)
             return False
         try:
-            result = await Runner(ctx).run_plan(build_plan, session.jobs, report=False)
+            result = await Runner(ctx).run_plan(build_plan, invocation.jobs, report=False)
         finally:
             ctx.cleanup()
-        session.last_build_status = result.status
+        last_build_status = result.status
         if not result.ok:
             return False
         # The instance runs with the env the build left, as the next cargo-make step would.
         try:
-            supervisor.command = instance_command(service_task(plan), ctx, session.tmpdir)
+            supervisor.command = instance_command(service_task(plan), ctx, tmpdir)
         except PitstopError as error:
             _show_error(error)
             return False
         return True
 
-    _, _, first_ctx = session.prepare()
+    _, _, first_ctx = prepare(invocation)
     supervisor = Supervisor(
         spec,
-        instance_command(root, first_ctx, session.tmpdir),
+        instance_command(root, first_ctx, tmpdir),
         build,
-        lambda event: render_event(session.printer, session.target, event),
+        lambda event: render_event(invocation.printer, invocation.target, event),
     )
     # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
     # so that `pitstop serve` alone just builds and serves.
-    watching = bool(session.options.watch)
+    watching = bool(invocation.options.watch)
     # Watch from the start: a save during the first build must not be missed.
     follower = (
-        asyncio.create_task(_follow_changes(session, root, supervisor, pending_paths))
+        asyncio.create_task(_follow_changes(invocation, root, supervisor, pending_paths))
         if watching
         else None
     )
@@ -197,7 +163,7 @@ async def serve(session: ServiceSession, spec: ServiceSpec, root: Task) -> int:
         serving = await supervisor.start()
         if follower is None:
             if not serving:
-                return session.last_build_status or 1
+                return last_build_status or 1
             await asyncio.Event().wait()
         else:
             await follower
@@ -218,18 +184,18 @@ def _show_error(error: PitstopError) -> None:
 
 
 async def _follow_changes(
-    session: ServiceSession, root: Task, supervisor: Supervisor, pending_paths: set[Path]
+    invocation: Invocation, root: Task, supervisor: Supervisor, pending_paths: set[Path]
 ) -> None:
     """Each batch of changes starts a rebuild; Enter/r rebuilds now, q quits."""
     from pitstop.watch import OnBusy, terminal_keys
     from pitstop.watching import describe_trigger, watch_options, watch_source
 
-    settings = watch_options(session.options, root, session.taskfile, OnBusy.RESTART)
+    settings = watch_options(invocation.options, root, invocation.taskfile, OnBusy.RESTART)
     quit_event = asyncio.Event()
     with terminal_keys(supervisor.changed, quit_event.set):
-        source = watch_source(settings, session.cwd, stop_event=quit_event)
+        source = watch_source(settings, invocation.cwd, stop_event=quit_event)
         async for batch in source:
-            why = describe_trigger(batch, session.cwd, session.options.why)
-            session.printer.notice(Notice("info", why))
+            why = describe_trigger(batch, invocation.cwd, invocation.options.why)
+            invocation.printer.notice(Notice("info", why))
             pending_paths.update(batch)
             supervisor.changed(batch)

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pitstop.errors import PitstopError, UserError
 from pitstop.events import Notice
 from pitstop.model import Task, Taskfile
-from pitstop.output import Printer
 from pitstop.runner import Runner
 from pitstop.watch import (
     DEFAULT_DEBOUNCE_MS,
@@ -37,35 +35,10 @@ from pitstop.watch import (
     watch_changes,
 )
 
+if TYPE_CHECKING:
+    from pitstop.running import Invocation
+
 _CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
-
-
-@dataclass
-class WatchSession:
-    """What stays the same across reruns, and the task file that may be reloaded between them."""
-
-    taskfile: Taskfile
-    target: str
-    options: argparse.Namespace
-    cwd: Path
-    skip: re.Pattern[str] | None
-    printer: Printer
-    tmpdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pitstop-watch-")))
-    broken: bool = False
-
-    def reload_if_changed(self, paths: frozenset[Path]) -> None:
-        """Reload the task file when a changed path is the task file; raises on a broken file."""
-        if self.taskfile.path.resolve() not in {p.resolve() for p in paths} and not self.broken:
-            return
-        from pitstop.loader import load_taskfile
-
-        try:
-            self.taskfile = load_taskfile(str(self.taskfile.path), self.cwd)
-        except PitstopError:
-            self.broken = True
-            raise
-        self.broken = False
-        self.printer.notice(Notice("info", f"reloaded {self.taskfile.path.name}"))
 
 
 def watch_options(
@@ -145,40 +118,35 @@ def _relative(path: Path, cwd: Path) -> str:
         return str(path)
 
 
-async def watch(session: WatchSession, task: Task | None, jobs: int) -> int:
-    from pitstop.running import build_run
-
-    options = session.options
-    settings = watch_options(options, task, session.taskfile, OnBusy.QUEUE)
+async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
+    options = invocation.options
+    settings = watch_options(options, task, invocation.taskfile, OnBusy.QUEUE)
     show_all = options.why or bool(task is not None and task.watch is not None and task.watch.why)
-    printer = session.printer
+    printer = invocation.printer
 
     async def run_once(paths: frozenset[Path]) -> bool:
         if options.clear:
             sys.stderr.write(_CLEAR_SCREEN)
         try:
-            session.reload_if_changed(paths)
-            plan, ctx = build_run(
-                session.taskfile, session.target, options, session.cwd, session.skip, printer, jobs
-            )
+            invocation.reload_if_changed(paths)
+            plan, ctx = invocation.fresh_run()
         except PitstopError as error:
             from pitstop.cli import render_error
 
             render_error(error, sys.stderr)
             return False
         if paths:
-            ctx.extra_env = changed_paths_env(paths, session.tmpdir)
+            ctx.extra_env = changed_paths_env(paths, tmpdir)
         try:
-            result = await Runner(ctx).run_plan(plan, jobs, report=False)
+            result = await Runner(ctx).run_plan(plan, invocation.jobs, report=False)
         finally:
             ctx.cleanup()
         return result.ok
 
     def notify(event: WatchEvent) -> None:
         if isinstance(event, RunStarting) and event.trigger_paths:
-            printer.notice(
-                Notice("info", describe_trigger(event.trigger_paths, session.cwd, show_all))
-            )
+            why = describe_trigger(event.trigger_paths, invocation.cwd, show_all)
+            printer.notice(Notice("info", why))
         elif isinstance(event, RunFinished):
             state = "ok" if event.ok else "failed"
             level: Literal["info", "error"] = "info" if event.ok else "error"
@@ -186,7 +154,7 @@ async def watch(session: WatchSession, task: Task | None, jobs: int) -> int:
                 Notice(level, f"{state} in {event.duration_s:.2f}s · waiting for changes")
             )
 
-    changes = watch_source(settings, session.cwd)
+    changes = watch_source(settings, invocation.cwd)
     loop = WatchLoop(
         run_once, changes, on_busy=settings.on_busy, postpone=settings.postpone, notify=notify
     )
@@ -197,12 +165,11 @@ async def watch(session: WatchSession, task: Task | None, jobs: int) -> int:
     return 0
 
 
-def run_watch(session: WatchSession, task: Task | None, jobs: int) -> int:
+def run_watch(invocation: Invocation, task: Task | None) -> int:
     from pitstop.running import serve_async
 
+    tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-watch-"))
     try:
-        return serve_async(watch(session, task, jobs), stop_is_success=True)
+        return serve_async(watch(invocation, task, tmpdir), stop_is_success=True)
     finally:
-        import shutil
-
-        shutil.rmtree(session.tmpdir, ignore_errors=True)
+        shutil.rmtree(tmpdir, ignore_errors=True)
