@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import IO, TypeVar
 
 T = TypeVar("T")
 
@@ -73,3 +74,15 @@ def descendants_of_session(sid: int) -> list[int]:
         if int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(entry))
     return pids
+
+
+def collect_lines(stream: IO[str]) -> list[str]:
+    """Read a child's stream on a thread, so a test can wait for a line as it comes."""
+    lines: list[str] = []
+
+    def pump() -> None:
+        for line in stream:
+            lines.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines

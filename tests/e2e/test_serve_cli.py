@@ -14,12 +14,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import pid_alive, port_open, wait_until
+from tests.helpers import collect_lines, pid_alive, port_open, wait_until
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
 
@@ -56,17 +55,6 @@ def _get(port: int) -> str | None:
         return None
 
 
-def _collect(stream: IO[str]) -> list[str]:
-    lines: list[str] = []
-
-    def pump() -> None:
-        for line in stream:
-            lines.append(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
 class Load:
     """A client making one new connection per request until stopped (bounded in time)."""
 
@@ -93,6 +81,22 @@ class Load:
                 self.failed.append("request failed")
             else:
                 self.ok += 1
+
+
+def _release(project: Project, port: int, *versions: str) -> None:
+    """Change the source to each version in turn, until the service answers with it.
+
+    The write is repeated because the first one may land before the watcher is set up.
+    """
+    for version in versions:
+
+        def answered(version: str = version) -> bool:
+            if _get(port) == version:
+                return True
+            (project.root / "source.txt").write_text(version + "\n")
+            return False
+
+        wait_until(answered, timeout=30, interval=0.3)
 
 
 @pytest.fixture
@@ -129,19 +133,11 @@ def test_watch_serve_swaps_without_a_failed_request_and_survives_a_broken_build(
     project, port = service
     proc = _serve(project, "--watch")
     assert proc.stderr is not None
-    stderr = _collect(proc.stderr)
+    stderr = collect_lines(proc.stderr)
     try:
         wait_until(lambda: _get(port) == "v1", timeout=30)
         with Load(port) as load:
-            for version in ("v2", "v3"):
-
-                def answered(version: str = version) -> bool:
-                    if _get(port) == version:
-                        return True
-                    (project.root / "source.txt").write_text(version + "\n")
-                    return False
-
-                wait_until(answered, timeout=30, interval=0.3)
+            _release(project, port, "v2", "v3")
             wait_until(lambda: load.ok > 50, timeout=30)
         assert load.failed == [], f"{len(load.failed)} failed of {load.ok + len(load.failed)}"
 
@@ -241,15 +237,7 @@ def test_proxy_mode_swaps_a_port_app_under_keep_alive_load(project: Project) -> 
     try:
         wait_until(lambda: _get(port) == "v1", timeout=30)
         with KeepAliveLoad(port) as load:
-            for version in ("v2", "v3"):
-
-                def answered(version: str = version) -> bool:
-                    if _get(port) == version:
-                        return True
-                    (project.root / "source.txt").write_text(version + "\n")
-                    return False
-
-                wait_until(answered, timeout=30, interval=0.3)
+            _release(project, port, "v2", "v3")
             wait_until(lambda: load.ok > 50, timeout=30)
         assert load.failed == []
     finally:

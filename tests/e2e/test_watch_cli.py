@@ -6,14 +6,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import pid_alive, wait_until
+from tests.helpers import collect_lines, pid_alive, wait_until
 
 TASKFILE = """
 [tasks.record]
@@ -101,24 +99,12 @@ def test_ignored_paths_do_not_trigger(watched: Project, tmp_path: Path) -> None:
         _stop(proc)
 
 
-def _collect(stream: IO[str]) -> list[str]:
-    """Read a child's stream on a thread, so a test can wait for a line as it comes."""
-    lines: list[str] = []
-
-    def pump() -> None:
-        for line in stream:
-            lines.append(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    return lines
-
-
 def test_broken_task_file_waits_then_fixed_file_runs(watched: Project, tmp_path: Path) -> None:
     watched.makefile(TASKFILE.format(tag="v1"))
     log = tmp_path / "runs.log"
     proc = _start(watched, log)
     assert proc.stderr is not None
-    stderr = _collect(proc.stderr)
+    stderr = collect_lines(proc.stderr)
     try:
         wait_until(lambda: len(_runs(log)) == 1, timeout=20)
         broken = "[tasks.record\n"  # broken TOML: reported, pitstop keeps waiting
