@@ -21,7 +21,10 @@ def _tool(name: str) -> str:
 
 def test_ruff_check() -> None:
     done = subprocess.run(
-        [_tool("ruff"), "check", "src", "tests", "benchmarks"], cwd=ROOT, capture_output=True, text=True
+        [_tool("ruff"), "check", "src", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
