@@ -1,25 +1,41 @@
 """Listening sockets that outlive every version of a service.
 
-pitstop binds each `listen` address once and keeps the socket open for its whole life.
-Every instance receives the same sockets through the systemd socket-activation protocol
-(`LISTEN_FDS`, `LISTEN_FDNAMES`, `LISTEN_PID`, descriptors at 3, 4, ...). While old and
-new instances overlap, both accept from the same kernel queue; a connection that arrives
-while neither is accepting waits in that queue instead of being refused. That is what makes
-a swap lossless without a proxy.
+pitstop binds each `listen` address when it starts and hands the sockets to every instance
+through the systemd socket-activation protocol (`LISTEN_FDS`, `LISTEN_FDNAMES`,
+`LISTEN_PID`, descriptors at 3, 4, ...). The address never goes without a listener, so no
+version change refuses a connection.
+
+TCP addresses on Linux: one socket per instance, steered. A shared socket is not enough:
+servers such as uvicorn close, on SIGTERM, the connections they have accepted but not read
+a request from yet, so under continuous load a swap reset one or two requests. Instead
+every instance generation gets its own listening socket on the same address, all in one
+SO_REUSEPORT group, and a one-instruction classic BPF program attached to the group
+(`SO_ATTACH_REUSEPORT_CBPF`, "return i") tells the kernel which socket new connections go
+to: the serving instance's. A starting instance receives nothing until it is ready; then
+the program is switched to it, the old socket's accept queue drains into the old instance,
+and only then is the old instance stopped. See `Listener` for the kernel behaviour this
+relies on (checked by tests/integration/supervisor/test_reuseport_kernel.py).
+
+Unix socket addresses (and TCP where the program cannot be attached: other systems, Linux
+before 4.5) keep one shared socket for every instance: a connection that arrives while
+neither instance accepts waits in the one queue instead of being refused, but a server that
+drops accepted-but-unread connections on SIGTERM can still reset a request at a swap there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import logging
 import os
 import socket
 import stat
+import struct
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +112,23 @@ def _port(port: str, text: str | int) -> int:
 
 
 def bind(address: ListenAddress, backlog: int = BACKLOG) -> socket.socket:
-    """Bind and listen. The socket stays blocking: its O_NONBLOCK flag is shared with every
-    instance that inherits it, and pitstop never accepts on it itself."""
+    """Bind and listen one socket (the proxy's public address; see `Listener` for instances).
+    The socket stays blocking: its O_NONBLOCK flag is shared with every process that
+    inherits it, and pitstop never accepts on it itself."""
     if address.family == "unix":
         return _bind_unix(address.path, backlog)
+    return _bind_tcp(address, backlog, reuseport=False)
+
+
+def _bind_tcp(address: ListenAddress, backlog: int, *, reuseport: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            # Before bind, on every socket of the group: the kernel only lets a socket
+            # join an address whose sockets all have it (and belong to the same user).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((address.host, address.port))
@@ -112,6 +137,190 @@ def bind(address: ListenAddress, backlog: int = BACKLOG) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+# --------------------------------------------------------------------------- steering
+
+SO_ATTACH_REUSEPORT_CBPF = 51  # include/uapi/asm-generic/socket.h
+BPF_RET_K = 0x06  # BPF_RET | BPF_K: return the constant k
+STEERING = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+_TCPI_UNACKED = 24  # offset of tcpi_unacked: 8 one-byte fields, then rto, ato, snd_mss, rcv_mss
+
+T = TypeVar("T")
+
+
+def reuseport_program(index: int) -> bytes:
+    """The cBPF program "return `index`": one `struct sock_filter {u16 code; u8 jt, jf;
+    u32 k}` in native byte order."""
+    return struct.pack("=HBBI", BPF_RET_K, 0, 0, index)
+
+
+def attach_reuseport_program(sock: socket.socket, index: int) -> None:
+    """Make every new connection to `sock`'s reuseport group go to the socket at `index`
+    (OSError where the kernel does not support it). The program belongs to the group, not
+    to `sock`: attaching through any member replaces it for all."""
+    code = ctypes.create_string_buffer(reuseport_program(index))
+    # struct sock_fprog { unsigned short len; struct sock_filter *filter; }, native layout;
+    # the kernel copies the instructions during the call, so `code` need only live till then.
+    fprog = struct.pack("HP", 1, ctypes.addressof(code))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
+
+
+def accept_queue_length(sock: socket.socket) -> int:
+    """Connections waiting in a listening TCP socket's accept queue: for a listener the
+    kernel reports sk_ack_backlog as tcpi_unacked (and the backlog limit as tcpi_sacked)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    (unacked,) = struct.unpack_from("=I", info, _TCPI_UNACKED)
+    return int(unacked)
+
+
+class ReuseportSlots(Generic[T]):
+    """pitstop's mirror of the kernel's array of a reuseport group (`reuse->socks`), which
+    is what "return i" indexes. Linux appends a socket when it starts listening, and when
+    one leaves the group it moves the LAST socket into the freed slot (reuseport_detach_sock),
+    so indexes change on removal and must be recomputed, never remembered."""
+
+    def __init__(self) -> None:
+        self._items: list[T] = []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(list(self._items))
+
+    def join(self, item: T) -> int:
+        self._items.append(item)
+        return len(self._items) - 1
+
+    def leave(self, item: T) -> None:
+        i = self.index(item)
+        last = self._items.pop()
+        if i < len(self._items):
+            self._items[i] = last
+
+    def index(self, item: T) -> int:
+        return next(i for i, x in enumerate(self._items) if x is item)
+
+
+class Listener:
+    """One `listen` address and pitstop's descriptor of every socket on it.
+
+    Steered (TCP on Linux), each instance generation gets its own socket from `add()`, and
+    `steer()` points the group's program at the socket of the instance that should get new
+    connections. What this relies on, checked on Linux 6.x (and by
+    tests/integration/supervisor/test_reuseport_kernel.py wherever the tests run):
+
+    * a socket joins the group's array at the end, when it starts listening, so a starting
+      instance's socket gets an index the program does not return: it receives nothing;
+    * a program result >= the number of sockets makes the kernel fall back to its usual
+      hash selection: with one socket left that is the only socket, so there is no moment
+      without a listener while the program is being re-attached after a removal;
+    * when a socket leaves, the last one takes its slot (hence `ReuseportSlots`);
+    * shutdown(SHUT_RD) on a listener removes it from the group at once, even while another
+      process (an instance's leftover child) still holds a copy; closing pitstop's
+      descriptor alone would leave it there until the last copy closes;
+    * TCP_INFO on a listener gives its accept-queue length (`accept_queue_length`).
+
+    At most two sockets are in a group at a time (serving and starting, or serving and
+    retiring): the supervisor starts no new instance before the retired one's socket left.
+    """
+
+    def __init__(self, requested: ListenAddress, backlog: int = BACKLOG) -> None:
+        self.requested = requested
+        self.address = requested
+        self.backlog = backlog
+        self.steered = False
+        self._slots: ReuseportSlots[socket.socket] = ReuseportSlots()
+        self._shared: socket.socket | None = None
+        self._target: socket.socket | None = None
+
+    def open(self) -> socket.socket:
+        """Bind the address; the first instance's socket (raises OSError if it is taken)."""
+        if self.requested.family == "unix" or not STEERING:
+            self._shared = bind(self.requested, self.backlog)
+            self.address = bound_address(self._shared, self.requested)
+            return self._shared
+        if self.requested.port != 0:
+            _check_free(self.requested)
+        first = _bind_tcp(self.requested, self.backlog, reuseport=True)
+        self.address = bound_address(first, self.requested)
+        try:
+            attach_reuseport_program(first, 0)
+        except OSError as exc:
+            log.debug("cannot steer connections on %s (%s): one shared socket", self.address, exc)
+            self._shared = first
+            return first
+        self.steered = True
+        self._slots.join(first)
+        self._target = first
+        return first
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [self._shared] if self._shared is not None else list(self._slots)
+
+    def add(self) -> socket.socket:
+        """A socket for a new instance; it gets no connection until `steer()` names it."""
+        if self._shared is not None:
+            return self._shared
+        sock = _bind_tcp(self.address, self.backlog, reuseport=True)
+        self._slots.join(sock)
+        return sock
+
+    def steer(self, sock: socket.socket) -> None:
+        """Send every new connection to `sock` from now on."""
+        if self._shared is not None:
+            return
+        self._target = sock
+        self._attach()
+
+    def queued(self, sock: socket.socket) -> int:
+        return 0 if sock is self._shared else accept_queue_length(sock)
+
+    def remove(self, sock: socket.socket) -> None:
+        """Take `sock` out of the group and close it (whatever waits in its queue is reset)."""
+        if sock is self._shared:
+            return
+        assert sock is not self._target, "removing the socket new connections go to"
+        try:
+            sock.shutdown(socket.SHUT_RD)
+        except OSError as exc:  # it leaves when its last copy closes instead
+            log.warning("shutdown of a retired listening socket failed: %s", exc)
+        self._slots.leave(sock)
+        sock.close()
+        # The target may have moved into the freed slot; until the new program is attached
+        # the old index is out of range (two sockets at most), so the kernel picks the only
+        # socket left.
+        self._attach()
+
+    def _attach(self) -> None:
+        assert self._target is not None
+        attach_reuseport_program(self._target, self._slots.index(self._target))
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self._slots = ReuseportSlots()
+        self._shared = self._target = None
+        if self.address.family == "unix":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.address.path)
+
+
+def _check_free(address: ListenAddress) -> None:
+    """Fail with EADDRINUSE if something listens on `address` already. With SO_REUSEPORT our
+    bind would succeed beside another reuseport listener of the same user (a second pitstop
+    on the same port) and silently share its connections; a probe bound without it fails
+    there as a plain bind always did. A listener appearing between probe and bind is not
+    caught."""
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Bound only, never listening: a connection must not land in the probe's queue.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        probe.bind((address.host, address.port))
 
 
 def _bind_unix(path: str, backlog: int) -> socket.socket:

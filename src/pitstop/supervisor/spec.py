@@ -82,6 +82,10 @@ class ServiceSpec:
     proxy: ListenAddress | None = None
     mode: ProxyMode = "http"
     drain_timeout: float = 10.0
+    # Socket hand-off: once the old instance's accept queue is empty, how long it keeps
+    # running so that it reads the requests of the connections it has just accepted (servers
+    # such as uvicorn close accepted-but-unread connections on SIGTERM).
+    drain_delay: float = 0.1
     env: tuple[tuple[str, str], ...] = ()
     warnings: tuple[Warning_, ...] = field(default=(), compare=False)
 
@@ -106,6 +110,7 @@ KNOWN_KEYS = frozenset(
         "proxy",
         "mode",
         "drain_timeout",
+        "drain_delay",
         "env",
     }
 )
@@ -195,6 +200,7 @@ class _Parser:
             proxy=proxy,
             mode=self.mode(raw, proxy is not None),
             drain_timeout=self.duration(raw, "drain_timeout", 10.0),
+            drain_delay=self.duration(raw, "drain_delay", 0.1),
             env=self.env(raw),
             warnings=warnings,
         )

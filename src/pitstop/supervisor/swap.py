@@ -36,6 +36,7 @@ BuildFn = Callable[[], Awaitable[bool]]
 EventSink = Callable[[ev.SupervisorEvent], None]
 
 PRIVATE_HOST = "127.0.0.1"
+DRAIN_POLL = 0.005  # how often a retiring socket's accept queue is looked at
 
 # --------------------------------------------------------------------------- frontends
 
@@ -46,10 +47,15 @@ class Frontend(Protocol):
     addresses: list[ListenAddress]
 
     async def open(self) -> None: ...
-    def binding(self, n: int) -> Binding: ...
+    async def binding(self, n: int) -> Binding: ...
     def promote(self, n: int, binding: Binding) -> None: ...
     def lost(self, n: int, binding: Binding) -> None: ...
-    async def retire(self, n: int, binding: Binding) -> None: ...
+    async def retire(self, n: int, binding: Binding) -> None:
+        """The instance no longer gets new work; return when it has what it must finish."""
+
+    def release(self, n: int, binding: Binding) -> None:
+        """The instance has stopped (retired, or rolled back): free what it was given."""
+
     def unavailable(self, reason: str) -> None: ...
     async def close(self) -> None: ...
 
@@ -78,37 +84,113 @@ class _Listeners:
 
 
 class SocketFrontend:
-    """Socket hand-off: every instance inherits the listening sockets as fds 3, 4, ..."""
+    """Socket hand-off: every instance gets listening sockets as fds 3, 4, ...
+
+    On TCP each new instance gets its own socket on the address (`sockets.Listener`), and
+    new connections are steered to the serving instance's: a starting instance gets none,
+    so a version that never becomes ready loses none when it is killed; at a swap the old
+    instance finishes what waits in its own accept queue before it gets stop_signal.
+    Without a serving instance (the first start, after a crash) the next instance takes
+    over the current socket, with whatever connections wait in its queue.
+    """
 
     def __init__(self, spec: ServiceSpec) -> None:
-        self._listeners = _Listeners(spec.listen)
+        self._spec = spec
         self._names = spec.listen_names
+        self._listeners = [sockets.Listener(address) for address in spec.listen]
+        self._front: tuple[socket, ...] = ()  # where new connections go
+        self._live = False  # the instance on `_front` was promoted and has not exited
+        self._given: dict[tuple[int, ...], tuple[socket, ...]] = {}
+        self._no_extra = asyncio.Event()  # no socket besides `_front` is in use
+        self._no_extra.set()
         self.addresses: list[ListenAddress] = []
 
     async def open(self) -> None:
-        self._listeners.open()
-        self.addresses = self._listeners.addresses
+        try:
+            self._front = tuple(listener.open() for listener in self._listeners)
+        except BaseException:
+            await self.close()
+            raise
+        self.addresses = [listener.address for listener in self._listeners]
 
-    def binding(self, n: int) -> Binding:
-        return Binding(fds=tuple(s.fileno() for s in self._listeners.sockets), names=self._names)
+    async def binding(self, n: int) -> Binding:
+        if not self._live:
+            socks = self._front
+        else:
+            # One retired socket at a time: with three in a group, removing one can move
+            # the serving socket to another index while the program still names the old one.
+            await self._no_extra.wait()
+            added: list[socket] = []
+            try:
+                for listener in self._listeners:
+                    added.append(listener.add())
+            except BaseException:
+                for listener, sock in zip(self._listeners, added, strict=False):
+                    listener.remove(sock)
+                raise
+            socks = tuple(added)
+        if socks != self._front:
+            self._no_extra.clear()
+        binding = Binding(fds=tuple(s.fileno() for s in socks), names=self._names)
+        self._given[binding.fds] = socks
+        return binding
 
-    # With a shared socket the kernel hands each connection to whichever instance accepts
-    # it, so there is no routing to change and nothing to drain: the old instance finishes
-    # what it accepted when it gets stop_signal.
     def promote(self, n: int, binding: Binding) -> None:
-        pass
+        socks = self._given[binding.fds]
+        for listener, sock in zip(self._listeners, socks, strict=True):
+            listener.steer(sock)
+        self._front = socks
+        self._live = True
 
     def lost(self, n: int, binding: Binding) -> None:
-        pass
+        if self._given.get(binding.fds) == self._front:
+            self._live = False  # the next instance takes over this socket and its queue
 
     async def retire(self, n: int, binding: Binding) -> None:
-        pass
+        """Wait until the connections steered to the old socket before the switch have been
+        accepted, and then `drain_delay` more so that their requests have been read."""
+        socks = self._given.get(binding.fds, ())
+        mine = [
+            (listener, sock)
+            for listener, sock, front in zip(self._listeners, socks, self._front, strict=False)
+            if sock is not front
+        ]
+
+        def queued() -> int:
+            return sum(listener.queued(sock) for listener, sock in mine)
+
+        if not mine:
+            return
+        try:
+            async with asyncio.timeout(self._spec.drain_timeout):
+                while True:
+                    while queued():
+                        await asyncio.sleep(DRAIN_POLL)
+                    # A connection whose handshake began before the switch may still land
+                    # in the old queue, and the old instance needs a moment to read what it
+                    # accepted last: settle, then look again.
+                    await asyncio.sleep(self._spec.drain_delay)
+                    if not queued():
+                        return
+        except TimeoutError:
+            log.info("instance #%d still had queued connections after drain_timeout", n)
+
+    def release(self, n: int, binding: Binding) -> None:
+        socks = self._given.pop(binding.fds, ())
+        for listener, sock, front in zip(self._listeners, socks, self._front, strict=False):
+            if sock is not front:
+                listener.remove(sock)
+        if all(socks == self._front for socks in self._given.values()):
+            self._no_extra.set()
 
     def unavailable(self, reason: str) -> None:
         pass
 
     async def close(self) -> None:
-        self._listeners.close()
+        for listener in self._listeners:
+            listener.close()
+        self._given.clear()
+        self._no_extra.set()
 
 
 class ProxyFrontend:
@@ -131,7 +213,7 @@ class ProxyFrontend:
         self.addresses = self._listeners.addresses
         await self._proxy.start(self._listeners.sockets)
 
-    def binding(self, n: int) -> Binding:
+    async def binding(self, n: int) -> Binding:
         from pitstop.supervisor.proxy import free_port
 
         return Binding(host=PRIVATE_HOST, port=free_port(PRIVATE_HOST))
@@ -161,6 +243,9 @@ class ProxyFrontend:
         assert isinstance(backend, Backend)
         if not await self._proxy.drain(backend, self._spec.drain_timeout):
             log.info("instance #%d still had requests after drain_timeout; cut off", n)
+
+    def release(self, n: int, binding: Binding) -> None:
+        pass
 
     def unavailable(self, reason: str) -> None:
         self._proxy.unavailable(reason)
@@ -380,18 +465,24 @@ class Supervisor:
 
     async def _launch(self, n: int) -> Instance | str:
         """Start instance `n` and wait until it is ready; the instance, or why it failed."""
-        instance = self._new_instance(n)
-        self._instances.add(instance)
         self._status(f"starting #{n}…")
+        try:
+            binding = await self._frontend.binding(n)
+        except OSError as exc:
+            return f"cannot open its listening socket: {exc.strerror or exc}"
+        instance = self._new_instance(n, binding)
+        self._instances.add(instance)
         try:
             await instance.start()
             self._emit(ev.InstanceStarting(n, instance.pid))
             await instance.wait_ready()
         except NotReady as exc:
-            # Gracefully, not with SIGKILL: with a shared socket an instance that is not ready
-            # may already have accepted connections, and those must still be answered.
+            # Gracefully, not with SIGKILL: with a shared socket (unix addresses, or no
+            # serving instance) an instance that is not ready may already have accepted
+            # connections, and those must still be answered.
             await instance.stop()
             self._instances.discard(instance)
+            self._frontend.release(n, binding)
             return exc.reason
         self._emit(ev.InstanceReady(n))
         return instance
@@ -406,8 +497,17 @@ class Supervisor:
         old.stopping = True  # its exit is now expected, not a crash
 
         async def retire() -> None:
-            await self._frontend.retire(old.number, old.binding)
-            await self._stop_instance(old)
+            try:
+                # Nothing is left to wait for once the old instance has exited by itself.
+                assert old.exited is not None
+                drained = asyncio.create_task(self._frontend.retire(old.number, old.binding))
+                await asyncio.wait({drained, old.exited}, return_when=asyncio.FIRST_COMPLETED)
+                drained.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await drained
+                await self._stop_instance(old)
+            finally:
+                self._frontend.release(old.number, old.binding)
 
         task = asyncio.create_task(retire(), name=f"retire-{old.number}")
         self._retiring.add(task)
@@ -428,6 +528,9 @@ class Supervisor:
             return
         self._emit(ev.InstanceExited(instance.number, instance.exited.result()))
         if instance is self._serving:
+            # At once, not when the loop gets to the crash: an instance started meanwhile
+            # then takes over the socket where connections wait (or the proxy holds them).
+            self._frontend.lost(instance.number, instance.binding)
             self._crashed = instance
             self._wake.set()
 
@@ -484,13 +587,13 @@ class Supervisor:
 
     # ----------------------------------------------------------------- helpers
 
-    def _new_instance(self, n: int) -> Instance:
+    def _new_instance(self, n: int, binding: Binding) -> Instance:
         assert self._runtime_dir is not None
         return Instance(
             number=n,
             command=self.command,
             spec=self.spec,
-            binding=self._frontend.binding(n),
+            binding=binding,
             runtime_dir=self._runtime_dir,
             on_output=self._output,
             on_status=lambda k, text: self._emit(ev.InstanceStatus(k, text)),
