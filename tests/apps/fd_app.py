@@ -4,8 +4,9 @@
 
 Answers every request with the text of VERSION_FILE as read at start-up, so a swap is
 visible. The flags may also be written into VERSION_FILE (`v2 --exit-now`), so that a
-test can "release" a broken version through the same build as a good one. Sends READY=1 to $NOTIFY_SOCKET and prints `listening` when it accepts. On
-SIGTERM it stops accepting, finishes the connection in hand and exits 0.
+test can "release" a broken version through the same build as a good one. Sends READY=1 to
+$NOTIFY_SOCKET and prints `listening` when ready; prints `accepting` (ready or not) before
+its first accept. On SIGTERM it stops accepting, finishes the connection in hand and exits 0.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def main() -> None:
         print("listening", flush=True)
     if "--crash-after-ready" in flags:
         sys.exit(4)
+    print("accepting", flush=True)
     while not stopping:
         try:
             conn, _ = sock.accept()

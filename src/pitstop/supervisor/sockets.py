@@ -200,7 +200,11 @@ class ReuseportSlots(Generic[T]):
             self._items[i] = last
 
     def index(self, item: T) -> int:
-        return next(i for i, x in enumerate(self._items) if x is item)
+        """Its index; by identity (sockets compare by identity anyway)."""
+        for i, x in enumerate(self._items):
+            if x is item:
+                return i
+        raise ValueError("not in the group")
 
 
 class Listener:

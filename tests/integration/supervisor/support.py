@@ -121,19 +121,27 @@ def http_get(address: tuple[str, int], timeout: float = 5.0) -> str:
 
 
 class LoadClient:
-    """New connection per request, back to back, on a thread; bounded in count and time."""
+    """New connection per request, back to back, on `threads` threads; bounded in count and
+    time. `bodies` and `failures` are appended to from every thread (list.append is atomic)."""
 
-    def __init__(self, address: tuple[str, int], max_requests: int = 50_000, max_s: float = 40):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        max_requests: int = 50_000,
+        max_s: float = 40,
+        threads: int = 1,
+    ):
         self.address = address
         self.bodies: list[str] = []
         self.failures: list[str] = []
         self._max_requests = max_requests
         self._max_s = max_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
     def __enter__(self) -> LoadClient:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -149,7 +157,15 @@ class LoadClient:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=15)
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+    async def wait_for_more(self, count: int) -> None:
+        """Wait until `count` more requests have been answered (or failed) than now."""
+        target = len(self.bodies) + len(self.failures) + count
+        await async_wait_until(
+            lambda: len(self.bodies) + len(self.failures) >= target, DEADLINE, "load progress"
+        )
 
     def saw(self, text: str) -> bool:
         return any(text in body for body in self.bodies[-50:])

@@ -46,8 +46,14 @@ def test_defaults() -> None:
     assert spec.stop_timeout == 10.0
     assert spec.restart == "on-failure"
     assert spec.max_crashes == 5
+    assert spec.drain_delay == 0.1
     assert not spec.uses_proxy
     assert spec.warnings == ()
+
+
+def test_drain_delay() -> None:
+    assert parse({"listen": "8080", "drain_delay": "250ms"}).drain_delay == 0.25
+    assert "drain_delay" in str(error({"listen": "8080", "drain_delay": "soon"}))
 
 
 def test_the_rust_example_table() -> None:

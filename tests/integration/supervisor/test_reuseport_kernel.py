@@ -1,0 +1,98 @@
+"""The kernel behaviour `sockets.Listener` relies on, checked directly on this machine's
+kernel with raw sockets (no pitstop logic beyond the program and TCP_INFO helpers)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from pitstop.supervisor import sockets
+
+pytestmark = pytest.mark.skipif(not sockets.STEERING, reason="SO_REUSEPORT steering is Linux")
+
+
+@pytest.fixture
+def group() -> Iterator[list[socket.socket]]:
+    made: list[socket.socket] = []
+    yield made
+    for sock in made:
+        sock.close()
+
+
+def member(group: list[socket.socket], port: int, listen: bool = True) -> socket.socket:
+    sock = socket.socket()
+    group.append(sock)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    if listen:
+        sock.listen(64)
+    return sock
+
+
+def landed(port: int, members: list[socket.socket], count: int = 20) -> list[int]:
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
+    counts = [sockets.accept_queue_length(s) for s in members]
+    for sock in members:
+        sock.setblocking(False)
+        while True:
+            try:
+                sock.accept()[0].close()
+            except BlockingIOError:
+                break
+    for client in clients:
+        client.close()
+    return counts
+
+
+def test_tcp_info_of_a_listener_is_its_accept_queue(group: list[socket.socket]) -> None:
+    a = member(group, 0)
+    port = a.getsockname()[1]
+    assert landed(port, [a], 7) == [7]
+    assert sockets.accept_queue_length(a) == 0
+
+
+def test_sockets_join_in_listen_order_not_bind_order(group: list[socket.socket]) -> None:
+    a = member(group, 0)
+    port = a.getsockname()[1]
+    b = member(group, port, listen=False)
+    c = member(group, port)
+    b.listen(64)  # bound before c, listening after it: index 2
+    sockets.attach_reuseport_program(a, 1)
+    assert landed(port, [a, b, c]) == [0, 0, 20]
+    sockets.attach_reuseport_program(c, 2)  # through any member: one program per group
+    assert landed(port, [a, b, c]) == [0, 20, 0]
+
+
+def test_an_index_out_of_range_falls_back_to_the_hash(group: list[socket.socket]) -> None:
+    a = member(group, 0)
+    port = a.getsockname()[1]
+    sockets.attach_reuseport_program(a, 1)
+    assert landed(port, [a]) == [20]  # the only socket, not a refused connection
+    b = member(group, port)
+    sockets.attach_reuseport_program(a, 5)
+    counts = landed(port, [a, b], 100)
+    assert sum(counts) == 100 and all(counts)  # spread by the hash (never 0 of 100 in practice)
+
+
+def test_the_last_socket_takes_a_freed_slot(group: list[socket.socket]) -> None:
+    a = member(group, 0)
+    port = a.getsockname()[1]
+    b = member(group, port)
+    c = member(group, port)
+    a.close()  # pitstop's descriptor was the last: a leaves, c moves to index 0
+    sockets.attach_reuseport_program(b, 0)
+    assert landed(port, [b, c]) == [0, 20]
+
+
+def test_shutdown_leaves_the_group_while_a_copy_is_open(group: list[socket.socket]) -> None:
+    a = member(group, 0)
+    port = a.getsockname()[1]
+    b = member(group, port)
+    copy = a.dup()
+    group.append(copy)
+    a.shutdown(socket.SHUT_RD)
+    sockets.attach_reuseport_program(b, 0)
+    assert landed(port, [b]) == [20]  # index 0 is b now: a is gone despite `copy`
