@@ -1,6 +1,6 @@
 """Swap vs kill-then-restart: what clients see while a service is rebuilt 50 times.
 
-    .venv/bin/python benchmarks/swap.py [--changes 50] [--service py|rust]
+    .venv/bin/python benchmarks/swap.py [--changes 50] [--service py|rust|uvicorn]
 
 A Python client on a thread makes back-to-back requests, each on a new connection, to a
 service on 127.0.0.1. The script releases N source changes and one broken change, and
@@ -18,7 +18,9 @@ Strategies:
   one, which binds the port itself; a broken build leaves nothing running.
 
 Services: `py` is tests/apps/fd_app.py with a `cp` for a build (isolates the swap itself);
-`rust` is examples/rust-service with a real `cargo build` (the build dominates).
+`rust` is examples/rust-service with a real `cargo build` (the build dominates); `uvicorn`
+is examples/uvicorn-app run as `uvicorn app:app --fd 3` (a server pitstop does not control,
+which drops accepted-but-unread connections on SIGTERM) with `py_compile` for a build.
 """
 
 from __future__ import annotations
@@ -47,10 +49,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from pitstop import process  # noqa: E402
 from pitstop.errors import Location  # noqa: E402
-from pitstop.supervisor import InstanceCommand, Supervisor, parse_service  # noqa: E402
+from pitstop.supervisor import InstanceCommand, Supervisor, parse_service, sockets  # noqa: E402
 
 FD_APP = ROOT / "tests" / "apps" / "fd_app.py"
 RUST = ROOT / "examples" / "rust-service"
+UVICORN_APP = ROOT / "examples" / "uvicorn-app"
 DEADLINE = 120.0
 
 
@@ -152,6 +155,7 @@ class Service:
     build_argv: tuple[str, ...]
     write: Callable[[str], None]  # write source version N (or "broken")
     marker: Callable[[str], str]  # the text a response of version N contains
+    ready: dict[str, object] = field(default_factory=lambda: {"notify": True})
 
 
 def py_service(root: Path) -> Service:
@@ -190,6 +194,33 @@ def rust_service(root: Path) -> Service:
     )
 
 
+def uvicorn_service(root: Path) -> Service:
+    app = root / "app.py"
+    original = (UVICORN_APP / "app.py").read_text()
+
+    def write(version: str) -> None:
+        text = 'VERSION = "v1"'
+        replacement = "VERSION = oops(" if version == "broken" else f'VERSION = "{version}"'
+        app.write_text(original.replace(text, replacement))
+
+    write("v0")
+    uvicorn = f'"{sys.executable}" -m uvicorn app:app --no-access-log'
+    # --fd 3 under pitstop; its own --port for the kill-then-restart comparison.
+    script = (
+        f'if [ -n "$LISTEN_FDS" ]; then exec {uvicorn} --fd 3; '
+        f'else exec {uvicorn} --port "$PORT"; fi'
+    )
+    return Service(
+        root,
+        ("/bin/sh", "-c", script),
+        dict(os.environ),
+        (sys.executable, "-m", "py_compile", "app.py"),
+        write,
+        lambda v: f" {v}\n",
+        ready={"log": "Uvicorn running on"},
+    )
+
+
 async def run_build(service: Service) -> bool:
     child = await process.spawn(
         service.build_argv, cwd=service.root, env=service.env, on_line=lambda *_: None
@@ -215,7 +246,7 @@ class Strategy:
 class PitstopStrategy(Strategy):
     def __init__(self, service: Service, port: int) -> None:
         spec = parse_service(
-            {"listen": f"127.0.0.1:{port}", "ready": {"notify": True}},
+            {"listen": f"127.0.0.1:{port}", "ready": service.ready},
             Location(service.root / "pitstop.toml"),
         )
         command = InstanceCommand(service.argv, service.root, service.env)
@@ -341,10 +372,19 @@ def report(result: Result) -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--changes", type=int, default=50)
-    parser.add_argument("--service", choices=("py", "rust"), default="py")
+    parser.add_argument("--service", choices=("py", "rust", "uvicorn"), default="py")
+    parser.add_argument(
+        "--shared-socket",
+        action="store_true",
+        help="pitstop without per-instance sockets (one shared socket), for comparison",
+    )
     args = parser.parse_args()
+    if args.shared_socket:
+        sockets.STEERING = False
     with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as tmp:
-        make_service = rust_service if args.service == "rust" else py_service
+        make_service = {"py": py_service, "rust": rust_service, "uvicorn": uvicorn_service}[
+            args.service
+        ]
         service = make_service(Path(tmp))
         if args.service == "rust":
             await run_build(service)  # warm the target dir so both strategies start equal
@@ -354,8 +394,10 @@ async def main() -> None:
             results.append(
                 await measure(name, lambda c=cls, p=port: c(service, p), service, args.changes)  # type: ignore[misc]
             )
+    sharing = "one shared socket" if args.shared_socket else "a socket per instance"
     print(
-        f"service={args.service} changes={args.changes} + 1 broken; client: new connection per request"
+        f"service={args.service} changes={args.changes} + 1 broken; pitstop: {sharing}; "
+        "client: new connection per request"
     )
     for result in results:
         print(report(result))
