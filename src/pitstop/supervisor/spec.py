@@ -265,7 +265,7 @@ class _Parser:
     def ready(self, value: object, proxied: bool) -> ReadyCheck:
         if value is None:
             # Without a check, a proxied instance is ready when its port accepts; a socket
-            # instance as soon as it runs (connections wait in the shared queue meanwhile).
+            # instance as soon as it runs (connections wait in its socket's queue meanwhile).
             return ReadyTcp() if proxied else ReadyDelay(0.0)
         hint = (
             'write ready = { notify = true }, { log = "listening" }, '
@@ -290,8 +290,8 @@ class _Parser:
                 raise self.fail(f"ready.delay: {exc}") from None
         if kind in ("http", "tcp") and not proxied:
             raise self.fail(
-                f"ready.{kind} needs proxy mode: with 'listen' every instance shares one "
-                "socket, so a probe could be answered by the old instance",
+                f"ready.{kind} needs proxy mode: with 'listen' a probe of the address "
+                "is answered by the serving instance, not the new one",
                 'use ready = { notify = true } or { log = "..." }, or set proxy = "..."',
             )
         if kind == "http" and isinstance(arg, str) and arg.startswith("/"):

@@ -1,13 +1,16 @@
 """The build/run separation: build while the current instance serves, then swap.
 
-    change ──▶ build (old serves) ──ok──▶ start new on the held sockets ──ready──▶ stop old
-                  │ a newer change: cancel, build again      └─not ready / exits: kill new, keep old
-                  └─failed: old keeps serving, wait for the next change
+    change ──▶ build (old serves) ──ok──▶ start new on its socket ──ready──▶ new connections
+                  │ a newer change: cancel,       │                       to new; old drains
+                  │ build again                   └─not ready / exits:    and stops
+                  └─failed: old keeps serving,      kill new, keep old
+                    wait for the next change
 
 Every decision is taken by one loop (`_main`); `changed()`, instance exits and `stop()` only
 set a flag and wake it. A change during a build cancels the build; a change during a swap
-waits for the swap to end. The listening sockets (or the proxy in front of private ports)
-stay open for the supervisor's whole life, so no version change ever refuses a connection.
+waits for the swap to end. The listening address (a socket per instance on one reuseport
+group, or the proxy in front of private ports) never goes without a listener, so no version
+change ever refuses a connection.
 """
 
 from __future__ import annotations

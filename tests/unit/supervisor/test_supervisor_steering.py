@@ -154,3 +154,26 @@ def test_without_steering_one_socket_is_shared(monkeypatch: pytest.MonkeyPatch) 
         assert listener.add() is first
     finally:
         listener.close()
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@needs_steering
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no ::1")
+def test_ipv6_addresses_are_steered_too() -> None:
+    listener = Listener(parse_listen("[::1]:0"))
+    listener.open()
+    try:
+        assert listener.steered
+        second = listener.add()
+        listener.steer(second)
+        assert landed(listener) == [0, 10]
+    finally:
+        listener.close()
