@@ -3,12 +3,17 @@
 `watch_changes` wraps `watchfiles.awatch` (inotify/FSEvents/...; polling on request or when the
 native watcher cannot start) into an async iterator of ``frozenset[Path]`` batches.
 
-Debounce: watchfiles' Rust side sleeps ``step`` ms at a time and returns a batch once a step
-passes with no *new* change, or once ``debounce`` ms have passed since the first one. We pass
-our debounce window as ``step`` (a quiet period that ends a batch) and a generous cap as
-``debounce``, so a burst — 100 quick writes, a ``git checkout`` of 500 files — ends up in ONE
-batch instead of being cut every 50 ms. Batches the consumer has not picked up yet are merged,
-so a busy consumer also sees one batch, not a backlog.
+Debounce is ours, not watchfiles'. Its Rust thread wakes every ``step`` ms and hands back what
+the OS reported once a step brings nothing new (or, for a growing batch, after ``debounce`` ms):
+so ``step`` bounds how late we first hear of a change. We keep it small (`WATCHER_STEP_MS`, less
+for a debounce under four steps), let watchfiles hand over growing batches after two steps, and
+coalesce here. A batch starts with the first change and ends once ``debounce`` ms pass with
+nothing new: a burst (100 quick writes, a ``git checkout`` of 500 files) keeps extending it and
+ends up in ONE batch. A batch ends no later than `MAX_BATCH_WAIT_MS` (or 10 windows) after its
+first change, so an endless stream still yields. A single write is thus reported ``debounce``
+ms (plus one to two steps) after it happened, not ``debounce`` to ``2 * debounce`` as when the
+window was watchfiles' step. Changes the consumer has not picked up yet are merged, so a busy
+consumer also sees one batch, not a backlog.
 
 watchfiles is imported lazily: only watch mode pays for it.
 """
@@ -28,7 +33,10 @@ from typing import Any, cast
 logger = logging.getLogger(__name__)
 
 DEFAULT_DEBOUNCE_MS = 50
-#: Longest a continuous stream of changes can postpone a batch.
+#: How often watchfiles' thread looks at what the OS reported (its ``step``) at most. Smaller
+#: is quicker to notice a change but wakes an idle watcher more often (see docs/benchmarks.md).
+WATCHER_STEP_MS = 10
+#: Longest a continuous stream of changes can postpone a batch (at least 10 quiet windows).
 MAX_BATCH_WAIT_MS = 2_000
 #: How long the watcher thread blocks before coming back to Python; bounds shutdown latency.
 _RUST_TIMEOUT_MS = 1_000
@@ -36,6 +44,8 @@ _RUST_TIMEOUT_MS = 1_000
 #: ``async def awatch(*paths, **options)`` — the one OS seam, injectable for tests.
 AwatchFn = Callable[..., AsyncIterator[set[tuple[Any, str]]]]
 PathPredicate = Callable[[object, str], bool]
+#: Seconds on the event loop's clock (``loop.time()``); injectable for tests.
+Clock = Callable[[], float]
 
 
 class _StopFlag:
@@ -57,8 +67,20 @@ class _StopFlag:
 
 
 @dataclass(frozen=True)
+class _Changes:
+    """Paths the watcher handed over ``at`` (clock seconds); quiet for ``quiet_s`` ends a batch."""
+
+    paths: frozenset[Path]
+    at: float
+    quiet_s: float
+
+
+@dataclass(frozen=True)
 class _End:
     error: BaseException | None = None
+
+
+_Item = _Changes | _End
 
 
 async def watch_changes(
@@ -70,22 +92,25 @@ async def watch_changes(
     poll_delay_ms: int = 300,
     stop_event: asyncio.Event | None = None,
     awatch: AwatchFn | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[frozenset[Path]]:
     """Yield batches of absolute changed paths under ``paths`` until ``stop_event`` is set.
 
-    ``watch_filter(change, path) -> bool`` drops paths (a `PathFilter` fits). ``poll`` forces
-    polling; native watching that fails to start (or dies) falls back to polling with a warning.
-    Closing the iterator (``aclose``, or cancelling the task iterating it) stops the watcher.
-    Raises FileNotFoundError when a watched path does not exist.
+    ``watch_filter(change, path) -> bool`` drops paths (a `PathFilter` fits). A batch ends once
+    ``debounce_ms`` pass without a new change (when polling, ``debounce_ms`` plus a scan
+    interval). ``poll`` forces polling; native watching that fails to start (or dies) falls
+    back to polling with a warning. Closing the iterator (``aclose``, or cancelling the task
+    iterating it) stops the watcher. Raises FileNotFoundError when a watched path does not exist.
     """
     roots = [p.absolute() for p in paths]
     for root in roots:
         if not root.exists():
             raise FileNotFoundError(f"watch path does not exist: {root}")
     stop = _StopFlag(stop_event)
-    queue: asyncio.Queue[frozenset[Path] | _End] = asyncio.Queue()
+    queue: asyncio.Queue[_Item] = asyncio.Queue()
+    now = clock or asyncio.get_running_loop().time
     settings = _WatchSettings(watch_filter, debounce_ms, poll_delay_ms, stop)
-    pump = asyncio.create_task(_pump(awatch, roots, settings, poll, queue))
+    pump = asyncio.create_task(_pump(awatch, roots, settings, poll, queue, now))
     try:
         while True:
             item = await queue.get()
@@ -93,12 +118,37 @@ async def watch_changes(
                 if item.error is not None:
                     raise item.error
                 return
-            yield _drain(item, queue)
+            yield await _coalesce(item, queue, now)
     finally:
         stop.set()
         # The thread sees the flag within one step; wait so no watcher outlives the iterator.
         with contextlib.suppress(asyncio.CancelledError):
             await pump
+
+
+async def _coalesce(first: _Changes, queue: asyncio.Queue[_Item], now: Clock) -> frozenset[Path]:
+    """``first`` plus every change that follows it without a quiet window; an end stays queued."""
+    merged = set(first.paths)
+    quiet_until = first.at + first.quiet_s
+    cap = first.at + max(MAX_BATCH_WAIT_MS / 1000, 10 * first.quiet_s)
+    while True:
+        if queue.empty():
+            remaining = min(quiet_until, cap) - now()
+            if remaining <= 0:
+                break
+            try:
+                # On a timeout wait_for cancels the get, which leaves the queue untouched.
+                item = await asyncio.wait_for(queue.get(), remaining)
+            except TimeoutError:
+                continue  # the clock says whether the window is over
+        else:
+            item = queue.get_nowait()  # a backlog is merged even once the window is over
+        if isinstance(item, _End):
+            queue.put_nowait(item)  # the consumer sees it on its next read
+            break
+        merged |= item.paths
+        quiet_until = max(quiet_until, item.at + item.quiet_s)
+    return frozenset(merged)
 
 
 @dataclass(frozen=True)
@@ -108,15 +158,23 @@ class _WatchSettings:
     poll_delay_ms: int
     stop: _StopFlag
 
+    def quiet_ms(self, polling: bool) -> int:
+        # A poller only sees changes once per scan, so a window shorter than the scan interval
+        # would cut a burst at every scan: when polling, a batch ends after a whole scan
+        # interval (plus the window) brought nothing new.
+        return max(0, self.debounce_ms) + (self.poll_delay_ms if polling else 0)
+
+    @property
+    def step_ms(self) -> int:
+        # While changes keep coming, watchfiles hands a batch over every two steps or so; a
+        # window of four steps bridges those gaps (and the time spent filtering a batch).
+        return max(1, min(WATCHER_STEP_MS, self.debounce_ms // 4))
+
     def awatch_kwargs(self, polling: bool) -> dict[str, Any]:
-        # A poller only sees changes once per scan, so a quiet step shorter than the scan
-        # interval would cut a burst at every scan: when polling, a batch ends after a whole
-        # scan interval (plus the window) brought nothing new.
-        step = max(1, self.debounce_ms) + (self.poll_delay_ms if polling else 0)
         return {
             "watch_filter": self.watch_filter,
-            "step": step,  # quiet period that ends a batch
-            "debounce": max(MAX_BATCH_WAIT_MS, 2 * step),  # cap on how long a burst can grow
+            "step": self.step_ms,  # how soon we hear of a change; we debounce ourselves
+            "debounce": self.step_ms,  # a growing batch is handed over after about two steps
             "stop_event": self.stop,
             "rust_timeout": _RUST_TIMEOUT_MS,
             "force_polling": polling,
@@ -124,35 +182,24 @@ class _WatchSettings:
         }
 
 
-def _drain(first: frozenset[Path], queue: asyncio.Queue[frozenset[Path] | _End]) -> frozenset[Path]:
-    """Merge batches that piled up while the consumer was busy; keep an end marker queued."""
-    merged = set(first)
-    while not queue.empty():
-        item = queue.get_nowait()
-        if isinstance(item, _End):
-            queue.put_nowait(item)  # the consumer sees it on its next read
-            break
-        merged |= item
-    return frozenset(merged)
-
-
 async def _pump(
     awatch: AwatchFn | None,
     roots: list[Path],
     settings: _WatchSettings,
     poll: bool,
-    queue: asyncio.Queue[frozenset[Path] | _End],
+    queue: asyncio.Queue[_Item],
+    now: Clock,
 ) -> None:
-    """Run the watcher, falling back to polling once, and forward batches to ``queue``."""
+    """Run the watcher, falling back to polling once, and forward changes to ``queue``."""
     awatch_fn = awatch or _default_awatch()
     try:
         try:
-            await _forward(awatch_fn, roots, settings, poll, queue)
+            await _forward(awatch_fn, roots, settings, poll, queue, now)
         except Exception as exc:
             if poll:
                 raise
             logger.warning("native file watching failed (%s); falling back to polling", exc)
-            await _forward(awatch_fn, roots, settings, True, queue)
+            await _forward(awatch_fn, roots, settings, True, queue, now)
     except Exception as exc:
         queue.put_nowait(_End(exc))
     else:
@@ -164,13 +211,15 @@ async def _forward(
     roots: list[Path],
     settings: _WatchSettings,
     poll: bool,
-    queue: asyncio.Queue[frozenset[Path] | _End],
+    queue: asyncio.Queue[_Item],
+    now: Clock,
 ) -> None:
     logger.debug("watching %s (polling=%s)", ", ".join(map(str, roots)), poll)
+    quiet_s = settings.quiet_ms(poll) / 1000
     async for raw in awatch_fn(*roots, **settings.awatch_kwargs(poll)):
         batch = frozenset(Path(path) for _change, path in raw)
         if batch:
-            queue.put_nowait(batch)
+            queue.put_nowait(_Changes(batch, now(), quiet_s))
 
 
 def _default_awatch() -> AwatchFn:

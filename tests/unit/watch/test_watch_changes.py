@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from pitstop.watch.changes import (
     ENV_CHANGED_PATHS,
     ENV_CHANGED_PATHS_FILE,
     MAX_BATCH_WAIT_MS,
+    WATCHER_STEP_MS,
     changed_paths_env,
     watch_changes,
 )
@@ -50,9 +51,129 @@ def test_batches_are_absolute_paths_and_options_map_to_watchfiles(tmp_path: Path
     assert batches == [frozenset({tmp_path / "a", tmp_path / "b"})]
     (call,) = fake.calls
     assert call["paths"] == (tmp_path,)
-    assert call["step"] == 80  # quiet period that ends a batch
-    assert call["debounce"] == MAX_BATCH_WAIT_MS  # the cap, not the window
+    # A small step so a change is seen at once; we debounce ourselves, not watchfiles.
+    assert call["step"] == WATCHER_STEP_MS
+    assert call["debounce"] == WATCHER_STEP_MS
     assert call["force_polling"] is False
+
+
+@pytest.mark.parametrize(("debounce_ms", "step"), [(0, 1), (10, 2), (20, 5), (50, WATCHER_STEP_MS)])
+def test_a_short_debounce_gets_a_shorter_step(tmp_path: Path, debounce_ms: int, step: int) -> None:
+    fake = FakeAwatch([])
+    asyncio.run(collect(watch_changes([tmp_path], awatch=fake, debounce_ms=debounce_ms)))
+    assert fake.calls[0]["step"] == step
+
+
+class FakeClock:
+    """The event-loop clock as watch_changes sees it; ``read`` is set on every reading."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.read = asyncio.Event()
+
+    def __call__(self) -> float:
+        self.read.set()
+        return self.now
+
+
+class TimedAwatch:
+    """Yields each ``(at, path)`` at clock time ``at``, after the reader has looked at the clock.
+
+    A ``None`` path only moves the clock.
+    After a yield, the next clock reading comes from the batching side deciding how long to
+    wait (the pump is blocked in here), so each later change arrives while a batch is being
+    collected.
+    ``end_at`` is the time the clock jumps to once the script is done, before the fake ends.
+    """
+
+    def __init__(
+        self, clock: FakeClock, script: Sequence[tuple[float, str | None]], end_at: float
+    ) -> None:
+        self.clock = clock
+        self.script = script
+        self.end_at = end_at
+        self.gate = asyncio.Event()  # set by the test to let the script finish
+
+    async def __call__(self, *paths: Path, **options: Any) -> AsyncIterator[Raw]:
+        for index, (at, path) in enumerate(self.script):
+            if index:
+                await self._next_reading()
+            self.clock.now = at
+            if path is not None:  # None: only move the clock
+                yield {(1, path)}
+        await self._next_reading()
+        self.clock.now = self.end_at
+        await self.gate.wait()
+
+    async def _next_reading(self) -> None:
+        self.clock.read.clear()
+        await self.clock.read.wait()
+
+
+async def batches_until(
+    stream: AsyncIterator[frozenset[Path]], fake: TimedAwatch, count: int
+) -> list[frozenset[Path]]:
+    found = []
+    async for batch in stream:
+        found.append(batch)
+        if len(found) == count:
+            fake.gate.set()
+    return found
+
+
+def run_timed(
+    script: Sequence[tuple[float, str | None]], end_at: float, count: int, **options: Any
+) -> Any:
+    async def scenario() -> list[frozenset[Path]]:
+        clock = FakeClock()
+        fake = TimedAwatch(clock, script, end_at)
+        stream = watch_changes([Path("/")], awatch=fake, clock=clock, **options)
+        return await asyncio.wait_for(batches_until(stream, fake, count), 10)
+
+    return asyncio.run(scenario())
+
+
+def paths(*names: str) -> frozenset[Path]:
+    return frozenset(Path(f"/x/{n}") for n in names)
+
+
+def test_changes_that_keep_coming_extend_the_batch() -> None:
+    # Each change comes 40 ms after the one before, inside the 50 ms window, so the batch goes
+    # on past 50 ms after its first change; the clock then moves past the window and it ends.
+    script = [(0.0, "/x/a"), (0.04, "/x/b"), (0.08, "/x/c")]
+    assert run_timed(script, end_at=1.0, count=1, debounce_ms=50) == [paths("a", "b", "c")]
+
+
+def test_a_quiet_window_ends_a_batch() -> None:
+    # The clock passes the window while the batch waits for more, then the next change comes.
+    script: list[tuple[float, str | None]] = [(0.0, "/x/a"), (0.1, None), (0.2, "/x/b")]
+    batches = run_timed(script, end_at=1.0, count=2, debounce_ms=50)
+    assert batches == [paths("a"), paths("b")]
+
+
+def test_debounce_zero_yields_each_handover() -> None:
+    script = [(0.0, "/x/a"), (0.0, "/x/b")]
+    assert run_timed(script, end_at=0.0, count=2, debounce_ms=0) == [paths("a"), paths("b")]
+
+
+def test_polling_widens_the_window_by_a_scan_interval() -> None:
+    # 200 ms apart, with the clock past a native window in between: one batch when a scan
+    # takes 300 ms (the window is then 350 ms).
+    script: list[tuple[float, str | None]] = [(0.0, "/x/a"), (0.1, None), (0.2, "/x/b")]
+    polled = run_timed(script, end_at=5.0, count=1, debounce_ms=50, poll=True)
+    assert polled == [paths("a", "b")]
+
+
+def test_an_endless_stream_is_cut_at_the_cap() -> None:
+    step = 0.03
+    script = [(i * step, f"/x/{i}") for i in range(100)]  # 3 s of changes 30 ms apart
+    batches = run_timed(script, end_at=10.0, count=2, debounce_ms=50)
+    cap = MAX_BATCH_WAIT_MS / 1000
+    first_count = int(cap / step) + 2  # up to the first change past the cap
+    assert batches == [
+        paths(*map(str, range(first_count))),
+        paths(*map(str, range(first_count, 100))),
+    ]
 
 
 def test_backlog_is_merged_into_one_batch(tmp_path: Path) -> None:
