@@ -122,10 +122,10 @@ fn handle(mut stream: TcpStream) -> std::io::Result<()> {
     stream.write_all(response.as_bytes())
 }
 
-/// Bound a blocking accept() to 100 ms. Every instance polls the shared socket, all of them
-/// wake for one connection and only one gets it; the others would block in accept() and not
-/// notice SIGTERM until the next connection. (The timeout is a socket option, so it is
-/// shared too, which is harmless: every version of this program sets the same.)
+/// Bound a blocking accept() to 100 ms, so that SIGTERM is noticed even when no connection
+/// comes: pitstop steers new connections to the newest version, and an old version waiting
+/// in accept() would otherwise block until its stop timeout. (When instances share one
+/// socket, all of them wake for one connection and only one gets it, for the same effect.)
 fn bound_accept_wait(listener: &TcpListener) {
     let timeout = TimeVal { tv_sec: 0, tv_usec: 100_000 };
     let size = std::mem::size_of::<TimeVal>() as u32;

@@ -108,7 +108,7 @@ def test_uvicorn_behind_the_proxy_swaps_under_load_without_a_failed_request(
 @pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")
 def test_rust_example_is_built_and_swapped(tmp_path: Path) -> None:
     project = tmp_path / "rust-service"
-    shutil.copytree(EXAMPLES / "rust-service", project, ignore=shutil.ignore_patterns("target"))
+    shutil.copytree(EXAMPLES / "rust-service", project, ignore=shutil.ignore_patterns("target*"))
     main_rs = project / "src" / "main.rs"
     # Share the example's own target dir (std only, so a warm build takes about a second).
     env = {**os.environ, "CARGO_TARGET_DIR": str(EXAMPLES / "rust-service" / "target-tests")}
