@@ -133,6 +133,7 @@ def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
 
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="pitstop-bench-") as tmp:
         env = bench_env(Path(tmp) / "pycache")
         for size in sizes:
@@ -155,7 +156,8 @@ def main() -> int:
     print(f"`{shlex.join(['python', 'benchmarks/runner.py', *sys.argv[1:]])}`")
     print(
         f"({os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}, median of {args.repeat})"
+        f"{platform.system()} {platform.release()}, median of {args.repeat}, "
+        f"load average {load_before:.2f} before and {os.getloadavg()[0]:.2f} after)"
     )
     print()
     print("| tasks | jobs | pitstop (s) | make (s) | pitstop / make |")
