@@ -161,8 +161,10 @@ class _WatchSettings:
     def quiet_ms(self, polling: bool) -> int:
         # A poller only sees changes once per scan, so a window shorter than the scan interval
         # would cut a burst at every scan: when polling, a batch ends after a whole scan
-        # interval (plus the window) brought nothing new.
-        return max(0, self.debounce_ms) + (self.poll_delay_ms if polling else 0)
+        # interval (plus the window) brought nothing new. watchfiles hands a batch over only
+        # after a step that brought nothing new: that step is part of the window already.
+        window = max(0, self.debounce_ms) + (self.poll_delay_ms if polling else 0)
+        return max(0, window - self.step_ms)
 
     @property
     def step_ms(self) -> int:

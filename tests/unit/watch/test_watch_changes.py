@@ -138,9 +138,9 @@ def paths(*names: str) -> frozenset[Path]:
 
 
 def test_changes_that_keep_coming_extend_the_batch() -> None:
-    # Each change comes 40 ms after the one before, inside the 50 ms window, so the batch goes
+    # Each change comes 30 ms after the one before, inside the window, so the batch goes
     # on past 50 ms after its first change; the clock then moves past the window and it ends.
-    script = [(0.0, "/x/a"), (0.04, "/x/b"), (0.08, "/x/c")]
+    script = [(0.0, "/x/a"), (0.03, "/x/b"), (0.06, "/x/c")]
     assert run_timed(script, end_at=1.0, count=1, debounce_ms=50) == [paths("a", "b", "c")]
 
 
