@@ -9,10 +9,11 @@ so ``step`` bounds how late we first hear of a change. We keep it small (`WATCHE
 for a debounce under four steps), let watchfiles hand over growing batches after two steps, and
 coalesce here. A batch starts with the first change and ends once ``debounce`` ms pass with
 nothing new: a burst (100 quick writes, a ``git checkout`` of 500 files) keeps extending it and
-ends up in ONE batch. A batch ends no later than `MAX_BATCH_WAIT_MS` (or 10 windows) after its
-first change, so an endless stream still yields. A single write is thus reported ``debounce``
-ms (plus one to two steps) after it happened, not ``debounce`` to ``2 * debounce`` as when the
-window was watchfiles' step. Changes the consumer has not picked up yet are merged, so a busy
+ends up in ONE batch. (The quiet step after which watchfiles handed a batch over counts as
+part of that window.) A batch ends no later than `MAX_BATCH_WAIT_MS` (or 10 windows) after
+its first change, so an endless stream still yields. A single write is thus reported
+``debounce`` ms plus up to one step after it happened, not ``debounce`` to ``2 * debounce``
+as when the window was watchfiles' step. Changes the consumer has not picked up yet are merged, so a busy
 consumer also sees one batch, not a backlog.
 
 watchfiles is imported lazily: only watch mode pays for it.
