@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -312,15 +312,21 @@ async def _on_error(ctx: RunContext, options: argparse.Namespace) -> RunFinished
     return await Runner(ctx).run_plan(plan, report=False)
 
 
-def serve_async(coro: Coroutine[Any, Any, int], *, stop_is_success: bool = False) -> int:
+def serve_async(
+    coro: Coroutine[Any, Any, int], *, stop_is_success: bool = False, fast_loop: bool = False
+) -> int:
     """Run `coro` in a fresh loop with SIGINT/SIGTERM/SIGHUP turned into a clean cancellation.
 
     A one-off run that is interrupted fails (128 + N). Watching and serving run until they
     are told to stop, so with `stop_is_success` a signal ends them with status 0.
+    `fast_loop` uses uvloop where it is installed (the proxy forwards every request).
     """
-    _install_child_watcher()
+    loop_factory = _uvloop_factory() if fast_loop else None
+    if loop_factory is None:
+        _install_child_watcher()
     try:
-        return asyncio.run(_with_signals(coro))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(_with_signals(coro))
     except Interrupted:
         if stop_is_success:
             return 0
@@ -347,6 +353,15 @@ async def _with_signals(coro: Coroutine[Any, Any, int]) -> int:
     finally:
         for signum in _HANDLED_SIGNALS:
             loop.remove_signal_handler(signum)
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _install_child_watcher() -> None:

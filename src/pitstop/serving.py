@@ -106,7 +106,11 @@ def run_service(invocation: Invocation, root: Task) -> int:
         invocation.printer.notice(Notice("warning", f"{warning.location}: {warning.message}"))
     tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-serve-"))
     try:
-        return serve_async(serve(invocation, spec, root, tmpdir), stop_is_success=True)
+        return serve_async(
+            serve(invocation, spec, root, tmpdir),
+            stop_is_success=True,
+            fast_loop=spec.uses_proxy,
+        )
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
