@@ -7,10 +7,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from pitstop.model import Platform, Task, Taskfile
 from pitstop.normalize import current_platform, normalize, resolve_alias
-from pitstop.planner import Plan, Step
+
+if TYPE_CHECKING:  # only in annotations: `--list` need not import the planner (~3 ms)
+    from pitstop.planner import Plan, Step
 
 NO_CATEGORY = "No Category"
 NO_DESCRIPTION = "No Description."
