@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,16 +88,19 @@ def bench_env(cache: Path) -> dict[str, str]:
 
 
 def time_run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> float:
+    # No `timeout=` on the wait itself: with one, CPython polls for the child's exit with
+    # sleeps that grow to 50 ms, which rounds every time up. A timer kills a stuck run.
     started = time.perf_counter()
-    done = subprocess.run(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        timeout=timeout,
-        check=False,
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        _, stderr = proc.communicate()
+    finally:
+        timer.cancel()
+    done = subprocess.CompletedProcess(argv, proc.returncode, None, stderr)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{shlex.join(argv)} failed ({done.returncode}): {done.stderr[-500:]!r}")
