@@ -200,7 +200,12 @@ def config_keys_set(raw: Mapping[str, Any]) -> frozenset[str]:
 def _split(key_path: KeyPath) -> tuple[str, str]:
     """('task "b"', "dependencies") for ("tasks", "b", "dependencies"); ("", "env.X") otherwise."""
     if len(key_path) >= 2 and key_path[0] == "tasks":
-        return f'task "{key_path[1]}"', _dotted(key_path[2:])
+        # A task that is not a table at all: "tasks.b must be a table".
+        return (
+            (f'task "{key_path[1]}"', _dotted(key_path[2:]))
+            if len(key_path) > 2
+            else ("", _dotted(key_path))
+        )
     return "", _dotted(key_path)
 
 
@@ -603,8 +608,16 @@ def _env_value(ctx: _Context, value: object, key_path: KeyPath, allow_profiles: 
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        # cargo-make's EnvValue has no float kind: serde fails to parse the file.
+        raise ctx.fail(
+            key_path,
+            f"must be a string, boolean, integer, list of strings or table (found {value!r}, "
+            "a float)",
+            f'quote it: {key_path[-1]} = "{value}"',
+        )
     if isinstance(value, list):
         return _str_list(ctx, value, key_path, f'{key_path[-1]} = ["a", "b"]')
     if isinstance(value, dict):
