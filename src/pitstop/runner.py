@@ -36,6 +36,7 @@ from pitstop.executor import ScheduledStep, run_parallel, run_sequential
 from pitstop.expand import expand, expand_args
 from pitstop.functions import run_functions
 from pitstop.model import Platform, RunTaskSpec, Script, Task, Taskfile
+from pitstop.normalize import not_found
 from pitstop.planner import Plan, Step, build_plan
 from pitstop.scripts import script_invocation, script_text
 
@@ -158,7 +159,7 @@ class Runner:
         task_args: tuple[str, ...],
         runner_args: tuple[str, ...] | None = None,
     ) -> list[str]:
-        env = self.ctx.env
+        env = {**self.ctx.env, **self._workdir_env(cwd)}
         text = script_text(script, cwd, env, task.where("script"))
         runner = expand(task.script_runner, env) if task.script_runner else None
         raw_args = runner_args if runner_args is not None else (task.script_runner_args or ())
@@ -184,7 +185,7 @@ class Runner:
             def on_line(stream: process.Stream, line: str) -> None:
                 self.ctx.emit(TaskOutput(name, stream, line))
 
-        env = {**self.ctx.env, **self.ctx.extra_env}
+        env = {**self.ctx.env, **self.ctx.extra_env, **self._workdir_env(cwd)}
         try:
             child = await process.spawn(argv, cwd=cwd, env=env, on_line=on_line)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
@@ -220,12 +221,18 @@ class Runner:
             )
         return path
 
+    def _workdir_env(self, cwd: Path) -> dict[str, str]:
+        """Inside a task's `cwd`, CARGO_MAKE_WORKING_DIRECTORY names it (cargo-make's
+        `do_in_task_working_directory` runs `setup_cwd`, and restores it afterwards)."""
+        return {} if cwd == self.ctx.cwd else {"CARGO_MAKE_WORKING_DIRECTORY": str(cwd)}
+
     async def _condition_passes(self, task: Task, cwd: Path) -> bool:
         cond = task.condition
         if cond is None and task.condition_script is None:
             return True
+        env = {**self.ctx.env, **self._workdir_env(cwd)}
         passed = check_condition(
-            cond, self.ctx.env, profile=self.ctx.profile, platform=self.ctx.platform, cwd=cwd
+            cond, env, profile=self.ctx.profile, platform=self.ctx.platform, cwd=cwd
         )
         if task.condition_script is None:
             return passed
@@ -307,11 +314,19 @@ class Runner:
             if status != 0:
                 break
         if spec.cleanup_task:
-            cleanup = await self.spawn(
-                step.name, self._fork_argv(spec.cleanup_task), self.ctx.cwd, spec.location
-            )
+            cleanup = await self._run_cleanup(spec.cleanup_task, spec.location)
             status = status or cleanup
         return status
+
+    async def _run_cleanup(self, name: str, where: Location) -> int:
+        """cargo-make's `run_cleanup_task`: the task's raw definition, run here as one step.
+
+        No alias resolution, no extend, no platform override and no dependencies (§9).
+        """
+        task = self.ctx.taskfile.tasks.get(name)
+        if task is None:
+            raise not_found(self.ctx.taskfile.tasks, name, None, where)
+        return await self.run_step(Step(name, task))
 
     def _fork_argv(self, name: str, makefile: Path | None = None) -> list[str]:
         return [

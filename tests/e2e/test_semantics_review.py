@@ -35,3 +35,74 @@ def test_bad_input_names_file_and_line(project: Project, body: str, line: int, n
     assert result.stderr.startswith("error: "), result.stderr
     assert f"Makefile.toml:{line}" in result.stderr, result.stderr
     assert needle in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- run_task (§9)
+
+
+def test_cleanup_task_runs_its_raw_definition_without_dependencies(project: Project) -> None:
+    project.makefile(
+        HEADER
+        + """
+[tasks.a]
+run_task = { name = ["ok", "bad", "never"], fork = true, cleanup_task = "cl" }
+[tasks.ok]
+script = "echo ok"
+[tasks.bad]
+script = "echo bad; exit 4"
+[tasks.never]
+script = "echo never"
+[tasks.cl]
+dependencies = ["dep"]
+script = "echo cleanup"
+[tasks.dep]
+script = "echo dep"
+"""
+    )
+    result = project.run("a")
+    assert result.returncode != 0
+    assert _stdout(result) == ["ok", "bad", "cleanup"], result.stderr
+
+
+def test_cleanup_task_after_success_is_not_alias_resolved(project: Project) -> None:
+    project.makefile(
+        HEADER
+        + """
+[tasks.a]
+run_task = { name = "ok", fork = true, cleanup_task = "cl" }
+[tasks.ok]
+script = "echo ok"
+[tasks.cl]
+alias = "other"
+script = "echo cleanup"
+[tasks.other]
+script = "echo other"
+"""
+    )
+    result = project.run("a")
+    assert result.returncode == 0, result.stderr
+    assert _stdout(result) == ["ok", "cleanup"]
+
+
+# --------------------------------------------------------------------------- cwd (§5)
+
+
+def test_task_cwd_updates_cargo_make_working_directory_for_that_task(project: Project) -> None:
+    (project.root / "sub").mkdir()
+    project.write("sub/marker", "")
+    project.makefile(
+        HEADER
+        + """
+[tasks.a]
+cwd = "sub"
+condition = { files_exist = ["${CARGO_MAKE_WORKING_DIRECTORY}/marker"] }
+script = 'echo "a $(basename "$CARGO_MAKE_WORKING_DIRECTORY") $(basename "$PWD")"'
+[tasks.b]
+dependencies = ["a"]
+script = 'echo "b $(basename "$CARGO_MAKE_WORKING_DIRECTORY") $(basename "$PWD")"'
+"""
+    )
+    result = project.run("b")
+    assert result.returncode == 0, result.stderr
+    top = project.root.name
+    assert _stdout(result) == ["a sub sub", f"b {top} {top}"]
