@@ -18,7 +18,7 @@ from typing import Any
 from pitstop.builtin import base_taskfile
 from pitstop.errors import Location, TaskFileError
 from pitstop.locate import KeyPath, Locator, locate
-from pitstop.model import EnvEntry, EnvProfile, Taskfile, Warning_
+from pitstop.model import EnvEntry, EnvProfile, Task, Taskfile, Warning_
 from pitstop.normalize import extend_task
 from pitstop.validate import config_keys_set, validate
 
@@ -225,7 +225,7 @@ def _merge(base: _Layer, over: _Layer) -> _Layer:
     low, high = base.taskfile, over.taskfile
     tasks = dict(low.tasks)
     for name, task in high.tasks.items():
-        tasks[name] = extend_task(tasks[name], task) if name in tasks else task
+        tasks[name] = _merge_task(tasks[name], task) if name in tasks else task
     config_changes = {key: getattr(high.config, key) for key in over.config_keys}
     merged = Taskfile(
         path=high.path,
@@ -237,6 +237,19 @@ def _merge(base: _Layer, over: _Layer) -> _Layer:
         warnings=_unique_warnings((*low.warnings, *high.warnings)),
     )
     return _Layer(merged, base.config_keys | over.config_keys)
+
+
+def _merge_task(base: Task, over: Task) -> Task:
+    """`merge_tasks` for a same-name task: `Task.extend`, except that `env` always comes from
+    `over`. cargo-make gives every task of a file two injected env entries, so the
+    extending definition's env is never unset and replaces the base env whole (§2.3); a
+    redefinition without `env` leaves the task with no env of its own.
+    """
+    merged = extend_task(base, over)
+    if over.env is not None or base.env is None:
+        return merged
+    locations = {k: v for k, v in merged.key_locations.items() if k != "env"}
+    return merged.replace(env=None, key_locations=locations)
 
 
 def merge_env(base: tuple[EnvEntry, ...], over: tuple[EnvEntry, ...]) -> tuple[EnvEntry, ...]:
