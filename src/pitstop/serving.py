@@ -40,6 +40,14 @@ def build_part(plan: Plan) -> Plan:
     The step indices stay valid because only steps after the service (end) are dropped.
     """
     index = max(i for i, step in enumerate(plan.steps) if step.name == plan.target)
+    for step in plan.steps[:index]:
+        if step.task.service is not None:
+            raise UserError(
+                f"service task {plan.target} depends on {step.name}, which is a service too;"
+                " pitstop runs one service at a time",
+                step.task.where("service"),
+                f"serve {step.name} and {plan.target} with two pitstop commands",
+            )
     return Plan(plan.target, plan.steps[:index])
 
 
@@ -164,13 +172,20 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         else None
     )
     try:
-        serving = await supervisor.start()
+        try:
+            serving = await supervisor.start()
+        except OSError as exc:
+            raise UserError(
+                f"service {root.name} cannot listen: {exc.strerror or exc}",
+                root.where("service"),
+                "stop whatever uses the address, or change it in the service's settings",
+            ) from None
         if follower is None:
             if not serving:
                 return last_build_status or 1
-            await asyncio.Event().wait()
-        else:
-            await follower
+            # Without --watch no change can come: once nothing serves for good, end.
+            return await supervisor.down()
+        await follower
         return 0
     finally:
         if follower is not None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,12 @@ class Instance:
         self._env = self.environment()
         argv = list(self.command.argv)
         if self.binding.fds:
+            # The shim would report a missing program only as an early exit with status 127,
+            # which the default readiness (ready once running) would take for a crash.
+            missing = _not_executable(argv[0], self.command.cwd, self._env)
+            if missing is not None:
+                self._close_notify()
+                raise NotReady(f"cannot start {argv[0]}: {missing}")
             argv = sockets.shim_argv(argv, self.binding.fds)
         try:
             self.child = await process.spawn(
@@ -176,3 +183,17 @@ class Instance:
         if self._notify is not None:
             self._notify.close()
             self._notify = None
+
+
+def _not_executable(program: str, cwd: Path | str | None, env: Mapping[str, str]) -> str | None:
+    """Why `program` cannot be executed (as execvp would look for it), or None if it can."""
+    if "/" in program:
+        path = Path(cwd or ".") / program
+        if not path.exists():
+            return "No such file or directory"
+        return None if os.access(path, os.X_OK) and path.is_file() else "Permission denied"
+    search = env.get("PATH", os.defpath)
+    with_cwd = [str(Path(cwd or ".") / d) for d in search.split(os.pathsep)]
+    if shutil.which(program, path=os.pathsep.join(with_cwd)) is None:
+        return "command not found"
+    return None

@@ -299,6 +299,8 @@ class Supervisor:
         self._loop_task: asyncio.Task[None] | None = None
         self._runtime_dir: Path | None = None
         self._stopped = False
+        self._down = asyncio.Event()  # nothing serves, and nothing will before a change
+        self._down_status = 0
 
     # ----------------------------------------------------------------- public API
 
@@ -359,6 +361,12 @@ class Supervisor:
                 await asyncio.gather(*self._retiring, return_exceptions=True)
             if self._settled.is_set() and not self._retiring:
                 return
+
+    async def down(self) -> int:
+        """Wait until the serving instance has exited for good: it was not to be restarted,
+        or it crashed `max_crashes` times. Its last exit status (0 for a clean exit)."""
+        await self._down.wait()
+        return self._down_status
 
     async def stop(self) -> None:
         """Stop everything gracefully; when it returns no instance or build process is left
@@ -493,6 +501,7 @@ class Supervisor:
     def _promote(self, instance: Instance) -> None:
         self._frontend.promote(instance.number, instance.binding)
         self._serving = instance
+        self._down.clear()
         assert instance.exited is not None
         instance.exited.add_done_callback(lambda _t: self._exited(instance))
 
@@ -550,6 +559,7 @@ class Supervisor:
         if self.spec.restart == "never" or (self.spec.restart == "on-failure" and status == 0):
             self._frontend.unavailable(f"#{n} exited with status {status}")
             self._status(f"#{n} exited with status {status} · waiting for a change")
+            self._went_down(status)
             return
         reason = f"exited with status {status}"
         while True:
@@ -563,6 +573,7 @@ class Supervisor:
                 self._emit(ev.GaveUp(why))
                 self._frontend.unavailable(why)
                 self._status(f"gave up: {why} · waiting for a change")
+                self._went_down(status or 1)
                 return
             delay = min(
                 self.spec.restart_backoff * 2 ** (crashes - 1), self.spec.restart_backoff_max
@@ -578,6 +589,10 @@ class Supervisor:
                 self._status()
                 return
             reason = instance
+
+    def _went_down(self, status: int) -> None:
+        self._down_status = status
+        self._down.set()
 
     async def _wait_for_change(self, delay: float) -> bool:
         """Wait `delay` seconds unless a change arrives first; True if one did."""
