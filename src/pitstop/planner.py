@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pitstop.errors import Location, PlanError
+from pitstop.locate import locate
 from pitstop.model import Dependency, Platform, Task, Taskfile
 from pitstop.normalize import current_platform, normalize, normalize_definition, not_found
 
@@ -254,13 +255,29 @@ class _Builder:
 
     def add_predefined(self, name: str | None) -> int | None:
         """init/end: no alias resolution, no dependencies, no de-duplication (§4.1)."""
-        if name is None or name not in self.taskfile.tasks:
+        if name is None:
             return None
+        if name not in self.taskfile.tasks:
+            # cargo-make's add_predefined_step normalises it and fails with NotFound.
+            raise not_found(self.taskfile.tasks, name, None, self._config_location(name))
         task = normalize_definition(self.taskfile.tasks, name, self.platform)
         if task.disabled:
             return None
         self.drafts.append(_Draft(name, task))
         return len(self.drafts) - 1
+
+    def _config_location(self, name: str) -> Location:
+        """Where `[config]` names this init/end task, when it is in the user file."""
+        path = self.taskfile.path
+        try:
+            locator = locate(path.read_text(encoding="utf-8"), path)
+        except OSError:
+            return Location(path)
+        for key in ("init_task", "end_task"):
+            key_path = ("config", key)
+            if locator.has(key_path) and getattr(self.taskfile.config, key) == name:
+                return locator.at(key_path)
+        return Location(path)
 
     # ------------------------------------------------------------------ result
 

@@ -143,3 +143,24 @@ script = 'echo "${FROM_BASE:-unset} ${KEPT:-unset} ${OWN:-unset}"'
     # Every task of a file carries two injected env entries in cargo-make, so the top
     # definition's env (even "none") replaces the base env whole.
     assert _stdout(result) == ["top", "u", "unset unset own"]
+
+
+# --------------------------------------------------------------------------- init/end (§4.1)
+
+
+def test_an_undefined_init_task_fails_the_plan_at_its_line(project: Project) -> None:
+    project.makefile(
+        """[config]
+skip_core_tasks = true
+init_task = "setup"
+[tasks.a]
+script = "echo a"
+"""
+    )
+    result = project.run("a")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert 'Task "setup" not found' in result.stderr
+    assert "Makefile.toml:3" in result.stderr
+    assert project.run("--skip-init-end-tasks", "a").returncode == 0
