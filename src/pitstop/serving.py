@@ -212,7 +212,9 @@ async def _follow_changes(
     settings = watch_options(invocation.options, root, invocation.taskfile, OnBusy.RESTART)
     quit_event = asyncio.Event()
     with terminal_keys(supervisor.changed, quit_event.set):
-        source = watch_source(settings, invocation.cwd, stop_event=quit_event)
+        source = watch_source(
+            settings, invocation.cwd, stop_event=quit_event, always=(invocation.taskfile.path,)
+        )
         async for batch in source:
             why = describe_trigger(batch, invocation.cwd, invocation.options.why)
             invocation.printer.notice(Notice("info", why))

@@ -67,9 +67,13 @@ def watch_options(
 
 
 def watch_source(
-    settings: WatchOptions, base: Path, stop_event: asyncio.Event | None = None
+    settings: WatchOptions,
+    base: Path,
+    stop_event: asyncio.Event | None = None,
+    always: tuple[Path, ...] = (),
 ) -> AsyncIterator[frozenset[Path]]:
-    """Batches of changes under the watched paths.
+    """Batches of changes under the watched paths, and of the `always` files (the task file:
+    an edit reloads it even when the watch paths, --exts or ignores leave it out).
 
     A watched *file* is watched through its folder: editors and `sed -i` replace a file by
     renaming a new one over it, which ends an inotify watch on the file itself.
@@ -82,12 +86,17 @@ def watch_source(
             )
     files = {r.resolve() for r in roots if r.is_file()}
     folders = [r for r in roots if not r.is_file()]
-    watched = folders + sorted({f.parent for f in files} - set(folders))
-    path_filter = PathFilter(watched, settings.filter_options(), base=base)
     resolved_folders = [f.resolve() for f in folders]
+    always_files = {f.resolve() for f in always if f.is_file()}
+    outside = {f for f in always_files if not any(f.is_relative_to(d) for d in resolved_folders)}
+    extra = sorted({f.parent for f in files | outside} - set(folders) - set(resolved_folders))
+    watched = folders + extra
+    path_filter = PathFilter(watched, settings.filter_options(), base=base)
 
     def keep(change: object, path: str) -> bool:
-        if files:
+        if always_files and Path(path).resolve() in always_files:
+            return True
+        if extra:
             candidate = Path(path).resolve()
             in_folder = any(candidate.is_relative_to(f) for f in resolved_folders)
             if not (in_folder or candidate in files):
@@ -154,7 +163,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
                 Notice(level, f"{state} in {event.duration_s:.2f}s · waiting for changes")
             )
 
-    changes = watch_source(settings, invocation.cwd)
+    changes = watch_source(settings, invocation.cwd, always=(invocation.taskfile.path,))
     loop = WatchLoop(
         run_once, changes, on_busy=settings.on_busy, postpone=settings.postpone, notify=notify
     )
