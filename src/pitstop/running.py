@@ -111,12 +111,25 @@ def run_command(
         from pitstop.serving import run_service
 
         return run_service(invocation, root)
+    _refuse_service_dependencies(plan)
     if options.watch or (root is not None and _watch_attribute(root.watch)):
         from pitstop.watching import run_watch
 
         return run_watch(invocation, root)
     _, ctx = invocation.fresh_run()
     return serve_async(run_once(plan, ctx, jobs, options))
+
+
+def _refuse_service_dependencies(plan: Plan) -> None:
+    """A service runs until stopped: as a step of another task's plan it would never end."""
+    for step in plan.steps:
+        if step.task.service is not None and step.name != plan.target:
+            raise UserError(
+                f"task {plan.target} depends on {step.name}, which is a service;"
+                " a service runs until it is stopped, so nothing after it would run",
+                step.task.where("service"),
+                f"serve it on its own with `pitstop {step.name}`, or depend on its build task",
+            )
 
 
 def _root_task(plan: Plan) -> Task | None:

@@ -23,8 +23,10 @@ from pitstop.model import Task, Taskfile
 from pitstop.runner import Runner
 from pitstop.watch import (
     DEFAULT_DEBOUNCE_MS,
+    ChangesIgnored,
     OnBusy,
     PathFilter,
+    RunCancelled,
     RunFinished,
     RunStarting,
     WatchEvent,
@@ -162,6 +164,11 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
             printer.notice(
                 Notice(level, f"{state} in {event.duration_s:.2f}s · waiting for changes")
             )
+        elif isinstance(event, RunCancelled):
+            printer.notice(Notice("info", "run cancelled: files changed (--on-busy restart)"))
+        elif isinstance(event, ChangesIgnored):
+            why = describe_trigger(event.paths, invocation.cwd, show_all)
+            printer.notice(Notice("info", f"ignored while busy: {why} (--on-busy ignore)"))
 
     changes = watch_source(settings, invocation.cwd, always=(invocation.taskfile.path,))
     loop = WatchLoop(

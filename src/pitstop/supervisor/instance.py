@@ -142,7 +142,10 @@ class Instance:
             host=self.binding.host,
             port=self.binding.port,
             cwd=self.command.cwd,
-            env=self._env,
+            # A ready command sees what the instance sees (PORT/HOST in proxy mode), plus the
+            # instance's pid: in socket mode the public address still reaches the serving
+            # instance until the swap, so a check must look at something of the new one's.
+            env={**self._env, "PITSTOP_INSTANCE_PID": str(self.pid)},
         )
         ready = asyncio.create_task(wait_ready(self.spec.ready, ctx))
         try:
