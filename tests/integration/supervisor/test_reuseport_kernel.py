@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from pitstop.supervisor import sockets
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.skipif(not sockets.STEERING, reason="SO_REUSEPORT steering is Linux")
 
@@ -35,25 +36,46 @@ def member(group: list[socket.socket], port: int, listen: bool = True) -> socket
 
 
 def landed(port: int, members: list[socket.socket], count: int = 20) -> list[int]:
+    """Connect `count` clients; how many each member accepted.
+
+    Accepted, not read from TCP_INFO: a client's connect can return before the server side
+    has queued the connection, so a snapshot of the queues may still miss the last ones.
+    """
     clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
-    counts = [sockets.accept_queue_length(s) for s in members]
+    accepted = [0] * len(members)
     for sock in members:
         sock.setblocking(False)
-        while True:
-            try:
-                sock.accept()[0].close()
-            except BlockingIOError:
-                break
-    for client in clients:
-        client.close()
-    return counts
+
+    def take() -> bool:
+        for i, sock in enumerate(members):
+            while True:
+                try:
+                    sock.accept()[0].close()
+                except BlockingIOError:
+                    break
+                accepted[i] += 1
+        return sum(accepted) >= count
+
+    try:
+        wait_until(take, timeout=10)
+    finally:
+        for client in clients:
+            client.close()
+    return accepted
 
 
 def test_tcp_info_of_a_listener_is_its_accept_queue(group: list[socket.socket]) -> None:
     a = member(group, 0)
     port = a.getsockname()[1]
-    assert landed(port, [a], 7) == [7]
-    assert sockets.accept_queue_length(a) == 0
+    clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(7)]
+    try:
+        wait_until(lambda: sockets.accept_queue_length(a) == 7, timeout=10)
+        for _ in range(7):
+            a.accept()[0].close()
+        assert sockets.accept_queue_length(a) == 0
+    finally:
+        for client in clients:
+            client.close()
 
 
 def test_sockets_join_in_listen_order_not_bind_order(group: list[socket.socket]) -> None:
