@@ -49,7 +49,14 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from pitstop import process  # noqa: E402
 from pitstop.errors import Location  # noqa: E402
-from pitstop.supervisor import InstanceCommand, Supervisor, parse_service, sockets  # noqa: E402
+from pitstop.supervisor import (  # noqa: E402
+    BuildStarted,
+    InstanceCommand,
+    InstanceReady,
+    Supervisor,
+    parse_service,
+    sockets,
+)
 
 FD_APP = ROOT / "tests" / "apps" / "fd_app.py"
 RUST = ROOT / "examples" / "rust-service"
@@ -250,8 +257,21 @@ class PitstopStrategy(Strategy):
             Location(service.root / "pitstop.toml"),
         )
         command = InstanceCommand(service.argv, service.root, service.env)
-        self.sup = Supervisor(spec, command, lambda: run_build(service), lambda _e: None)
+        self.events: list[tuple[float, object]] = []
+        self.sup = Supervisor(spec, command, lambda: run_build(service), self._record)
         self.address = ("127.0.0.1", port)
+
+    def _record(self, event: object) -> None:
+        self.events.append((time.monotonic(), event))
+
+    def build_and_ready(self, since: float) -> float | None:
+        """Seconds the last cycle since `since` spent building, then starting until ready."""
+        marks = [(t, e) for t, e in self.events if t >= since]
+        built = [t for t, e in marks if isinstance(e, BuildStarted)]
+        ready = [t for t, e in marks if isinstance(e, InstanceReady)]
+        if not built or not ready:
+            return None
+        return ready[-1] - built[-1]
 
     async def start(self) -> None:
         assert await self.sup.start()
@@ -303,6 +323,8 @@ class Result:
     longest_gap: float
     latencies: list[float]
     broken_kept_serving: bool
+    # change → new version minus (build + start until ready): pitstop's own part of it
+    overheads: list[float] = field(default_factory=list)
 
 
 async def measure(
@@ -315,7 +337,8 @@ async def measure(
     await wait_for(lambda: _answers(strategy.address), "first start")
     load.start()
     await wait_for(lambda: load.times, "first response")
-    latencies = []
+    latencies: list[float] = []
+    overheads: list[float] = []
     try:
         for i in range(1, changes + 1):
             version = f"v{i}"
@@ -328,6 +351,10 @@ async def measure(
             assert first is not None
             latencies.append(first - written)
             await task
+            if isinstance(strategy, PitstopStrategy):
+                spent = strategy.build_and_ready(written)
+                if spent is not None:
+                    overheads.append(first - written - spent)
         service.write("broken")
         await strategy.change()
         after = time.monotonic()
@@ -339,7 +366,13 @@ async def measure(
         await asyncio.to_thread(load.finish)
         await strategy.stop()
     return Result(
-        name, len(load.times) + load.failures, load.failures, load.longest_gap(end), latencies, kept
+        name,
+        len(load.times) + load.failures,
+        load.failures,
+        load.longest_gap(end),
+        latencies,
+        kept,
+        overheads,
     )
 
 
@@ -366,6 +399,18 @@ def report(result: Result) -> str:
         f"longest_gap={1000 * result.longest_gap:8.1f}ms "
         f"change->new median={1000 * statistics.median(lat):7.1f}ms p95={1000 * p95:7.1f}ms "
         f"broken build: {'old keeps serving' if result.broken_kept_serving else 'nothing serves'}"
+        + _overhead(result.overheads)
+    )
+
+
+def _overhead(overheads: list[float]) -> str:
+    if not overheads:
+        return ""
+    ordered = sorted(overheads)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return (
+        f"\n         beyond build + readiness: median={1000 * statistics.median(ordered):6.1f}ms "
+        f"p95={1000 * p95:6.1f}ms max={1000 * ordered[-1]:6.1f}ms"
     )
 
 
