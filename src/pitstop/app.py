@@ -15,8 +15,7 @@ from pathlib import Path
 
 from pitstop.errors import UserError
 from pitstop.loader import load_taskfile
-from pitstop.model import Taskfile
-from pitstop.normalize import current_platform
+from pitstop.model import Taskfile, current_platform
 
 DEFAULT_PROFILE = "development"
 

@@ -16,27 +16,17 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
 from pitstop.errors import UserError
 from pitstop.expand import expand
-from pitstop.model import Condition, ConditionType, FilesModified, Platform
+from pitstop.model import Condition, ConditionType, FilesModified, current_platform
 
 T = TypeVar("T")
 
 _FALSY = frozenset({"", "false", "no", "0"})
-
-
-def current_platform() -> Platform:
-    """cargo-make's platform name for this machine."""
-    if sys.platform.startswith("win"):
-        return "windows"
-    if sys.platform == "darwin":
-        return "mac"
-    return "linux"
 
 
 def is_truthy(value: str) -> bool:
@@ -201,19 +191,9 @@ def check_criteria(
     return not failed or not group_or
 
 
-def check_condition(
-    cond: Condition | None,
-    env: Mapping[str, str],
-    *,
-    profile: str,
-    platform: str | None = None,
-    cwd: Path,
-) -> bool:
-    """Alias of `check_criteria`: the part of a task condition pitstop evaluates in-process.
-
-    A task with a `condition_script` also needs `needs_script` / `combine_with_script`.
-    """
-    return check_criteria(cond, env, profile=profile, platform=platform, cwd=cwd)
+# The name the executor uses: a task condition's in-process part (criteria). A task with a
+# `condition_script` also needs `needs_script` and `condition_result`.
+check_condition = check_criteria
 
 
 def needs_script(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass
 from pathlib import Path
 
-from pitstop.conditions import check_criteria, current_platform
+from pitstop.conditions import check_criteria
 from pitstop.errors import Location, TaskFileError, UserError
 from pitstop.expand import expand
 from pitstop.model import (
@@ -29,6 +29,7 @@ from pitstop.model import (
     EnvScript,
     EnvUnset,
     EnvValue,
+    current_platform,
 )
 from pitstop.scripts import os_script_body
 

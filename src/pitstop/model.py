@@ -8,6 +8,7 @@ Every node carries the Location it was declared at, for error messages.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,17 @@ from typing import Any, Literal
 from pitstop.errors import Location
 
 Platform = Literal["linux", "mac", "windows"]
+
+
+def current_platform() -> Platform:
+    """cargo-make's platform name: every OS but Windows and macOS counts as linux."""
+    if sys.platform.startswith("win"):
+        return "windows"
+    if sys.platform == "darwin":
+        return "mac"
+    return "linux"
+
+
 ConditionType = Literal["And", "Or", "GroupOr"]
 
 # --------------------------------------------------------------------------- environment

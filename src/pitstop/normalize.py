@@ -7,7 +7,6 @@ keeps the requested name, because the plan step (and de-duplication) use the nam
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 
 from pitstop.errors import Location, PlanError
@@ -19,15 +18,6 @@ _ALIASES = ("alias", "linux_alias", "mac_alias", "windows_alias")
 _PLATFORM_TABLES = ("linux", "mac", "windows")
 # Everything `Task.extend` overrides: the attributes plus the platform sub-tables.
 _EXTENDABLE = (*TASK_ATTRIBUTES, *_PLATFORM_TABLES)
-
-
-def current_platform() -> Platform:
-    """cargo-make's platform name: every OS but Windows and macOS counts as linux."""
-    if sys.platform == "win32":
-        return "windows"
-    if sys.platform == "darwin":
-        return "mac"
-    return "linux"
 
 
 # --------------------------------------------------------------------------- Task.extend

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pitstop.errors import Location, PlanError
 from pitstop.locate import locate
-from pitstop.model import Dependency, Platform, Task, Taskfile
-from pitstop.normalize import current_platform, normalize, normalize_definition, not_found
+from pitstop.model import Dependency, Platform, Task, Taskfile, current_platform
+from pitstop.normalize import normalize, normalize_definition, not_found
 
 PROXY_MAKEFILE = "Makefile.toml"
 

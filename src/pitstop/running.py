@@ -25,8 +25,7 @@ from pitstop.env import apply_cli_env, apply_env, builtin_env, order_global_env
 from pitstop.envfile import load_env_file, load_env_files
 from pitstop.errors import Interrupted, Location, PitstopError, UserError
 from pitstop.events import Notice, RunFinished
-from pitstop.model import Task, Taskfile
-from pitstop.normalize import current_platform
+from pitstop.model import Task, Taskfile, current_platform
 from pitstop.output import OutputMode, Printer
 from pitstop.planner import Plan, build_plan
 from pitstop.process import signal_by_name

@@ -11,12 +11,11 @@ import pytest
 from pitstop.conditions import (
     check_condition,
     condition_result,
-    current_platform,
     is_truthy,
     needs_script,
 )
 from pitstop.errors import Location, UserError
-from pitstop.model import Condition, ConditionType, FilesModified
+from pitstop.model import Condition, ConditionType, FilesModified, current_platform
 
 WHERE = Location(Path("Makefile.toml"), 3)
 ENV = {"TRUE_ENV": "true", "FALSE_ENV": "false", "EMPTY": "", "NAME": "Hello World"}
