@@ -25,6 +25,7 @@ from pitstop.envfile import load_env_files
 from pitstop.errors import Location, UserError
 from pitstop.events import (
     Emit,
+    Event,
     Notice,
     RunFinished,
     TaskFinished,
@@ -380,8 +381,8 @@ def _has_work(task: Task) -> bool:
 
 
 def _ignore_run_finished(emit: Emit) -> Emit:
-    def forward(event: object) -> None:
+    def forward(event: Event) -> None:
         if not isinstance(event, RunFinished):
-            emit(event)  # type: ignore[arg-type]
+            emit(event)
 
     return forward

@@ -102,9 +102,9 @@ def run_command(
     skip: re.Pattern[str] | None,
 ) -> int:
     jobs = resolve_jobs(options.jobs, taskfile)
-    invocation = Invocation(taskfile, target, options, cwd, skip, Printer(), jobs)
+    invocation = Invocation(taskfile, target, options, cwd, skip, make_printer(options, jobs), jobs)
     plan = invocation.plan()
-    invocation.printer = make_printer(options, jobs, plan)
+    invocation.printer.prepare([step.name for step in plan.steps])
     root = _root_task(plan)
     if root is not None and root.service is not None:
         from pitstop.serving import run_service
@@ -175,14 +175,12 @@ def parse_duration(text: str, what: str) -> float:
     return number * factor
 
 
-def make_printer(options: argparse.Namespace, jobs: int, plan: Plan) -> Printer:
+def make_printer(options: argparse.Namespace, jobs: int) -> Printer:
     if jobs > 1:
         mode = OutputMode.GROUP if options.output == "group" else OutputMode.PREFIX
     else:
         mode = OutputMode.INHERIT
-    printer = Printer(mode=mode, quiet=options.quiet, time_summary=options.time_summary)
-    printer.prepare([step.name for step in plan.steps])
-    return printer
+    return Printer(mode=mode, quiet=options.quiet, time_summary=options.time_summary)
 
 
 def make_context(
