@@ -166,13 +166,13 @@ def resolve_jobs(flag: int | None, taskfile: Taskfile) -> int:
 
 
 def parse_duration(text: str, what: str) -> float:
-    """`5s`, `500ms`, `1m`, or a number of seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
-    if match is None:
-        raise UserError(f"{what} {text!r} is not a duration", hint="write e.g. 500ms, 5s or 1m")
-    number = float(match.group(1))
-    factor = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[match.group(2) or "s"]
-    return number * factor
+    """A flag's duration, in the task file's grammar (`pitstop.durations`)."""
+    from pitstop.durations import parse_duration as parse
+
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise UserError(f"{what} {text!r}: {error}", hint="write e.g. 500ms, 5s, 1m30s") from None
 
 
 def make_printer(options: argparse.Namespace, jobs: int) -> Printer:

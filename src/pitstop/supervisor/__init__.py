@@ -9,6 +9,7 @@ The CLI drives a `Supervisor`:
     await sup.stop()           # everything stopped, addresses free
 """
 
+from pitstop.durations import parse_duration
 from pitstop.supervisor.events import (
     BuildCancelled,
     BuildFailed,
@@ -28,7 +29,7 @@ from pitstop.supervisor.events import (
 )
 from pitstop.supervisor.instance import InstanceCommand
 from pitstop.supervisor.sockets import ListenAddress, parse_listen
-from pitstop.supervisor.spec import ServiceSpec, parse_duration, parse_service
+from pitstop.supervisor.spec import ServiceSpec, parse_service
 from pitstop.supervisor.swap import Supervisor
 
 __all__ = [

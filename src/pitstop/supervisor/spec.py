@@ -8,6 +8,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pitstop.durations import parse_duration
 from pitstop.errors import Location, TaskFileError
 from pitstop.model import Warning_
 from pitstop.process import signal_by_name
@@ -114,35 +115,6 @@ KNOWN_KEYS = frozenset(
         "env",
     }
 )
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: object) -> float:
-    """`"30s"`, `"500ms"`, `"1m30s"`, `"2h"` or a number of seconds -> seconds (ValueError)."""
-    if isinstance(value, bool):
-        raise ValueError('expected a duration such as "30s", "500ms" or "1m"')
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if not isinstance(value, str):
-        raise ValueError('expected a duration such as "30s", "500ms" or "1m"')
-    text = value.strip().replace(" ", "")
-    pos, total = 0, 0.0
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if not text or pos != len(text):
-        raise ValueError(
-            f"{value!r} is not a duration: write a number with a unit, "
-            'like "30s", "500ms", "1m" or "1m30s"'
-        )
-    return total
 
 
 def parse_service(raw: object, where: Location) -> ServiceSpec:
