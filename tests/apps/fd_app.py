@@ -7,6 +7,8 @@ visible. The flags may also be written into VERSION_FILE (`v2 --exit-now`), so t
 test can "release" a broken version through the same build as a good one. Sends READY=1 to
 $NOTIFY_SOCKET and prints `listening` when ready; prints `accepting` (ready or not) before
 its first accept. On SIGTERM it stops accepting, finishes the connection in hand and exits 0.
+A request for `/crash` kills the app with SIGKILL while it holds that one connection, so a
+test can crash it at a known moment: every other connection is still in the listen queue.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ def handle(conn: socket.socket, body: bytes) -> None:
         if not chunk:
             return
         data += chunk
+    if data.startswith(b"GET /crash "):
+        os.kill(os.getpid(), signal.SIGKILL)
     head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
     conn.sendall(head + body)
 
