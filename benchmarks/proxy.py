@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from pitstop.supervisor.proxy import Backend, Proxy, free_port
+from pitstop.supervisor.proxy.server import Backend, Proxy, free_port
 
 HOST = "127.0.0.1"
 BODY = b"hello, world\n"

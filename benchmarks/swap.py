@@ -47,7 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from pitstop import process  # noqa: E402
+from pitstop.engine import process  # noqa: E402
 from pitstop.errors import Location  # noqa: E402
 from pitstop.supervisor import (  # noqa: E402
     BuildStarted,

@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     try:
         options = build_parser().parse_args(args_list)
-        from pitstop.app import dispatch
+        from pitstop.app.dispatch import dispatch
 
         return dispatch(options)
     except PitstopError as error:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import PitstopError, PlanError, TaskFileError
-from pitstop.loader import load_taskfile
-from pitstop.planner import build_plan
+from pitstop.taskfile.loader import load_taskfile
+from pitstop.taskfile.planner import build_plan
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from pitstop.conditions import (
+from pitstop.errors import Location, UserError
+from pitstop.steps.conditions import (
     check_condition,
     condition_result,
     is_truthy,
     needs_script,
 )
-from pitstop.errors import Location, UserError
-from pitstop.model import Condition, ConditionType, FilesModified, current_platform
+from pitstop.taskfile.model import Condition, ConditionType, FilesModified, current_platform
 
 WHERE = Location(Path("Makefile.toml"), 3)
 ENV = {"TRUE_ENV": "true", "FALSE_ENV": "false", "EMPTY": "", "NAME": "Hello World"}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pitstop.env import (
+from pitstop.errors import Location, TaskFileError, UserError
+from pitstop.steps.env import (
     CLI_LOCATION,
     ScriptOutput,
     apply_cli_env,
@@ -20,8 +21,7 @@ from pitstop.env import (
     references,
     task_env,
 )
-from pitstop.errors import Location, TaskFileError, UserError
-from pitstop.model import (
+from pitstop.taskfile.model import (
     Condition,
     EnvConditional,
     EnvDecode,
@@ -279,7 +279,7 @@ def test_case_20_task_env_persists() -> None:
     env: dict[str, str] = {}
     apply_env([e("SHARED", "set-by-first")], env, profile="development", cwd=Path("."))
     # the second task's args see it: nothing is restored between tasks
-    from pitstop.expand import expand
+    from pitstop.steps.expand import expand
 
     assert expand("second: ${SHARED}", env) == "second: set-by-first"
 

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from pitstop.envfile import (
+from pitstop.errors import Location, UserError
+from pitstop.steps.envfile import (
     EnvFileError,
     load_env_file,
     load_env_files,
     parse_env_text,
     resolve_env_file_path,
 )
-from pitstop.errors import Location, UserError
-from pitstop.model import EnvFile
+from pitstop.taskfile.model import EnvFile
 
 
 def test_parse() -> None:

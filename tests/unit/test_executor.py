@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from pitstop.events import Event, RunFinished
-from pitstop.executor import ScheduledStep, run_parallel, run_sequential
+from pitstop.engine.events import Event, RunFinished
+from pitstop.engine.executor import ScheduledStep, run_parallel, run_sequential
 
 
 class Recorder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pitstop.expand import expand, expand_args, task_args_from_env
+from pitstop.steps.expand import expand, expand_args, task_args_from_env
 
 ENV = {"GREETING": "hello", "EMPTY": "", "REF": "${GREETING}", "COMPOSED": "hello world"}
 

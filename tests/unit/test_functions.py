@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import Location, UserError
-from pitstop.expand import expand_args
-from pitstop.functions import FunctionError, parse_call, run_functions
+from pitstop.steps.expand import expand_args
+from pitstop.steps.functions import FunctionError, parse_call, run_functions
 
 ENV = {
     "LIST": "VALUE1;VALUE2;VALUE3",

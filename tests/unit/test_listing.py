@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import PlanError
-from pitstop.listing import list_all_steps, print_steps, print_steps_short
-from pitstop.loader import load_taskfile
-from pitstop.model import Taskfile
-from pitstop.planner import build_plan
+from pitstop.taskfile.listing import list_all_steps, print_steps, print_steps_short
+from pitstop.taskfile.loader import load_taskfile
+from pitstop.taskfile.model import Taskfile
+from pitstop.taskfile.planner import build_plan
 
 CASES = Path("/work/shared/cargo-make/cases")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import TaskFileError
-from pitstop.loader import find_taskfile, load_taskfile
-from pitstop.model import EnvProfile
+from pitstop.taskfile.loader import find_taskfile, load_taskfile
+from pitstop.taskfile.model import EnvProfile
 
 
 def write(path: Path, text: str) -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import Location, PlanError
-from pitstop.loader import load_taskfile
-from pitstop.model import Dependency, ScriptSections, Task, Taskfile
-from pitstop.normalize import (
+from pitstop.taskfile.loader import load_taskfile
+from pitstop.taskfile.model import Dependency, ScriptSections, Task, Taskfile
+from pitstop.taskfile.normalize import (
     apply_platform_override,
     extend_script,
     extend_task,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import PlanError
-from pitstop.loader import load_taskfile
-from pitstop.model import Taskfile
-from pitstop.planner import Plan, build_plan, find_cycle
+from pitstop.taskfile.loader import load_taskfile
+from pitstop.taskfile.model import Taskfile
+from pitstop.taskfile.planner import Plan, build_plan, find_cycle
 
 CASES = Path("/work/shared/cargo-make/cases")
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pitstop import process, reaper
+from pitstop.engine import process, reaper
 from tests.helpers import async_wait_until, pid_alive
 
 T = TypeVar("T")

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import Location, UserError
-from pitstop.model import ScriptFile, ScriptSections
-from pitstop.scripts import (
+from pitstop.steps.scripts import (
     ScriptError,
     guess_extension,
     os_script_body,
@@ -18,6 +17,7 @@ from pitstop.scripts import (
     script_text,
     select_engine,
 )
+from pitstop.taskfile.model import ScriptFile, ScriptSections
 
 WHERE = Location(Path("Makefile.toml"), 5)
 

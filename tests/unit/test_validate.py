@@ -6,8 +6,8 @@ import textwrap
 import tomllib
 from pathlib import Path
 
-from pitstop.locate import locate
-from pitstop.model import (
+from pitstop.taskfile.locate import locate
+from pitstop.taskfile.model import (
     Condition,
     EnvConditional,
     EnvDecode,
@@ -21,7 +21,7 @@ from pitstop.model import (
     Taskfile,
     WatchOptions,
 )
-from pitstop.validate import validate
+from pitstop.taskfile.validate import validate
 
 PATH = Path("/project/Makefile.toml")
 

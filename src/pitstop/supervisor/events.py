@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pitstop.process import Stream
+from pitstop.engine.process import Stream
 
 
 @dataclass(frozen=True)

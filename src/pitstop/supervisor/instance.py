@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pitstop import process
+from pitstop.engine import process
 from pitstop.supervisor import sockets
 from pitstop.supervisor.notify import NotifySocket
 from pitstop.supervisor.readiness import LogWatcher, ReadyContext, wait_ready

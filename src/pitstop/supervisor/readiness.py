@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pitstop import process
+from pitstop.engine import process
 from pitstop.supervisor.notify import NotifySocket
 from pitstop.supervisor.spec import (
     ReadyCheck,

@@ -26,7 +26,7 @@ from pathlib import Path
 from socket import socket
 from typing import Protocol
 
-from pitstop import process
+from pitstop.engine import process
 from pitstop.supervisor import events as ev
 from pitstop.supervisor import sockets
 from pitstop.supervisor.instance import Binding, Instance, InstanceCommand, NotReady
@@ -201,7 +201,7 @@ class ProxyFrontend:
 
     def __init__(self, spec: ServiceSpec) -> None:
         # Imported here so that socket hand-off never loads the proxy modules.
-        from pitstop.supervisor.proxy import Proxy
+        from pitstop.supervisor.proxy.server import Proxy
 
         assert spec.proxy is not None
         self._spec = spec
@@ -217,18 +217,18 @@ class ProxyFrontend:
         await self._proxy.start(self._listeners.sockets)
 
     async def binding(self, n: int) -> Binding:
-        from pitstop.supervisor.proxy import free_port
+        from pitstop.supervisor.proxy.server import free_port
 
         return Binding(host=PRIVATE_HOST, port=free_port(PRIVATE_HOST))
 
     def _backend(self, n: int, binding: Binding) -> object:
-        from pitstop.supervisor.proxy import Backend
+        from pitstop.supervisor.proxy.server import Backend
 
         assert binding.port is not None
         return Backend(binding.host or PRIVATE_HOST, binding.port, f"#{n}")
 
     def promote(self, n: int, binding: Binding) -> None:
-        from pitstop.supervisor.proxy import Backend
+        from pitstop.supervisor.proxy.server import Backend
 
         backend = self._backend(n, binding)
         assert isinstance(backend, Backend)
@@ -240,7 +240,7 @@ class ProxyFrontend:
             self._proxy.set_backend(None)
 
     async def retire(self, n: int, binding: Binding) -> None:
-        from pitstop.supervisor.proxy import Backend
+        from pitstop.supervisor.proxy.server import Backend
 
         backend = self._backend(n, binding)
         assert isinstance(backend, Backend)

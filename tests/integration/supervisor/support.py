@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pitstop import process
+from pitstop.engine import process
 from pitstop.errors import Location
 from pitstop.supervisor import InstanceCommand, Supervisor, SupervisorEvent, parse_service
 from pitstop.supervisor.spec import ServiceSpec

@@ -120,7 +120,7 @@ def test_rust_example_is_built_and_swapped(tmp_path: Path) -> None:
     h = Harness(project, spec, InstanceCommand((str(binary),), project, env))
 
     async def build() -> bool:
-        from pitstop import process
+        from pitstop.engine import process
 
         child = await process.spawn(
             ["cargo", "build", "--quiet"], cwd=project, env=env, on_line=lambda *_: None

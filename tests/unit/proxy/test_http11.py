@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from pitstop.supervisor import http11
-from pitstop.supervisor.http11 import HttpError, parse_request, parse_response
+from pitstop.supervisor.proxy import http11
+from pitstop.supervisor.proxy.http11 import HttpError, parse_request, parse_response
 
 
 def test_parse_request_head() -> None:

@@ -6,8 +6,8 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 
-from pitstop.supervisor.proxy import Backend, Proxy
-from pitstop.supervisor.proxy_routing import Flight, Router
+from pitstop.supervisor.proxy.routing import Flight, Router
+from pitstop.supervisor.proxy.server import Backend, Proxy
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"

@@ -24,8 +24,8 @@ from pathlib import Path, PurePath
 from typing import Literal
 
 from pitstop.errors import Location, UserError
-from pitstop.expand import expand
-from pitstop.model import Script, ScriptFile, ScriptSections
+from pitstop.steps.expand import expand
+from pitstop.taskfile.model import Script, ScriptFile, ScriptSections
 
 Engine = Literal["os", "generic", "shebang"]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from pitstop.model import Platform, Task, Taskfile, current_platform
-from pitstop.normalize import normalize, resolve_alias
+from pitstop.taskfile.model import Platform, Task, Taskfile, current_platform
+from pitstop.taskfile.normalize import normalize, resolve_alias
 
 if TYPE_CHECKING:  # only in annotations: `--list` need not import the planner (~3 ms)
-    from pitstop.planner import Plan, Step
+    from pitstop.taskfile.planner import Plan, Step
 
 NO_CATEGORY = "No Category"
 NO_DESCRIPTION = "No Description."

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from pitstop.errors import Location, UserError
-from pitstop.expand import expand
+from pitstop.steps.expand import expand
 
 _Function = Callable[[list[str], Mapping[str, str]], list[str]]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from pitstop.errors import UserError
-from pitstop.expand import expand
-from pitstop.model import Condition, ConditionType, FilesModified, current_platform
+from pitstop.steps.expand import expand
+from pitstop.taskfile.model import Condition, ConditionType, FilesModified, current_platform
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pitstop.events import Emit, RunFinished
+from pitstop.engine.events import Emit, RunFinished
 
 # A step runner: runs the plan step at an index and returns its exit status (0 = success,
 # or an ignored failure). It must terminate whatever it started when cancelled.

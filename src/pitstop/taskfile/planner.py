@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pitstop.errors import Location, PlanError
-from pitstop.locate import locate
-from pitstop.model import Dependency, Platform, Task, Taskfile, current_platform
-from pitstop.normalize import normalize, normalize_definition, not_found
+from pitstop.taskfile.locate import locate
+from pitstop.taskfile.model import Dependency, Platform, Task, Taskfile, current_platform
+from pitstop.taskfile.normalize import normalize, normalize_definition, not_found
 
 PROXY_MAKEFILE = "Makefile.toml"
 

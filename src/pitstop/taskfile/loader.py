@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pitstop.builtin import base_taskfile
 from pitstop.errors import Location, TaskFileError
-from pitstop.locate import KeyPath, Locator, locate
-from pitstop.model import EnvEntry, EnvProfile, Task, Taskfile, Warning_
-from pitstop.normalize import extend_task
-from pitstop.validate import config_keys_set, validate
+from pitstop.taskfile.builtins import base_taskfile
+from pitstop.taskfile.locate import KeyPath, Locator, locate
+from pitstop.taskfile.model import EnvEntry, EnvProfile, Task, Taskfile, Warning_
+from pitstop.taskfile.normalize import extend_task
+from pitstop.taskfile.validate import config_keys_set, validate
 
 PITSTOP_FILE = "pitstop.toml"
 CARGO_MAKE_FILE = "Makefile.toml"

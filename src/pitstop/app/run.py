@@ -21,16 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pitstop.env import apply_cli_env, apply_env, builtin_env, order_global_env
-from pitstop.envfile import load_env_file, load_env_files
+from pitstop.engine.events import Notice, RunFinished
+from pitstop.engine.output import OutputMode, Printer
+from pitstop.engine.process import signal_by_name
 from pitstop.errors import Interrupted, Location, PitstopError, UserError
-from pitstop.events import Notice, RunFinished
-from pitstop.model import Task, Taskfile, current_platform
-from pitstop.output import OutputMode, Printer
-from pitstop.planner import Plan, build_plan
-from pitstop.process import signal_by_name
-from pitstop.runner import RunContext, Runner
-from pitstop.scripts import script_invocation
+from pitstop.steps.env import apply_cli_env, apply_env, builtin_env, order_global_env
+from pitstop.steps.envfile import load_env_file, load_env_files
+from pitstop.steps.perform import RunContext, Runner
+from pitstop.steps.scripts import script_invocation
+from pitstop.taskfile.model import Task, Taskfile, current_platform
+from pitstop.taskfile.planner import Plan, build_plan
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ class Invocation:
         changed = {p.resolve() for p in paths}
         if not self.load_failed and self.taskfile.path.resolve() not in changed:
             return
-        from pitstop.loader import load_taskfile
+        from pitstop.taskfile.loader import load_taskfile
 
         try:
             self.taskfile = load_taskfile(str(self.taskfile.path), self.cwd)
@@ -107,12 +107,12 @@ def run_command(
     invocation.printer.prepare([step.name for step in plan.steps])
     root = _root_task(plan)
     if root is not None and root.service is not None:
-        from pitstop.serving import run_service
+        from pitstop.app.serve import run_service
 
         return run_service(invocation, root)
     _refuse_service_dependencies(plan)
     if options.watch or (root is not None and _watch_attribute(root.watch)):
-        from pitstop.watching import run_watch
+        from pitstop.app.watch import run_watch
 
         return run_watch(invocation, root)
     _, ctx = invocation.fresh_run()

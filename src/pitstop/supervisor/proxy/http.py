@@ -14,10 +14,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import http11
-from .http11 import HOP_BY_HOP, HttpError, Request, Response, simple_response
-from .proxy_routing import Backend, Flight, NoBackend, Router
-from .proxy_tcp import splice
+from pitstop.supervisor.proxy import http11
+from pitstop.supervisor.proxy.http11 import (
+    HOP_BY_HOP,
+    HttpError,
+    Request,
+    Response,
+    simple_response,
+)
+from pitstop.supervisor.proxy.routing import Backend, Flight, NoBackend, Router
+from pitstop.supervisor.proxy.tcp import splice
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 
-from .http11 import READ_SIZE
-from .proxy_routing import Backend, Flight, NoBackend, Router
+from pitstop.supervisor.proxy.http11 import READ_SIZE
+from pitstop.supervisor.proxy.routing import Backend, Flight, NoBackend, Router
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pitstop import reaper
+from pitstop.engine import reaper
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TextIO
 
-from pitstop.events import (
+from pitstop.engine.events import (
     Event,
     Notice,
     RunFinished,

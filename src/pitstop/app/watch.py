@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from pitstop.engine.events import Notice
 from pitstop.errors import PitstopError, UserError
-from pitstop.events import Notice
-from pitstop.model import Task, Taskfile
-from pitstop.runner import Runner
+from pitstop.steps.perform import Runner
+from pitstop.taskfile.model import Task, Taskfile
 from pitstop.watch import (
     DEFAULT_DEBOUNCE_MS,
     ChangesIgnored,
@@ -38,7 +38,7 @@ from pitstop.watch import (
 )
 
 if TYPE_CHECKING:
-    from pitstop.running import Invocation
+    from pitstop.app.run import Invocation
 
 _CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
 
@@ -182,7 +182,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
 
 
 def run_watch(invocation: Invocation, task: Task | None) -> int:
-    from pitstop.running import serve_async
+    from pitstop.app.run import serve_async
 
     tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-watch-"))
     try:

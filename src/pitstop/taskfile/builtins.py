@@ -11,9 +11,9 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-from pitstop.locate import locate
-from pitstop.model import Taskfile
-from pitstop.validate import validate
+from pitstop.taskfile.locate import locate
+from pitstop.taskfile.model import Taskfile
+from pitstop.taskfile.validate import validate
 
 BASE_PATH = Path("<built-in base.toml>")
 

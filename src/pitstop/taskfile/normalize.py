@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pitstop.errors import Location, PlanError
-from pitstop.model import TASK_ATTRIBUTES, Platform, Script, ScriptSections, Task
+from pitstop.taskfile.model import TASK_ATTRIBUTES, Platform, Script, ScriptSections, Task
 
 # A platform override always takes these from the parent task (§3.3).
 _FROM_PARENT = ("description", "category", "clear")

@@ -13,18 +13,18 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pitstop.engine.events import Notice
+from pitstop.engine.output import Printer
 from pitstop.errors import PitstopError, UserError
-from pitstop.events import Notice
-from pitstop.model import Task
-from pitstop.output import Printer
-from pitstop.planner import Plan
-from pitstop.runner import RunContext, Runner
+from pitstop.steps.perform import RunContext, Runner
 from pitstop.supervisor import events as ev
 from pitstop.supervisor.instance import InstanceCommand
 from pitstop.supervisor.spec import ServiceSpec, parse_service
+from pitstop.taskfile.model import Task
+from pitstop.taskfile.planner import Plan
 
 if TYPE_CHECKING:
-    from pitstop.running import Invocation
+    from pitstop.app.run import Invocation
     from pitstop.supervisor.swap import Supervisor
 
 
@@ -107,7 +107,7 @@ def describe(event: ev.SupervisorEvent) -> str | None:
 
 
 def run_service(invocation: Invocation, root: Task) -> int:
-    from pitstop.running import serve_async
+    from pitstop.app.run import serve_async
 
     spec = parse_service(root.service, root.where("service"))
     for warning in spec.warnings:
@@ -206,8 +206,8 @@ async def _follow_changes(
     invocation: Invocation, root: Task, supervisor: Supervisor, pending_paths: set[Path]
 ) -> None:
     """Each batch of changes starts a rebuild; Enter/r rebuilds now, q quits."""
+    from pitstop.app.watch import describe_trigger, watch_options, watch_source
     from pitstop.watch import OnBusy, terminal_keys
-    from pitstop.watching import describe_trigger, watch_options, watch_source
 
     settings = watch_options(invocation.options, root, invocation.taskfile, OnBusy.RESTART)
     quit_event = asyncio.Event()

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pitstop.errors import UserError
-from pitstop.loader import load_taskfile
-from pitstop.model import Taskfile, current_platform
+from pitstop.taskfile.loader import load_taskfile
+from pitstop.taskfile.model import Taskfile, current_platform
 
 DEFAULT_PROFILE = "development"
 
@@ -46,7 +46,7 @@ def dispatch(options: argparse.Namespace) -> int:
         return 0
     target = options.task_flag or options.task or taskfile.config.default_task_name or "default"
     if options.list_steps or options.list_category_steps:
-        from pitstop.listing import list_all_steps
+        from pitstop.taskfile.listing import list_all_steps
 
         listing = list_all_steps(
             taskfile,
@@ -58,7 +58,7 @@ def dispatch(options: argparse.Namespace) -> int:
     skip = _skip_pattern(options.skip_tasks)
     if options.print_steps:
         return _print_steps(taskfile, target, options, skip)
-    from pitstop.running import run_command
+    from pitstop.app.run import run_command
 
     return run_command(taskfile, target, options, cwd, skip)
 
@@ -94,8 +94,8 @@ def _skip_pattern(text: str | None) -> re.Pattern[str] | None:
 def _print_steps(
     taskfile: Taskfile, target: str, options: argparse.Namespace, skip: re.Pattern[str] | None
 ) -> int:
-    from pitstop.listing import print_steps, print_steps_short
-    from pitstop.planner import build_plan
+    from pitstop.taskfile.listing import print_steps, print_steps_short
+    from pitstop.taskfile.planner import build_plan
 
     # cargo-make builds this plan without --allow-private.
     plan = build_plan(

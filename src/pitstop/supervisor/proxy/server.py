@@ -18,10 +18,10 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from . import http11
-from .proxy_http import FastServer, HttpHandler, Pool
-from .proxy_routing import Backend, Router
-from .proxy_tcp import TcpHandler
+from pitstop.supervisor.proxy import http11
+from pitstop.supervisor.proxy.http import FastServer, HttpHandler, Pool
+from pitstop.supervisor.proxy.routing import Backend, Router
+from pitstop.supervisor.proxy.tcp import TcpHandler
 
 __all__ = ["Backend", "Proxy", "ProxyMode", "free_port"]
 

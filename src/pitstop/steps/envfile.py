@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from pitstop.errors import Location, UserError
-from pitstop.expand import expand
-from pitstop.model import EnvFile
+from pitstop.steps.expand import expand
+from pitstop.taskfile.model import EnvFile
 
 Scope = Literal["global", "task"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pitstop.errors import Location, TaskFileError
-from pitstop.locate import KeyPath, Locator
-from pitstop.model import (
+from pitstop.taskfile.locate import KeyPath, Locator
+from pitstop.taskfile.model import (
     Condition,
     ConditionType,
     Config,

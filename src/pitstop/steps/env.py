@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass
 from pathlib import Path
 
-from pitstop.conditions import check_criteria
 from pitstop.errors import Location, TaskFileError, UserError
-from pitstop.expand import expand
-from pitstop.model import (
+from pitstop.steps.conditions import check_criteria
+from pitstop.steps.expand import expand
+from pitstop.steps.scripts import os_script_body
+from pitstop.taskfile.model import (
     EnvConditional,
     EnvDecode,
     EnvEntry,
@@ -31,7 +32,6 @@ from pitstop.model import (
     EnvValue,
     current_platform,
 )
-from pitstop.scripts import os_script_body
 
 LIST_SEPARATOR = ";"
 CLI_LOCATION = Location(Path("<command line>"))

@@ -18,12 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pitstop import process
-from pitstop.conditions import check_condition, condition_result, needs_script
-from pitstop.env import apply_env, task_env
-from pitstop.envfile import load_env_files
-from pitstop.errors import Location, UserError
-from pitstop.events import (
+from pitstop.engine import process
+from pitstop.engine.events import (
     Emit,
     Event,
     Notice,
@@ -33,13 +29,17 @@ from pitstop.events import (
     TaskSkipped,
     TaskStarted,
 )
-from pitstop.executor import ScheduledStep, run_parallel, run_sequential
-from pitstop.expand import expand, expand_args
-from pitstop.functions import run_functions
-from pitstop.model import Platform, RunTaskSpec, Script, Task, Taskfile
-from pitstop.normalize import not_found
-from pitstop.planner import Plan, Step, build_plan
-from pitstop.scripts import script_invocation, script_text
+from pitstop.engine.executor import ScheduledStep, run_parallel, run_sequential
+from pitstop.errors import Location, UserError
+from pitstop.steps.conditions import check_condition, condition_result, needs_script
+from pitstop.steps.env import apply_env, task_env
+from pitstop.steps.envfile import load_env_files
+from pitstop.steps.expand import expand, expand_args
+from pitstop.steps.functions import run_functions
+from pitstop.steps.scripts import script_invocation, script_text
+from pitstop.taskfile.model import Platform, RunTaskSpec, Script, Task, Taskfile
+from pitstop.taskfile.normalize import not_found
+from pitstop.taskfile.planner import Plan, Step, build_plan
 
 # Exit status of a command that could not be started, as a shell reports it.
 COMMAND_NOT_FOUND = 127
