@@ -14,7 +14,17 @@ from pathlib import Path
 from typing import TextIO
 
 from pitstop import __version__
+from pitstop.durations import parse_duration
 from pitstop.errors import USAGE_EXIT_CODE, PitstopError, UserError
+from pitstop.request import (
+    Command,
+    FileFlags,
+    ListFlags,
+    PlanFlags,
+    RunFlags,
+    UserRequest,
+    WatchFlags,
+)
 
 # cargo-make flags that have no meaning for pitstop; accepted so existing scripts keep working.
 _IGNORED_FLAGS = (
@@ -202,10 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--exts", metavar="LIST", help="only watch these extensions, e.g. py,rs")
     watch.add_argument(
         "--debounce",
-        type=int,
         default=None,
         metavar="MS",
-        help="coalesce changes within MS milliseconds (default 50)",
+        help="coalesce changes within MS milliseconds, or a duration such as 200ms (default 50)",
     )
     watch.add_argument(
         "--on-busy",
@@ -234,14 +243,92 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_request(argv: Sequence[str]) -> UserRequest:
+    """argv -> the typed request; the one place that knows the flags' spelling."""
+    options = build_parser().parse_args(list(argv))
+    if options.completions:
+        command = Command.COMPLETION
+    elif options.task_names:
+        command = Command.TASK_NAMES
+    elif options.list_steps or options.list_category_steps:
+        command = Command.LIST
+    elif options.print_steps:
+        command = Command.PRINT_STEPS
+    else:
+        command = Command.RUN
+    return UserRequest(
+        command=command,
+        task=options.task_flag or options.task,
+        args=tuple(options.args),
+        file=FileFlags(
+            makefile=options.makefile,
+            cwd=options.cwd,
+            profile=options.profile,
+            env=tuple(options.env),
+            env_file=options.env_file,
+        ),
+        plan=PlanFlags(
+            allow_private=options.allow_private,
+            skip_tasks=options.skip_tasks,
+            skip_init_end=options.skip_init_end_tasks,
+            no_on_error=options.no_on_error,
+        ),
+        listing=ListFlags(
+            category=options.list_category_steps,
+            hide_uninteresting=options.hide_uninteresting,
+            output_format=options.output_format,
+        ),
+        run=RunFlags(
+            jobs=options.jobs,
+            output=options.output,
+            time_summary=options.time_summary,
+            quiet=options.quiet or options.loglevel in ("error", "off"),
+            verbose=options.verbose,
+            stop_signal=options.stop_signal,
+            stop_timeout=_duration(options.stop_timeout, "--stop-timeout"),
+        ),
+        watch=WatchFlags(
+            enabled=options.watch,
+            paths=tuple(options.watch_path),
+            poll=options.poll,
+            no_git_ignore=options.no_git_ignore,
+            ignore=tuple(options.ignore),
+            exts=tuple(e.strip().lstrip(".") for e in (options.exts or "").split(",") if e.strip()),
+            debounce_ms=_milliseconds(options.debounce, "--debounce"),
+            on_busy=options.on_busy,
+            why=options.why,
+            clear=options.clear,
+            postpone=options.postpone,
+        ),
+        shell=options.completions,
+    )
+
+
+def _duration(text: str, flag: str) -> float:
+    """A flag's duration, in the task file's grammar (`pitstop.durations`)."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise UserError(f"{flag} {text!r}: {error}", hint="write e.g. 500ms, 5s, 1m30s") from None
+
+
+def _milliseconds(text: str | None, flag: str) -> int | None:
+    """A bare number is milliseconds here (as it always was for --debounce); else a duration."""
+    if text is None:
+        return None
+    if text.strip().isdigit():
+        return int(text)
+    return round(_duration(text, flag) * 1000)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
     try:
-        options = build_parser().parse_args(args_list)
+        request = parse_request(args_list)
         from pitstop.app.dispatch import dispatch
 
-        return dispatch(options)
+        return dispatch(request)
     except PitstopError as error:
         if debug:
             import traceback
@@ -296,4 +383,4 @@ def _display_path(path: Path) -> str:
 if __name__ == "__main__":
     raise SystemExit(main())
 
-__all__ = ["USAGE_EXIT_CODE", "build_parser", "main", "render_error"]
+__all__ = ["USAGE_EXIT_CODE", "build_parser", "main", "parse_request", "render_error"]

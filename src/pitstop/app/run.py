@@ -7,7 +7,6 @@ SIGKILL). A second Ctrl-C kills at once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
@@ -22,9 +21,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pitstop.engine.events import Notice, RunFinished
-from pitstop.engine.output import OutputMode, Printer
-from pitstop.engine.process import signal_by_name
+from pitstop.engine.output import Printer
 from pitstop.errors import Interrupted, Location, PitstopError, UserError
+from pitstop.request import PlanFlags, UserRequest
+from pitstop.settings import RunSettings, resolve_run, watch_enabled
 from pitstop.steps.env import apply_cli_env, apply_env, builtin_env, order_global_env
 from pitstop.steps.envfile import load_env_file, load_env_files
 from pitstop.steps.perform import RunContext, Runner
@@ -44,20 +44,24 @@ class Invocation:
 
     taskfile: Taskfile
     target: str
-    options: argparse.Namespace
+    request: UserRequest
+    settings: RunSettings
     cwd: Path
     skip: re.Pattern[str] | None
     printer: Printer
-    jobs: int
     load_failed: bool = False
+
+    @property
+    def jobs(self) -> int:
+        return self.settings.jobs
 
     def plan(self) -> Plan:
         return build_plan(
             self.taskfile,
             self.target,
-            allow_private=self.options.allow_private,
+            allow_private=self.request.plan.allow_private,
             skip_tasks=self.skip,
-            skip_init_end=self.options.skip_init_end_tasks,
+            skip_init_end=self.request.plan.skip_init_end,
             platform=current_platform(),
             cwd=self.cwd,
         )
@@ -67,11 +71,11 @@ class Invocation:
         context = make_context(
             self.taskfile,
             self.target,
-            self.options,
+            self.request,
+            self.settings,
             self.cwd,
             self.skip,
             self.printer,
-            self.jobs > 1,
         )
         return self.plan(), context
 
@@ -97,12 +101,12 @@ class Invocation:
 def run_command(
     taskfile: Taskfile,
     target: str,
-    options: argparse.Namespace,
+    request: UserRequest,
     cwd: Path,
     skip: re.Pattern[str] | None,
 ) -> int:
-    jobs = resolve_jobs(options.jobs, taskfile)
-    invocation = Invocation(taskfile, target, options, cwd, skip, make_printer(options, jobs), jobs)
+    settings = resolve_run(request, taskfile)
+    invocation = Invocation(taskfile, target, request, settings, cwd, skip, make_printer(settings))
     plan = invocation.plan()
     invocation.printer.prepare([step.name for step in plan.steps])
     root = _root_task(plan)
@@ -111,12 +115,12 @@ def run_command(
 
         return run_service(invocation, root)
     _refuse_service_dependencies(plan)
-    if options.watch or (root is not None and _watch_attribute(root.watch)):
+    if watch_enabled(request.watch, root):
         from pitstop.app.watch import run_watch
 
         return run_watch(invocation, root)
     _, ctx = invocation.fresh_run()
-    return serve_async(run_once(plan, ctx, jobs, options))
+    return serve_async(run_once(plan, ctx, settings.jobs, request.plan))
 
 
 def _refuse_service_dependencies(plan: Plan) -> None:
@@ -139,76 +143,28 @@ def _root_task(plan: Plan) -> Task | None:
     return None
 
 
-def _watch_attribute(watch: object) -> bool:
-    if os.environ.get("CARGO_MAKE_DISABLE_WATCH", "").lower() in ("1", "true", "yes"):
-        return False
-    return bool(watch is not None and getattr(watch, "enabled", False))
-
-
-def resolve_jobs(flag: int | None, taskfile: Taskfile) -> int:
-    """--jobs > PITSTOP_JOBS > [config] jobs > 1."""
-    if flag is not None:
-        value = flag
-    elif os.environ.get("PITSTOP_JOBS"):
-        try:
-            value = int(os.environ["PITSTOP_JOBS"])
-        except ValueError:
-            raise UserError(
-                f"PITSTOP_JOBS={os.environ['PITSTOP_JOBS']!r} is not a number"
-            ) from None
-    else:
-        value = taskfile.config.jobs or 1
-    if value < 1:
-        raise UserError(
-            f"--jobs must be at least 1, not {value}", hint="use -j 1 for one task at a time"
-        )
-    return value
-
-
-def parse_duration(text: str, what: str) -> float:
-    """A flag's duration, in the task file's grammar (`pitstop.durations`)."""
-    from pitstop.durations import parse_duration as parse
-
-    try:
-        return parse(text)
-    except ValueError as error:
-        raise UserError(f"{what} {text!r}: {error}", hint="write e.g. 500ms, 5s, 1m30s") from None
-
-
-def make_printer(options: argparse.Namespace, jobs: int) -> Printer:
-    if jobs > 1:
-        mode = OutputMode.GROUP if options.output == "group" else OutputMode.PREFIX
-    else:
-        mode = OutputMode.INHERIT
-    return Printer(mode=mode, quiet=options.quiet, time_summary=options.time_summary)
+def make_printer(settings: RunSettings) -> Printer:
+    return Printer(mode=settings.output, quiet=settings.quiet, time_summary=settings.time_summary)
 
 
 def make_context(
     taskfile: Taskfile,
     target: str,
-    options: argparse.Namespace,
+    request: UserRequest,
+    settings: RunSettings,
     cwd: Path,
     skip: re.Pattern[str] | None,
     printer: Printer,
-    capture: bool,
 ) -> RunContext:
-    profile = options.profile or os.environ.get("CARGO_MAKE_PROFILE_DEFAULT") or "development"
-    profile = profile.strip().lower()
-    try:
-        stop_signal = signal_by_name(options.stop_signal)
-    except ValueError:
-        raise UserError(
-            f"--stop-signal {options.stop_signal!r} is not a signal",
-            hint="use e.g. SIGTERM or SIGINT",
-        ) from None
+    profile = settings.profile
     env = initial_env(
         taskfile,
         task=target,
-        task_args=list(options.args),
+        task_args=list(request.args),
         profile=profile,
         cwd=cwd,
-        cli_env=list(options.env),
-        env_file=options.env_file,
+        cli_env=list(request.file.env),
+        env_file=request.file.env_file,
     )
     return RunContext(
         taskfile=taskfile,
@@ -216,13 +172,13 @@ def make_context(
         emit=printer,
         profile=profile,
         additional_profiles=taskfile.config.additional_profiles,
-        task_args=tuple(options.args),
+        task_args=request.args,
         cwd=cwd,
         skip_tasks=skip,
-        capture_output=capture,
-        verbose_scripts=options.verbose,
-        stop_signal=stop_signal,
-        stop_timeout=parse_duration(options.stop_timeout, "--stop-timeout"),
+        capture_output=settings.jobs > 1,
+        verbose_scripts=settings.verbose,
+        stop_signal=settings.stop_signal,
+        stop_timeout=settings.stop_timeout,
         platform=current_platform(),
     )
 
@@ -295,21 +251,21 @@ def _run_env_scripts(
                 )
 
 
-async def run_once(plan: Plan, ctx: RunContext, jobs: int, options: argparse.Namespace) -> int:
+async def run_once(plan: Plan, ctx: RunContext, jobs: int, flags: PlanFlags) -> int:
     """One run of the plan; on failure, the on_error_task; the exit status."""
     runner = Runner(ctx)
     try:
         result = await runner.run_plan(plan, jobs)
         if not result.ok:
-            await _on_error(ctx, options)
+            await _on_error(ctx, flags)
         return result.status
     finally:
         ctx.cleanup()
 
 
-async def _on_error(ctx: RunContext, options: argparse.Namespace) -> RunFinished | None:
+async def _on_error(ctx: RunContext, flags: PlanFlags) -> RunFinished | None:
     name = ctx.taskfile.config.on_error_task
-    if not name or options.no_on_error:
+    if not name or flags.no_on_error:
         return None
     plan = build_plan(
         ctx.taskfile,

@@ -164,7 +164,7 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
     )
     # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
     # so that `pitstop serve` alone just builds and serves.
-    watching = bool(invocation.options.watch)
+    watching = invocation.request.watch.enabled
     # Watch from the start: a save during the first build must not be missed.
     follower = (
         asyncio.create_task(_follow_changes(invocation, root, supervisor, pending_paths))
@@ -206,17 +206,19 @@ async def _follow_changes(
     invocation: Invocation, root: Task, supervisor: Supervisor, pending_paths: set[Path]
 ) -> None:
     """Each batch of changes starts a rebuild; Enter/r rebuilds now, q quits."""
-    from pitstop.app.watch import describe_trigger, watch_options, watch_source
+    from pitstop.app.watch import describe_trigger, watch_source
+    from pitstop.settings import resolve_watch
     from pitstop.watch import OnBusy, terminal_keys
 
-    settings = watch_options(invocation.options, root, invocation.taskfile, OnBusy.RESTART)
+    flags = invocation.request.watch
+    settings = resolve_watch(flags, root, invocation.taskfile, OnBusy.RESTART)
     quit_event = asyncio.Event()
     with terminal_keys(supervisor.changed, quit_event.set):
         source = watch_source(
             settings, invocation.cwd, stop_event=quit_event, always=(invocation.taskfile.path,)
         )
         async for batch in source:
-            why = describe_trigger(batch, invocation.cwd, invocation.options.why)
+            why = describe_trigger(batch, invocation.cwd, flags.why)
             invocation.printer.notice(Notice("info", why))
             pending_paths.update(batch)
             supervisor.changed(batch)

@@ -7,7 +7,6 @@ exiting. The changed paths reach the tasks in PITSTOP_CHANGED_PATHS (never in a 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shutil
 import sys
@@ -19,10 +18,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pitstop.engine.events import Notice
 from pitstop.errors import PitstopError, UserError
+from pitstop.settings import WatchSettings, resolve_watch
 from pitstop.steps.perform import Runner
-from pitstop.taskfile.model import Task, Taskfile
+from pitstop.taskfile.model import Task
 from pitstop.watch import (
-    DEFAULT_DEBOUNCE_MS,
     ChangesIgnored,
     OnBusy,
     PathFilter,
@@ -31,7 +30,6 @@ from pitstop.watch import (
     RunStarting,
     WatchEvent,
     WatchLoop,
-    WatchOptions,
     changed_paths_env,
     terminal_keys,
     watch_changes,
@@ -43,33 +41,8 @@ if TYPE_CHECKING:
 _CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
 
 
-def watch_options(
-    options: argparse.Namespace, task: Task | None, taskfile: Taskfile, default_on_busy: OnBusy
-) -> WatchOptions:
-    """Command line > task file `watch = {...}` > defaults."""
-    spec = task.watch if task is not None else None
-    paths: list[Path] = [Path(p) for p in options.watch_path]
-    if not paths and spec is not None and spec.paths:
-        paths = [taskfile.directory / p for p in spec.paths]
-    if not paths:
-        paths = [taskfile.directory]
-    task_ignores = spec.ignore_pattern if spec is not None else ()
-    no_git_ignore = options.no_git_ignore or (spec is not None and spec.no_git_ignore)
-    exts = tuple(e.strip().lstrip(".") for e in (options.exts or "").split(",") if e.strip())
-    return WatchOptions(
-        paths=tuple(paths),
-        poll=options.poll,
-        git_ignore=not no_git_ignore,
-        ignore_globs=(*options.ignore, *task_ignores),
-        exts=exts,
-        debounce_ms=options.debounce if options.debounce is not None else DEFAULT_DEBOUNCE_MS,
-        on_busy=OnBusy(options.on_busy) if options.on_busy else default_on_busy,
-        postpone=options.postpone or (spec is not None and spec.postpone),
-    )
-
-
 def watch_source(
-    settings: WatchOptions,
+    settings: WatchSettings,
     base: Path,
     stop_event: asyncio.Event | None = None,
     always: tuple[Path, ...] = (),
@@ -130,13 +103,13 @@ def _relative(path: Path, cwd: Path) -> str:
 
 
 async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
-    options = invocation.options
-    settings = watch_options(options, task, invocation.taskfile, OnBusy.QUEUE)
-    show_all = options.why or bool(task is not None and task.watch is not None and task.watch.why)
+    flags = invocation.request.watch
+    settings = resolve_watch(flags, task, invocation.taskfile, OnBusy.QUEUE)
+    show_all = settings.why
     printer = invocation.printer
 
     async def run_once(paths: frozenset[Path]) -> bool:
-        if options.clear:
+        if flags.clear:
             sys.stderr.write(_CLEAR_SCREEN)
         try:
             invocation.reload_if_changed(paths)
