@@ -10,11 +10,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TextIO
 
 from pitstop import __version__
 from pitstop.durations import parse_duration
+from pitstop.engine.output import error_colour, format_error
 from pitstop.errors import USAGE_EXIT_CODE, PitstopError, UserError
 from pitstop.request import (
     Command,
@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         request = parse_request(args_list)
         from pitstop.app.dispatch import dispatch
 
-        return dispatch(request)
+        return dispatch(request, sys.stdout, sys.stderr)
     except PitstopError as error:
         if debug:
             import traceback
@@ -346,38 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def render_error(error: PitstopError, stream: TextIO) -> None:
     """`error: message`, then the file:line, the source line with a caret, and a hint."""
-    colour = stream.isatty() and not os.environ.get("NO_COLOR")
-    label = "\x1b[1;31merror\x1b[0m" if colour else "error"
-    lines = [f"{label}: {error.message}"]
-    location = error.location
-    if location is not None:
-        lines.append(
-            f"  --> {_display_path(location.path)}{_line_suffix(location.line, location.col)}"
-        )
-        source = location.source_line()
-        if source is not None:
-            gutter = str(location.line)
-            lines.append(f"{' ' * len(gutter)} |")
-            lines.append(f"{gutter} | {source}")
-            if location.col > 0:
-                lines.append(f"{' ' * len(gutter)} | {' ' * (location.col - 1)}^")
-    if error.hint:
-        lines.append(f"hint: {error.hint}")
-    stream.write("\n".join(lines) + "\n")
+    stream.write(format_error(error, colour=error_colour(stream)))
     stream.flush()
-
-
-def _line_suffix(line: int, col: int) -> str:
-    if line <= 0:
-        return ""
-    return f":{line}:{col}" if col > 0 else f":{line}"
-
-
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Use cases: list, print, run, watch and serve — wiring loader -> planner -> runner.
 
-Prints only what a command is asked to print (listings to stdout); the run's own progress
-goes through events to the printer.
+Writes only what a command is asked to print (listings to `out`, which the command line hands
+in); the run's own progress goes through events to the printer.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
+from typing import TextIO
 
 from pitstop.errors import UserError
 from pitstop.request import Command, UserRequest
@@ -17,19 +17,19 @@ from pitstop.taskfile.loader import load_taskfile
 from pitstop.taskfile.model import Taskfile, current_platform
 
 
-def dispatch(request: UserRequest) -> int:
+def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
     if request.command is Command.COMPLETION:
         from pitstop.completion import completion_script
 
         assert request.shell is not None
-        sys.stdout.write(completion_script(request.shell))
+        out.write(completion_script(request.shell))
         return 0
     cwd = _working_directory(request.file.cwd)
     taskfile = load_taskfile(request.file.makefile, cwd)
-    _print_warnings(taskfile)
+    _print_warnings(taskfile, err)
     if request.command is Command.TASK_NAMES:
         names = sorted(name for name, task in taskfile.tasks.items() if not task.private)
-        sys.stdout.write("".join(f"{name}\n" for name in names))
+        out.write("".join(f"{name}\n" for name in names))
         return 0
     target = request.task or taskfile.config.default_task_name or "default"
     if request.command is Command.LIST:
@@ -40,16 +40,16 @@ def dispatch(request: UserRequest) -> int:
             category=request.listing.category,
             hide_uninteresting=request.listing.hide_uninteresting,
         )
-        sys.stdout.write(listing)
+        out.write(listing)
         return 0
     from pitstop.settings import skip_pattern
 
     skip = skip_pattern(request.plan)
     if request.command is Command.PRINT_STEPS:
-        return _print_steps(taskfile, target, request, skip)
+        return _print_steps(taskfile, target, request, skip, out)
     from pitstop.app.run import run_command
 
-    return run_command(taskfile, target, request, cwd, skip)
+    return run_command(taskfile, target, request, cwd, skip, out, err)
 
 
 def _working_directory(cwd: str | None) -> Path:
@@ -62,14 +62,18 @@ def _working_directory(cwd: str | None) -> Path:
     return path
 
 
-def _print_warnings(taskfile: Taskfile) -> None:
+def _print_warnings(taskfile: Taskfile, err: TextIO) -> None:
     for warning in taskfile.warnings:
         # The message already starts with file:line:col.
-        sys.stderr.write(f"[pitstop] WARN - {warning.message}\n")
+        err.write(f"[pitstop] WARN - {warning.message}\n")
 
 
 def _print_steps(
-    taskfile: Taskfile, target: str, request: UserRequest, skip: re.Pattern[str] | None
+    taskfile: Taskfile,
+    target: str,
+    request: UserRequest,
+    skip: re.Pattern[str] | None,
+    out: TextIO,
 ) -> int:
     from pitstop.taskfile.listing import print_steps, print_steps_short
     from pitstop.taskfile.planner import build_plan
@@ -85,7 +89,7 @@ def _print_steps(
         cwd=Path.cwd(),
     )
     if request.listing.output_format == "short-description":
-        sys.stdout.write(print_steps_short(plan))
+        out.write(print_steps_short(plan))
     else:
-        sys.stdout.write(print_steps(plan))
+        out.write(print_steps(plan))
     return 0

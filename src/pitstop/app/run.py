@@ -1,28 +1,24 @@
-"""The `run` use case: environment, plan, and an asyncio run with signals handled in one loop.
+"""The `run` use case: environment, plan, and one run of it in an asyncio loop
+(`app.signals`: a signal cancels the run, which ends every process group it started).
 
-Signal handlers only record the signal and cancel the main task; cancellation travels down
-to every running step, which ends its process group (the same signal, a grace period, then
-SIGKILL). A second Ctrl-C kills at once.
+A task with `service = {...}` is served (`app.serve`); with --watch or `watch = true` it is
+watched (`app.watch`). A second Ctrl-C kills at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import signal
 import subprocess
-import sys
 import tempfile
-import warnings
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TextIO
 
+from pitstop.app.signals import serve_async
 from pitstop.engine.events import Notice, RunFinished
 from pitstop.engine.output import Printer
-from pitstop.errors import Interrupted, Location, PitstopError, UserError
+from pitstop.errors import Location, PitstopError, UserError
 from pitstop.request import PlanFlags, UserRequest
 from pitstop.settings import RunSettings, resolve_run, watch_enabled
 from pitstop.steps.env import apply_cli_env, apply_env, builtin_env, order_global_env
@@ -31,10 +27,6 @@ from pitstop.steps.perform import RunContext, Runner
 from pitstop.steps.scripts import script_invocation
 from pitstop.taskfile.model import Task, Taskfile, current_platform
 from pitstop.taskfile.planner import Plan, build_plan
-
-T = TypeVar("T")
-
-_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -104,9 +96,12 @@ def run_command(
     request: UserRequest,
     cwd: Path,
     skip: re.Pattern[str] | None,
+    out: TextIO,
+    err: TextIO,
 ) -> int:
     settings = resolve_run(request, taskfile)
-    invocation = Invocation(taskfile, target, request, settings, cwd, skip, make_printer(settings))
+    printer = make_printer(settings, out, err)
+    invocation = Invocation(taskfile, target, request, settings, cwd, skip, printer)
     plan = invocation.plan()
     invocation.printer.prepare([step.name for step in plan.steps])
     root = _root_task(plan)
@@ -143,8 +138,14 @@ def _root_task(plan: Plan) -> Task | None:
     return None
 
 
-def make_printer(settings: RunSettings) -> Printer:
-    return Printer(mode=settings.output, quiet=settings.quiet, time_summary=settings.time_summary)
+def make_printer(settings: RunSettings, out: TextIO, err: TextIO) -> Printer:
+    return Printer(
+        out,
+        err,
+        mode=settings.output,
+        quiet=settings.quiet,
+        time_summary=settings.time_summary,
+    )
 
 
 def make_context(
@@ -276,69 +277,3 @@ async def _on_error(ctx: RunContext, flags: PlanFlags) -> RunFinished | None:
         cwd=ctx.cwd,
     )
     return await Runner(ctx).run_plan(plan, report=False)
-
-
-def serve_async(
-    coro: Coroutine[Any, Any, int], *, stop_is_success: bool = False, fast_loop: bool = False
-) -> int:
-    """Run `coro` in a fresh loop with SIGINT/SIGTERM/SIGHUP turned into a clean cancellation.
-
-    A one-off run that is interrupted fails (128 + N). Watching and serving run until they
-    are told to stop, so with `stop_is_success` a signal ends them with status 0.
-    `fast_loop` uses uvloop where it is installed (the proxy forwards every request).
-    """
-    loop_factory = _uvloop_factory() if fast_loop else None
-    if loop_factory is None:
-        _install_child_watcher()
-    try:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(_with_signals(coro))
-    except Interrupted:
-        if stop_is_success:
-            return 0
-        raise
-
-
-async def _with_signals(coro: Coroutine[Any, Any, int]) -> int:
-    loop = asyncio.get_running_loop()
-    main = asyncio.ensure_future(coro)
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        main.cancel()
-
-    for signum in _HANDLED_SIGNALS:
-        loop.add_signal_handler(signum, on_signal, signum)
-    try:
-        return await main
-    except asyncio.CancelledError:
-        if received:
-            raise Interrupted(received[0]) from None
-        raise
-    finally:
-        for signum in _HANDLED_SIGNALS:
-            loop.remove_signal_handler(signum)
-
-
-def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
-def _install_child_watcher() -> None:
-    """On Python 3.11, wait for children with pidfds instead of a thread per child."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            fd = os.pidfd_open(os.getpid())
-        except OSError:
-            return
-        os.close(fd)
-        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pitstop.engine.events import Notice
+from pitstop.engine.events import ErrorReported, Notice
 from pitstop.engine.output import Printer
 from pitstop.errors import PitstopError, UserError
 from pitstop.steps.perform import RunContext, Runner
@@ -25,7 +25,7 @@ from pitstop.taskfile.planner import Plan
 
 if TYPE_CHECKING:
     from pitstop.app.run import Invocation
-    from pitstop.supervisor.swap import Supervisor
+    from pitstop.supervisor.supervisor import Supervisor
 
 
 def prepare(invocation: Invocation) -> tuple[Plan, Plan, RunContext]:
@@ -107,7 +107,7 @@ def describe(event: ev.SupervisorEvent) -> str | None:
 
 
 def run_service(invocation: Invocation, root: Task) -> int:
-    from pitstop.app.run import serve_async
+    from pitstop.app.signals import serve_async
 
     spec = parse_service(root.service, root.where("service"))
     for warning in spec.warnings:
@@ -125,7 +125,7 @@ def run_service(invocation: Invocation, root: Task) -> int:
 
 async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: Path) -> int:
     """Build and serve until stopped; with --watch, rebuild and swap on every change."""
-    from pitstop.supervisor.swap import Supervisor
+    from pitstop.supervisor.supervisor import Supervisor
 
     pending_paths: set[Path] = set()
     last_build_status = 0
@@ -138,7 +138,7 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
             invocation.reload_if_changed(paths)
             plan, build_plan, ctx = prepare(invocation)
         except PitstopError as error:
-            _show_error(error)
+            invocation.printer(ErrorReported(error))
             return False
         try:
             result = await Runner(ctx).run_plan(build_plan, invocation.jobs, report=False)
@@ -151,7 +151,7 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         try:
             supervisor.command = instance_command(service_task(plan), ctx, tmpdir)
         except PitstopError as error:
-            _show_error(error)
+            invocation.printer(ErrorReported(error))
             return False
         return True
 
@@ -194,21 +194,14 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         await supervisor.stop()
 
 
-def _show_error(error: PitstopError) -> None:
-    import sys
-
-    from pitstop.cli import render_error
-
-    render_error(error, sys.stderr)
-
-
 async def _follow_changes(
     invocation: Invocation, root: Task, supervisor: Supervisor, pending_paths: set[Path]
 ) -> None:
     """Each batch of changes starts a rebuild; Enter/r rebuilds now, q quits."""
     from pitstop.app.watch import describe_trigger, watch_source
     from pitstop.settings import resolve_watch
-    from pitstop.watch import OnBusy, terminal_keys
+    from pitstop.watch.keys import terminal_keys
+    from pitstop.watch.loop import OnBusy
 
     flags = invocation.request.watch
     settings = resolve_watch(flags, root, invocation.taskfile, OnBusy.RESTART)

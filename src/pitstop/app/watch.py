@@ -9,36 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pitstop.engine.events import Notice
+from pitstop.engine.events import ErrorReported, Notice
 from pitstop.errors import PitstopError, UserError
 from pitstop.settings import WatchSettings, resolve_watch
 from pitstop.steps.perform import Runner
 from pitstop.taskfile.model import Task
-from pitstop.watch import (
+from pitstop.watch.changes import changed_paths_env, watch_changes
+from pitstop.watch.filters import PathFilter
+from pitstop.watch.keys import terminal_keys
+from pitstop.watch.loop import (
     ChangesIgnored,
     OnBusy,
-    PathFilter,
     RunCancelled,
-    RunFinished,
+    RunEnded,
     RunStarting,
     WatchEvent,
     WatchLoop,
-    changed_paths_env,
-    terminal_keys,
-    watch_changes,
 )
 
 if TYPE_CHECKING:
     from pitstop.app.run import Invocation
-
-_CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
 
 
 def watch_source(
@@ -110,14 +106,12 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
 
     async def run_once(paths: frozenset[Path]) -> bool:
         if flags.clear:
-            sys.stderr.write(_CLEAR_SCREEN)
+            printer.clear_screen()
         try:
             invocation.reload_if_changed(paths)
             plan, ctx = invocation.fresh_run()
         except PitstopError as error:
-            from pitstop.cli import render_error
-
-            render_error(error, sys.stderr)
+            printer(ErrorReported(error))
             return False
         if paths:
             ctx.extra_env = changed_paths_env(paths, tmpdir)
@@ -131,7 +125,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
         if isinstance(event, RunStarting) and event.trigger_paths:
             why = describe_trigger(event.trigger_paths, invocation.cwd, show_all)
             printer.notice(Notice("info", why))
-        elif isinstance(event, RunFinished):
+        elif isinstance(event, RunEnded):
             state = "ok" if event.ok else "failed"
             level: Literal["info", "error"] = "info" if event.ok else "error"
             printer.notice(
@@ -155,7 +149,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
 
 
 def run_watch(invocation: Invocation, task: Task | None) -> int:
-    from pitstop.app.run import serve_async
+    from pitstop.app.signals import serve_async
 
     tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-watch-"))
     try:

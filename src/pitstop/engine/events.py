@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from pitstop.errors import PitstopError
+
 
 @dataclass(frozen=True)
 class TaskStarted:
@@ -43,6 +45,14 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class ErrorReported:
+    """An error that does not end the command: a broken task file during watch or serve is
+    shown, and pitstop waits for the next change."""
+
+    error: PitstopError
+
+
+@dataclass(frozen=True)
 class RunFinished:
     ok: bool
     duration: float
@@ -53,5 +63,5 @@ class RunFinished:
     durations: tuple[tuple[str, float], ...] = ()
 
 
-Event = TaskStarted | TaskSkipped | TaskOutput | TaskFinished | Notice | RunFinished
+Event = TaskStarted | TaskSkipped | TaskOutput | TaskFinished | Notice | ErrorReported | RunFinished
 Emit = Callable[[Event], None]

@@ -7,12 +7,13 @@ pitstop's own lines go to stderr, so that stdout carries exactly what the tasks 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import TextIO
 
 from pitstop.engine.events import (
+    ErrorReported,
     Event,
     Notice,
     RunFinished,
@@ -21,8 +22,10 @@ from pitstop.engine.events import (
     TaskSkipped,
     TaskStarted,
 )
+from pitstop.errors import PitstopError
 
 # Distinct, readable foreground colours for task prefixes (cyan, yellow, green, magenta, blue...).
+_CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
 _PALETTE = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
 
 
@@ -41,13 +44,54 @@ def use_colour(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+def error_colour(stream: TextIO) -> bool:
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def format_error(error: PitstopError, *, colour: bool) -> str:
+    """`error: message`, then the file:line, the source line with a caret, and a hint."""
+    label = "\x1b[1;31merror\x1b[0m" if colour else "error"
+    lines = [f"{label}: {error.message}"]
+    location = error.location
+    if location is not None:
+        lines.append(
+            f"  --> {_display_path(location.path)}{_line_suffix(location.line, location.col)}"
+        )
+        source = location.source_line()
+        if source is not None:
+            gutter = str(location.line)
+            lines.append(f"{' ' * len(gutter)} |")
+            lines.append(f"{gutter} | {source}")
+            if location.col > 0:
+                lines.append(f"{' ' * len(gutter)} | {' ' * (location.col - 1)}^")
+    if error.hint:
+        lines.append(f"hint: {error.hint}")
+    return "\n".join(lines) + "\n"
+
+
+def _line_suffix(line: int, col: int) -> str:
+    if line <= 0:
+        return ""
+    return f":{line}:{col}" if col > 0 else f":{line}"
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 @dataclass
 class Printer:
+    """The one printer. The command line hands it the streams: `out` gets the tasks' own
+    output, `err` everything pitstop says."""
+
+    out: TextIO
+    err: TextIO
     mode: OutputMode = OutputMode.INHERIT
     quiet: bool = False
     time_summary: bool = False
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
     colour: bool | None = None
     _colours: dict[str, str] = field(default_factory=dict)
     _width: int = 0
@@ -74,8 +118,16 @@ class Printer:
             self._finished(event)
         elif isinstance(event, Notice):
             self.notice(event)
+        elif isinstance(event, ErrorReported):
+            self.err.write(format_error(event.error, colour=error_colour(self.err)))
+            self.err.flush()
         elif isinstance(event, RunFinished):
             self._run_finished(event)
+
+    def clear_screen(self) -> None:
+        """--clear: before each run of a watch."""
+        self.err.write(_CLEAR_SCREEN)
+        self.err.flush()
 
     # ------------------------------------------------------------------ pieces
 

@@ -51,7 +51,7 @@ class RunStarting:
 
 
 @dataclass(frozen=True)
-class RunFinished:
+class RunEnded:
     """``run_once`` returned (``ok`` is its result) or raised (``error``, ``ok`` is False)."""
 
     ok: bool
@@ -76,7 +76,7 @@ class ChangesIgnored:
     paths: Paths
 
 
-WatchEvent = RunStarting | RunFinished | RunCancelled | Waiting | ChangesIgnored
+WatchEvent = RunStarting | RunEnded | RunCancelled | Waiting | ChangesIgnored
 Notify = Callable[[WatchEvent], None]
 
 
@@ -241,10 +241,10 @@ class WatchLoop:
             return
         error = run.task.exception()
         if error is None:
-            self._notify(RunFinished(run.task.result(), duration))
+            self._notify(RunEnded(run.task.result(), duration))
         elif isinstance(error, Exception):
             logger.debug("run raised", exc_info=error)
-            self._notify(RunFinished(False, duration, error))
+            self._notify(RunEnded(False, duration, error))
         else:
             raise error  # KeyboardInterrupt, SystemExit: not a failed build
 
@@ -293,39 +293,3 @@ class WatchLoop:
             aclose = getattr(self._changes, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-
-async def watch_loop(
-    run_once: RunOnce,
-    changes: AsyncIterable[Paths],
-    *,
-    on_busy: OnBusy = OnBusy.RESTART,
-    postpone: bool = False,
-    notify: Notify = _ignore_event,
-    triggers: asyncio.Queue[None] | None = None,
-    stop_event: asyncio.Event | None = None,
-) -> None:
-    """Functional front of `WatchLoop`: ``triggers`` items rerun now; ``stop_event`` stops."""
-    loop = WatchLoop(run_once, changes, on_busy=on_busy, postpone=postpone, notify=notify)
-    helpers = []
-    if triggers is not None:
-        helpers.append(asyncio.create_task(_forward_triggers(triggers, loop)))
-    if stop_event is not None:
-        helpers.append(asyncio.create_task(_stop_when_set(stop_event, loop)))
-    try:
-        await loop.run()
-    finally:
-        for helper in helpers:
-            helper.cancel()
-        await asyncio.gather(*helpers, return_exceptions=True)
-
-
-async def _forward_triggers(triggers: asyncio.Queue[None], loop: WatchLoop) -> None:
-    while True:
-        await triggers.get()
-        loop.trigger_now()
-
-
-async def _stop_when_set(stop_event: asyncio.Event, loop: WatchLoop) -> None:
-    await stop_event.wait()
-    loop.stop()

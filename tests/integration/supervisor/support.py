@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 from pitstop.engine import process
 from pitstop.errors import Location
-from pitstop.supervisor import InstanceCommand, Supervisor, SupervisorEvent, parse_service
-from pitstop.supervisor.spec import ServiceSpec
+from pitstop.supervisor.events import SupervisorEvent
+from pitstop.supervisor.instance import InstanceCommand
+from pitstop.supervisor.spec import ServiceSpec, parse_service
+from pitstop.supervisor.supervisor import Supervisor
 from tests.helpers import async_wait_until
 
 APPS = Path(__file__).resolve().parents[2] / "apps"

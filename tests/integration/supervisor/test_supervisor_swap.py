@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pitstop.supervisor import (
+from pitstop.supervisor.events import (
     BuildCancelled,
     BuildFailed,
     CrashRestart,

@@ -14,12 +14,11 @@ from pitstop.watch.loop import (
     ChangesIgnored,
     OnBusy,
     RunCancelled,
-    RunFinished,
+    RunEnded,
     RunStarting,
     Waiting,
     WatchEvent,
     WatchLoop,
-    watch_loop,
 )
 
 DEADLINE_S = 5.0
@@ -105,8 +104,8 @@ class Harness:
         self.loop.stop()
         await self.task
 
-    def finished(self) -> list[RunFinished]:
-        return [e for e in self.events if isinstance(e, RunFinished)]
+    def finished(self) -> list[RunEnded]:
+        return [e for e in self.events if isinstance(e, RunEnded)]
 
 
 def paths(*names: str) -> frozenset[Path]:
@@ -120,7 +119,7 @@ def test_first_run_then_waits() -> None:
         h.runs.release(0)
         await until(lambda: Waiting() in h.events)
         assert h.events == [RunStarting(frozenset(), "start"), h.events[1], Waiting()]
-        assert isinstance(h.events[1], RunFinished) and h.events[1].ok
+        assert isinstance(h.events[1], RunEnded) and h.events[1].ok
         await h.stop()
 
     run(scenario)
@@ -236,7 +235,7 @@ def test_run_once_exception_is_a_failed_run() -> None:
         loop = WatchLoop(broken, changes, notify=events.append)
         task = asyncio.create_task(loop.run())
         await until(lambda: Waiting() in events)
-        finished = [e for e in events if isinstance(e, RunFinished)]
+        finished = [e for e in events if isinstance(e, RunEnded)]
         assert not finished[0].ok and isinstance(finished[0].error, ValueError)
         loop.stop()
         await task
@@ -280,17 +279,14 @@ def test_source_error_is_raised_after_cancelling_the_run() -> None:
     run(scenario)
 
 
-def test_functional_front_with_trigger_queue_and_stop_event() -> None:
+def test_trigger_now_runs_a_postponed_loop_and_stop_cancels_the_run() -> None:
     async def scenario() -> None:
         runs = FakeRuns()
-        triggers: asyncio.Queue[None] = asyncio.Queue()
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            watch_loop(runs, FakeChanges(), postpone=True, triggers=triggers, stop_event=stop)
-        )
-        triggers.put_nowait(None)
+        loop = WatchLoop(runs, FakeChanges(), postpone=True)
+        task = asyncio.create_task(loop.run())
+        loop.trigger_now()
         await until(lambda: runs.calls)
-        stop.set()
+        loop.stop()
         await task
         assert runs.cancelled == 1
 
