@@ -187,3 +187,26 @@ def test_only_cli_writes_to_the_terminal() -> None:
         if module not in TERMINAL_ALLOWED and (uses := _terminal_uses(ast.parse(path.read_text())))
     }
     assert offenders == {}
+
+
+def test_public_type_names_have_one_definition() -> None:
+    """Two `RunFinished`s (or `WatchOptions`, `ProxyMode`) in one stream of events or one
+    import list mean two things under one name; each public class or type alias is defined once."""
+    defined: dict[str, list[str]] = {}
+    for module, path in MODULES.items():
+        for node in ast.parse(path.read_text()).body:
+            names: list[str] = []
+            if isinstance(node, ast.ClassDef):
+                names = [node.name]
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [
+                    t.id
+                    for t in targets
+                    if isinstance(t, ast.Name) and t.id[:1].isupper() and not t.id.isupper()
+                ]
+            for name in names:
+                if not name.startswith("_"):  # module-private helpers may share a name
+                    defined.setdefault(name, []).append(module)
+    twice = {name: where for name, where in defined.items() if len(where) > 1}
+    assert twice == {}

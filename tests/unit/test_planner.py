@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import graphlib
 import re
 import textwrap
 from pathlib import Path
@@ -255,9 +256,11 @@ def test_skipped_and_disabled_deps_are_not_waited_for(tmp_path: Path) -> None:
     assert [(s.name, s.deps) for s in result.steps] == [("on", ()), ("root", ("on",))]
 
 
-def test_sorter_runs_the_plan_in_dependency_order(tmp_path: Path) -> None:
+def test_dep_steps_give_the_parallel_waves(tmp_path: Path) -> None:
     result = plan(load(tmp_path, DIAMOND), "A")
-    sorter = result.sorter()
+    sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+    for index, step in enumerate(result.steps):
+        sorter.add(index, *step.dep_steps)
     sorter.prepare()
     waves = []
     while sorter.is_active():

@@ -9,7 +9,6 @@ anything runs (cargo-make overflows its stack).
 
 from __future__ import annotations
 
-import graphlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -72,13 +71,6 @@ class Plan:
 
     def names(self) -> list[str]:
         return [step.name for step in self.steps]
-
-    def sorter(self) -> graphlib.TopologicalSorter[int]:
-        """A scheduler over step indices (prepare/get_ready/done), for a parallel run."""
-        sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
-        for index, step in enumerate(self.steps):
-            sorter.add(index, *step.dep_steps)
-        return sorter
 
 
 def build_plan(

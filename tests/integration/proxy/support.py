@@ -14,7 +14,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pitstop.supervisor.proxy.server import Backend, Proxy, ProxyMode, free_port
+from pitstop.supervisor.proxy.server import Backend, Proxy, free_port
+from pitstop.supervisor.spec import ProxyMode
 from tests.helpers import wait_for_port
 
 T = TypeVar("T")

@@ -16,18 +16,20 @@ import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from pitstop.supervisor.proxy import http11
 from pitstop.supervisor.proxy.http import FastServer, HttpHandler, Pool
 from pitstop.supervisor.proxy.routing import Backend, Router
 from pitstop.supervisor.proxy.tcp import TcpHandler
 
-__all__ = ["Backend", "Proxy", "ProxyMode", "free_port"]
+if TYPE_CHECKING:
+    from pitstop.supervisor.spec import ProxyMode  # one definition, with the service's keys
+
+__all__ = ["Backend", "Proxy", "free_port"]
 
 log = logging.getLogger(__name__)
 
-ProxyMode = Literal["http", "tcp"]
 _Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
