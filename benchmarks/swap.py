@@ -255,7 +255,11 @@ class PitstopStrategy(Strategy):
         )
         command = InstanceCommand(service.argv, service.root, service.env)
         self.events: list[tuple[float, object]] = []
-        self.sup = Supervisor(spec, command, lambda: run_build(service), self._record)
+
+        async def build(_changes: frozenset[Path]) -> InstanceCommand | None:
+            return command if await run_build(service) else None
+
+        self.sup = Supervisor(spec, command, build, self._record)
         self.address = ("127.0.0.1", port)
 
     def _record(self, event: object) -> None:

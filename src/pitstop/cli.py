@@ -14,7 +14,6 @@ from typing import TextIO
 
 from pitstop import __version__
 from pitstop.durations import parse_duration
-from pitstop.engine.output import error_colour, format_error
 from pitstop.errors import USAGE_EXIT_CODE, PitstopError, UserError
 from pitstop.request import (
     Command,
@@ -346,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def render_error(error: PitstopError, stream: TextIO) -> None:
     """`error: message`, then the file:line, the source line with a caret, and a hint."""
+    from pitstop.engine.output import error_colour, format_error
+
     stream.write(format_error(error, colour=error_colour(stream)))
     stream.flush()
 

@@ -13,11 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pitstop.engine.events import ErrorReported, Notice
-from pitstop.engine.output import Printer
+from pitstop.engine.events import ErrorReported, Notice, Source
 from pitstop.errors import PitstopError, UserError
 from pitstop.steps.perform import RunContext, Runner
-from pitstop.supervisor import events as ev
 from pitstop.supervisor.instance import InstanceCommand
 from pitstop.supervisor.spec import ServiceSpec, parse_service
 from pitstop.taskfile.model import Task
@@ -77,35 +75,6 @@ def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> InstanceComma
     return InstanceCommand(tuple(argv), cwd, {**ctx.env, **ctx.extra_env})
 
 
-def render_event(printer: Printer, name: str, event: ev.SupervisorEvent) -> None:
-    """Supervisor events as lines: instance output prefixed, everything else as notices."""
-    if isinstance(event, ev.InstanceOutput):
-        printer.task_line(f"{name}#{event.n}", event.stream, event.line)
-        return
-    text = describe(event)
-    if text is not None:
-        failed = isinstance(event, ev.BuildFailed | ev.RolledBack | ev.GaveUp)
-        printer.notice(Notice("error" if failed else "info", text))
-
-
-def describe(event: ev.SupervisorEvent) -> str | None:
-    match event:
-        case ev.Status(text):
-            return text
-        case ev.RolledBack(n, reason, serving):
-            kept = f"; #{serving} keeps serving" if serving is not None else ""
-            return f"instance #{n} rolled back: {reason}{kept}"
-        case ev.InstanceExited(n, status):
-            return f"instance #{n} exited with status {status}"
-        case ev.CrashRestart(n, delay):
-            return f"restarting after a crash of #{n} in {delay:.1f}s"
-        case ev.GaveUp(reason):
-            return f"not restarting: {reason}; waiting for a change"
-        case ev.InstanceStatus(n, text):
-            return f"#{n}: {text}"
-    return None
-
-
 def run_service(invocation: Invocation, root: Task) -> int:
     from pitstop.app.signals import serve_async
 
@@ -127,49 +96,45 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
     """Build and serve until stopped; with --watch, rebuild and swap on every change."""
     from pitstop.supervisor.supervisor import Supervisor
 
-    pending_paths: set[Path] = set()
     last_build_status = 0
 
-    async def build() -> bool:
+    async def build(paths: frozenset[Path]) -> InstanceCommand | None:
+        """Reload the task file if it changed, run the build plan; the new instance's command."""
         nonlocal last_build_status
-        paths = frozenset(pending_paths)
-        pending_paths.clear()
         try:
             invocation.reload_if_changed(paths)
             plan, build_plan, ctx = prepare(invocation)
         except PitstopError as error:
-            invocation.printer(ErrorReported(error))
-            return False
+            invocation.printer(ErrorReported(error, Source(invocation.target)))
+            return None
         try:
             result = await Runner(ctx).run_plan(build_plan, invocation.jobs, report=False)
         finally:
             ctx.cleanup()
         last_build_status = result.status
         if not result.ok:
-            return False
+            return None
         # The instance runs with the env the build left, as the next cargo-make step would.
         try:
-            supervisor.command = instance_command(service_task(plan), ctx, tmpdir)
+            return instance_command(service_task(plan), ctx, tmpdir)
         except PitstopError as error:
-            invocation.printer(ErrorReported(error))
-            return False
-        return True
+            invocation.printer(ErrorReported(error, Source(invocation.target)))
+            return None
 
     _, _, first_ctx = prepare(invocation)
     supervisor = Supervisor(
         spec,
         instance_command(root, first_ctx, tmpdir),
         build,
-        lambda event: render_event(invocation.printer, invocation.target, event),
+        invocation.printer,
+        name=invocation.target,
     )
     # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
     # so that `pitstop serve` alone just builds and serves.
     watching = invocation.request.watch.enabled
     # Watch from the start: a save during the first build must not be missed.
     follower = (
-        asyncio.create_task(_follow_changes(invocation, root, supervisor, pending_paths))
-        if watching
-        else None
+        asyncio.create_task(_follow_changes(invocation, root, supervisor)) if watching else None
     )
     try:
         try:
@@ -194,9 +159,7 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         await supervisor.stop()
 
 
-async def _follow_changes(
-    invocation: Invocation, root: Task, supervisor: Supervisor, pending_paths: set[Path]
-) -> None:
+async def _follow_changes(invocation: Invocation, root: Task, supervisor: Supervisor) -> None:
     """Each batch of changes starts a rebuild; Enter/r rebuilds now, q quits."""
     from pitstop.app.watch import describe_trigger, watch_source
     from pitstop.settings import resolve_watch
@@ -212,6 +175,5 @@ async def _follow_changes(
         )
         async for batch in source:
             why = describe_trigger(batch, invocation.cwd, flags.why)
-            invocation.printer.notice(Notice("info", why))
-            pending_paths.update(batch)
+            invocation.printer.notice(Notice("info", why, Source(invocation.target)))
             supervisor.changed(batch)

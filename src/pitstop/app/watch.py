@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pitstop.engine.events import ErrorReported, Notice
+from pitstop.engine.events import ErrorReported, Notice, Source
 from pitstop.errors import PitstopError, UserError
 from pitstop.settings import WatchSettings, resolve_watch
 from pitstop.steps.perform import Runner
@@ -111,7 +111,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
             invocation.reload_if_changed(paths)
             plan, ctx = invocation.fresh_run()
         except PitstopError as error:
-            printer(ErrorReported(error))
+            printer(ErrorReported(error, Source(invocation.target)))
             return False
         if paths:
             ctx.extra_env = changed_paths_env(paths, tmpdir)
@@ -124,22 +124,35 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
     def notify(event: WatchEvent) -> None:
         if isinstance(event, RunStarting) and event.trigger_paths:
             why = describe_trigger(event.trigger_paths, invocation.cwd, show_all)
-            printer.notice(Notice("info", why))
+            printer.notice(Notice("info", why, event.source))
         elif isinstance(event, RunEnded):
             state = "ok" if event.ok else "failed"
             level: Literal["info", "error"] = "info" if event.ok else "error"
             printer.notice(
-                Notice(level, f"{state} in {event.duration_s:.2f}s · waiting for changes")
+                Notice(
+                    level,
+                    f"{state} in {event.duration_s:.2f}s · waiting for changes",
+                    event.source,
+                )
             )
         elif isinstance(event, RunCancelled):
-            printer.notice(Notice("info", "run cancelled: files changed (--on-busy restart)"))
+            printer.notice(
+                Notice("info", "run cancelled: files changed (--on-busy restart)", event.source)
+            )
         elif isinstance(event, ChangesIgnored):
             why = describe_trigger(event.paths, invocation.cwd, show_all)
-            printer.notice(Notice("info", f"ignored while busy: {why} (--on-busy ignore)"))
+            printer.notice(
+                Notice("info", f"ignored while busy: {why} (--on-busy ignore)", event.source)
+            )
 
     changes = watch_source(settings, invocation.cwd, always=(invocation.taskfile.path,))
     loop = WatchLoop(
-        run_once, changes, on_busy=settings.on_busy, postpone=settings.postpone, notify=notify
+        run_once,
+        changes,
+        on_busy=settings.on_busy,
+        postpone=settings.postpone,
+        notify=notify,
+        source=Source(invocation.target),
     )
     started = time.monotonic()
     with terminal_keys(loop.trigger_now, loop.stop):

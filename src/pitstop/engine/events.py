@@ -1,4 +1,8 @@
-"""What the engine reports. The executor emits these; only `output.py` turns them into text."""
+"""What the engine reports. The executor emits these; only `output.py` turns them into text.
+
+Every event names its `source` (a task, or a service and its instance), so that the events of
+several tasks and services can share one stream and one printer.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +14,40 @@ from pitstop.errors import PitstopError
 
 
 @dataclass(frozen=True)
-class TaskStarted:
+class Source:
+    """Where an event comes from: a task or a service, and for a service the instance number."""
+
     name: str
+    instance: int | None = None
+
+
+@dataclass(frozen=True)
+class _TaskEvent:
+    name: str  # the task, as the plan names it
+
+    @property
+    def source(self) -> Source:
+        return Source(self.name)
+
+
+@dataclass(frozen=True)
+class TaskStarted(_TaskEvent):
     command: str | None = None  # a short description of what runs, for verbose output
 
 
 @dataclass(frozen=True)
-class TaskSkipped:
-    name: str
+class TaskSkipped(_TaskEvent):
     reason: str
 
 
 @dataclass(frozen=True)
-class TaskOutput:
-    name: str
+class TaskOutput(_TaskEvent):
     stream: Literal["stdout", "stderr"]
     line: str
 
 
 @dataclass(frozen=True)
-class TaskFinished:
-    name: str
+class TaskFinished(_TaskEvent):
     status: int  # exit status; 0 is success
     duration: float
     ignored: bool = False  # the task failed but ignore_errors let the flow go on
@@ -42,6 +59,7 @@ class Notice:
 
     level: Literal["info", "warning", "error"]
     message: str
+    source: Source | None = None  # None: pitstop itself
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,7 @@ class ErrorReported:
     shown, and pitstop waits for the next change."""
 
     error: PitstopError
+    source: Source | None = None  # the task or service whose file or build broke
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,7 @@ class RunFinished:
     not_run: tuple[str, ...] = ()
     stopped: tuple[str, ...] = ()  # were running when the failure came, and were terminated
     durations: tuple[tuple[str, float], ...] = ()
+    source: Source | None = None  # the plan's target, where the runner knows it
 
 
 Event = TaskStarted | TaskSkipped | TaskOutput | TaskFinished | Notice | ErrorReported | RunFinished

@@ -23,6 +23,7 @@ from pitstop.engine.events import (
     TaskStarted,
 )
 from pitstop.errors import PitstopError
+from pitstop.supervisor import events as ev
 
 # Distinct, readable foreground colours for task prefixes (cyan, yellow, green, magenta, blue...).
 _CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
@@ -107,8 +108,13 @@ class Printer:
         for i, name in enumerate(sorted(set(names))):
             self._colours[name] = _PALETTE[i % len(_PALETTE)]
 
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, TaskOutput):
+    def __call__(self, event: Event | ev.SupervisorEvent) -> None:
+        if isinstance(event, ev.InstanceOutput):
+            # A service's output, always prefixed with the service and its instance.
+            self.task_line(f"{event.service}#{event.n}", event.stream, event.line)
+        elif isinstance(event, ev.SupervisorEvent):
+            self._service_event(event)
+        elif isinstance(event, TaskOutput):
             self._output(event)
         elif isinstance(event, TaskStarted):
             self._log(f"Running Task: {event.name}")
@@ -145,6 +151,12 @@ class Printer:
         """One line of a long-running process's output, always prefixed (services)."""
         target = self.out if stream == "stdout" else self.err
         self._write(target, self._prefix(name) + line)
+
+    def _service_event(self, event: ev.SupervisorEvent) -> None:
+        text = _describe_service_event(event)
+        if text is not None:
+            failed = isinstance(event, ev.BuildFailed | ev.RolledBack | ev.GaveUp)
+            self.notice(Notice("error" if failed else "info", text, event.source))
 
     def _log(self, message: str) -> None:
         if not self.quiet:
@@ -203,3 +215,22 @@ class Printer:
     def _write(stream: TextIO, line: str) -> None:
         stream.write(line + "\n")
         stream.flush()
+
+
+def _describe_service_event(event: ev.SupervisorEvent) -> str | None:
+    """The supervisor's events worth a line; the rest show in the status line or not at all."""
+    match event:
+        case ev.Status(text):
+            return text
+        case ev.RolledBack(n, reason, serving):
+            kept = f"; #{serving} keeps serving" if serving is not None else ""
+            return f"instance #{n} rolled back: {reason}{kept}"
+        case ev.InstanceExited(n, status):
+            return f"instance #{n} exited with status {status}"
+        case ev.CrashRestart(n, delay):
+            return f"restarting after a crash of #{n} in {delay:.1f}s"
+        case ev.GaveUp(reason):
+            return f"not restarting: {reason}; waiting for a change"
+        case ev.InstanceStatus(n, text):
+            return f"#{n}: {text}"
+    return None

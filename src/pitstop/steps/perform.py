@@ -15,7 +15,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pitstop.engine import process
@@ -24,6 +24,7 @@ from pitstop.engine.events import (
     Event,
     Notice,
     RunFinished,
+    Source,
     TaskFinished,
     TaskOutput,
     TaskSkipped,
@@ -96,7 +97,7 @@ class Runner:
     async def run_plan(self, plan: Plan, jobs: int = 1, *, report: bool = True) -> RunFinished:
         """Run every step; with jobs > 1, as a graph. `report=False` keeps sub-flows quiet."""
         steps = plan.steps
-        emit = self.ctx.emit if report else _ignore_run_finished(self.ctx.emit)
+        emit = _from_plan(self.ctx.emit, plan) if report else _ignore_run_finished(self.ctx.emit)
 
         async def run_index(index: int) -> int:
             return await self.run_step(steps[index])
@@ -123,10 +124,16 @@ class Runner:
         self.ctx.emit(TaskStarted(step.name))
         if task.deprecated:
             note = "" if task.deprecated is True else f" - {task.deprecated}"
-            self.ctx.emit(Notice("warning", f"Task: {step.name} is deprecated{note}"))
+            self.ctx.emit(
+                Notice("warning", f"Task: {step.name} is deprecated{note}", Source(step.name))
+            )
         if task.force and not task.ignore_errors:
             self.ctx.emit(
-                Notice("warning", f"Task: {step.name} uses deprecated 'force', use 'ignore_errors'")
+                Notice(
+                    "warning",
+                    f"Task: {step.name} uses deprecated 'force', use 'ignore_errors'",
+                    Source(step.name),
+                )
             )
         self.apply_task_env(task)
         started = time.monotonic()
@@ -192,7 +199,9 @@ class Runner:
         except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
             self.ctx.emit(
                 Notice(
-                    "error", f"cannot run {argv[0]!r} for task {name} ({where}): {error.strerror}"
+                    "error",
+                    f"cannot run {argv[0]!r} for task {name} ({where}): {error.strerror}",
+                    Source(name),
                 )
             )
             return COMMAND_NOT_FOUND
@@ -378,6 +387,17 @@ def _has_work(task: Task) -> bool:
         getattr(task, attribute) is not None
         for attribute in ("command", "script", "run_task", "env", "env_files")
     )
+
+
+def _from_plan(emit: Emit, plan: Plan) -> Emit:
+    """The run's result names the plan's target as its source."""
+
+    def forward(event: Event) -> None:
+        if isinstance(event, RunFinished):
+            event = replace(event, source=Source(plan.target))
+        emit(event)
+
+    return forward
 
 
 def _ignore_run_finished(emit: Emit) -> Emit:

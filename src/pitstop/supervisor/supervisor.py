@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from pitstop.engine import process
@@ -33,15 +34,19 @@ from pitstop.supervisor.spec import ServiceSpec
 
 log = logging.getLogger(__name__)
 
-BuildFn = Callable[[], Awaitable[bool]]
+# The paths that changed since the last build -> the command of the new instance, or None if
+# the build failed. The supervisor keeps the command; the build never writes into it.
+BuildFn = Callable[[frozenset[Path]], Awaitable[InstanceCommand | None]]
 EventSink = Callable[[ev.SupervisorEvent], None]
 
 
 class Supervisor:
     """Runs one service: builds, starts, swaps, restarts and stops its instances.
 
-    `build` runs the build plan and returns whether it succeeded; it is cancelled (and must
-    end its children) when a newer change arrives. `None` means there is nothing to build.
+    `build` runs the build plan and returns the command to start the new instance with, or
+    None if the build failed; it is cancelled (and must end its children) when a newer change
+    arrives. A `build` of None means there is nothing to build. Events name the service as
+    `name`.
     """
 
     def __init__(
@@ -51,9 +56,11 @@ class Supervisor:
         build: BuildFn | None,
         on_event: EventSink,
         *,
+        name: str = "service",
         frontend: Frontend | None = None,
     ) -> None:
         self.spec = spec
+        self.name = name
         self.command = command
         self._build_fn = build
         self._on_event = on_event
@@ -63,11 +70,12 @@ class Supervisor:
         self._instances: set[Instance] = set()
         self._retiring: set[asyncio.Task[None]] = set()
         self._pending = False
+        self._changes: set[Path] = set()  # changed since the last build started
         self._crashed: Instance | None = None
         self._crash_times: list[float] = []
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
-        self._build_task: asyncio.Task[bool] | None = None
+        self._build_task: asyncio.Task[InstanceCommand | None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._runtime_dir: Path | None = None
         self._stopped = False
@@ -114,7 +122,9 @@ class Supervisor:
         """Sources changed: rebuild (cancelling a build in progress) and swap."""
         if self._stopped:
             return
-        log.debug("change: %s", ", ".join(map(str, paths)) or "(unspecified)")
+        changes = [Path(p) for p in paths]
+        log.debug("change: %s", ", ".join(map(str, changes)) or "(unspecified)")
+        self._changes.update(changes)
         self._pending = True
         self._settled.clear()
         if self._build_task is not None and not self._build_task.done():
@@ -208,12 +218,15 @@ class Supervisor:
         await self._swap(n)
 
     async def _run_build(self) -> bool | None:
-        """True/False for the build's result, None if a newer change cancelled it."""
+        """True/False for the build's result, None if a newer change cancelled it. A build
+        that succeeded gave the command the next instance starts with."""
         assert self._build_fn is not None
         build_fn = self._build_fn
+        changes = frozenset(self._changes)
+        self._changes.clear()
 
-        async def run() -> bool:
-            return await build_fn()
+        async def run() -> InstanceCommand | None:
+            return await build_fn(changes)
 
         task = asyncio.create_task(run(), name=f"build-{self._generation}")
         self._build_task = task
@@ -223,12 +236,17 @@ class Supervisor:
         finally:
             self._build_task = None
         if task.cancelled():
+            self._changes.update(changes)  # the next build has not seen them either
             return None
         exc = task.exception()
         if exc is not None:
             log.error("build #%d raised %r", self._generation, exc)
             return False
-        return bool(task.result())
+        command = task.result()
+        if command is None:
+            return False
+        self.command = command
+        return True
 
     async def _swap(self, n: int) -> None:
         old = self._serving
@@ -400,6 +418,6 @@ class Supervisor:
 
     def _emit(self, event: ev.SupervisorEvent) -> None:
         try:
-            self._on_event(event)
+            self._on_event(replace(event, service=self.name))
         except Exception:
             log.exception("event handler failed on %r", event)

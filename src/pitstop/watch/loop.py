@@ -13,7 +13,8 @@ only other thing the loop waits on. That makes the policies easy to state and to
 
 A manual trigger is a change without paths and follows the same policy. Runs never overlap.
 After a failed run the loop waits for the next change rather than retrying in a loop.
-The loop prints nothing; the caller renders the `WatchEvent`s it is given.
+The loop prints nothing; the caller renders the `WatchEvent`s it is given, each naming its
+`source` (the watched task, when the caller said which).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import enum
 import logging
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from pitstop.engine.events import Source
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ class RunStarting:
 
     trigger_paths: Paths
     reason: Literal["start", "change", "manual"] = "change"
+    source: Source | None = None
 
 
 @dataclass(frozen=True)
@@ -57,16 +61,21 @@ class RunEnded:
     ok: bool
     duration_s: float
     error: Exception | None = field(default=None, compare=False)
+    source: Source | None = None
 
 
 @dataclass(frozen=True)
 class RunCancelled:
     """The run in progress was cancelled (restart policy, or the loop stopping)."""
 
+    source: Source | None = None
+
 
 @dataclass(frozen=True)
 class Waiting:
     """Idle until the next change (after a run, or before the first one with ``postpone``)."""
+
+    source: Source | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class ChangesIgnored:
     """Changes arrived while busy and ``OnBusy.IGNORE`` dropped them."""
 
     paths: Paths
+    source: Source | None = None
 
 
 WatchEvent = RunStarting | RunEnded | RunCancelled | Waiting | ChangesIgnored
@@ -92,11 +102,11 @@ class _Stop:
 
 
 @dataclass(frozen=True)
-class _SourceDone:
+class _ChangesEnded:
     error: BaseException | None = None
 
 
-_Message = _Change | _Stop | _SourceDone
+_Message = _Change | _Stop | _ChangesEnded
 
 
 @dataclass
@@ -125,16 +135,18 @@ class WatchLoop:
         on_busy: OnBusy = OnBusy.RESTART,
         postpone: bool = False,
         notify: Notify = _ignore_event,
+        source: Source | None = None,
     ) -> None:
         self._run_once = run_once
         self._changes = changes
         self._on_busy = on_busy
         self._postpone = postpone
-        self._notify = notify
+        self._notify_fn = notify
+        self._source = source
         self._inbox: asyncio.Queue[_Message] = asyncio.Queue()
         self._run: _Run | None = None
         self._pending: Paths | None = None  # queued rerun (QUEUE policy); None: nothing queued
-        self._source_done = False
+        self._changes_ended = False
         self._deferred: list[_Message] = []  # taken from the inbox early, handled next
         self._get: asyncio.Task[_Message] | None = None
 
@@ -146,10 +158,13 @@ class WatchLoop:
         """Cancel the run in progress and make `run` return."""
         self._inbox.put_nowait(_Stop())
 
+    def _notify(self, event: WatchEvent) -> None:
+        self._notify_fn(event if self._source is None else replace(event, source=self._source))
+
     async def run(self) -> None:
         """Loop until `stop`, or until ``changes`` ends and the last run has finished.
 
-        An exception from the change source is re-raised after the run in progress is cancelled.
+        An exception from the change stream is re-raised after the run in progress is cancelled.
         """
         reader = asyncio.create_task(self._read_changes())
         try:
@@ -166,7 +181,7 @@ class WatchLoop:
         else:
             self._start(frozenset(), "start")
         try:
-            while not (self._source_done and self._run is None):
+            while not (self._changes_ended and self._run is None):
                 message = await self._next_message()
                 if message is None:
                     self._run_ended()
@@ -203,8 +218,8 @@ class WatchLoop:
         """Act on one message; False when the loop should end."""
         if isinstance(message, _Stop):
             return False
-        if isinstance(message, _SourceDone):
-            self._source_done = True
+        if isinstance(message, _ChangesEnded):
+            self._changes_ended = True
             if message.error is not None:
                 raise message.error
             return True
@@ -252,7 +267,7 @@ class WatchLoop:
         if self._pending is not None:
             paths, self._pending = self._pending, None
             self._start(paths, "change")
-        elif not self._source_done:
+        elif not self._changes_ended:
             self._notify(Waiting())
 
     async def _cancel_run(self) -> None:
@@ -286,9 +301,9 @@ class WatchLoop:
             async for batch in self._changes:
                 self._inbox.put_nowait(_Change(batch))
         except Exception as exc:
-            self._inbox.put_nowait(_SourceDone(exc))
+            self._inbox.put_nowait(_ChangesEnded(exc))
         else:
-            self._inbox.put_nowait(_SourceDone())
+            self._inbox.put_nowait(_ChangesEnded())
         finally:
             aclose = getattr(self._changes, "aclose", None)
             if aclose is not None:

@@ -58,7 +58,8 @@ class Harness:
         command = InstanceCommand((sys.executable, str(FD_APP), str(root / "version")), root)
         return cls(root, parse_service(raw, Location(root / "pitstop.toml")), command)
 
-    async def build(self) -> bool:
+    async def build(self, _changes: frozenset[Path]) -> InstanceCommand | None:
+        """The build script; the same command for every instance (the app reads `src`)."""
         child = await process.spawn(
             ["/bin/sh", "-c", BUILD_SCRIPT],
             cwd=self.root,
@@ -66,10 +67,11 @@ class Harness:
             stdin_devnull=True,
         )
         try:
-            return await child.wait() == 0
+            ok = await child.wait() == 0
         except asyncio.CancelledError:
             await child.terminate(timeout=2.0)
             raise
+        return self.command if ok else None
 
     def make(self, with_build: bool = True) -> Supervisor:
         assert self.command is not None

@@ -121,17 +121,18 @@ def test_rust_example_is_built_and_swapped(tmp_path: Path) -> None:
     binary = Path(env["CARGO_TARGET_DIR"]) / "debug" / "rust-service"
     h = Harness(project, spec, InstanceCommand((str(binary),), project, env))
 
-    async def build() -> bool:
+    async def build(_changes: frozenset[Path]) -> InstanceCommand | None:
         from pitstop.engine import process
 
         child = await process.spawn(
             ["cargo", "build", "--quiet"], cwd=project, env=env, on_line=lambda *_: None
         )
         try:
-            return await child.wait() == 0
+            ok = await child.wait() == 0
         except BaseException:
             await child.terminate()
             raise
+        return h.command if ok else None
 
     h.build = build  # type: ignore[method-assign]
 

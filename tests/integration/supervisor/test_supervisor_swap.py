@@ -56,7 +56,7 @@ def test_broken_build_keeps_the_old_version_answering(tmp_path: Path) -> None:
         assert await sup.start()
         h.release("v2 broken")
         await sup.settled()
-        assert h.of_type(BuildFailed) == [BuildFailed(2)]
+        assert h.of_type(BuildFailed) == [BuildFailed(2, service="service")]
         assert h.of_type(Status)[-1].text == "serving #1 · build #2 failed"
         assert await h.get() == "v1"
         h.release("v3")

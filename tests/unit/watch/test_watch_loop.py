@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pitstop.engine.events import Source
 from pitstop.watch.loop import (
     ChangesIgnored,
     OnBusy,
@@ -304,5 +305,25 @@ def test_runs_never_overlap_under_a_storm_of_restarts() -> None:
         # Every path reached the run that was left standing.
         assert h.runs.calls[-1] == paths(*(f"f{i}" for i in range(20)))
         await h.stop()
+
+    run(scenario)
+
+
+def test_events_name_the_watched_task_as_their_source() -> None:
+    async def scenario() -> None:
+        runs, changes = FakeRuns(), FakeChanges()
+        events: list[WatchEvent] = []
+        loop = WatchLoop(runs, changes, notify=events.append, source=Source("build"))
+        task = asyncio.create_task(loop.run())
+        await until(lambda: runs.calls)
+        changes.push("a.py")  # restart: the first run is cancelled
+        await until(lambda: len(runs.calls) == 2)
+        runs.release(1)
+        await until(lambda: any(isinstance(e, Waiting) for e in events))
+        loop.stop()
+        await task
+        kinds = {type(e) for e in events}
+        assert {RunStarting, RunCancelled, RunEnded, Waiting} <= kinds
+        assert {e.source for e in events} == {Source("build")}
 
     run(scenario)
