@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 from pitstop.engine.events import Notice, RunFinished
 from pitstop.engine.output import OutputMode, Printer
-from pitstop.engine.process import signal_by_name
 from pitstop.errors import Interrupted, Location, PitstopError, UserError
+from pitstop.signals import signal_by_name
 from pitstop.steps.env import apply_cli_env, apply_env, builtin_env, order_global_env
 from pitstop.steps.envfile import load_env_file, load_env_files
 from pitstop.steps.perform import RunContext, Runner

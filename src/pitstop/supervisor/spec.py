@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pitstop.durations import parse_duration
-from pitstop.engine.process import signal_by_name
 from pitstop.errors import Location, TaskFileError
-from pitstop.supervisor.sockets import ListenAddress, parse_listen
+from pitstop.signals import signal_by_name
+from pitstop.taskfile.addresses import ListenAddress, parse_listen
 from pitstop.taskfile.model import Warning_
 
 RestartPolicy = Literal["on-failure", "always", "never"]

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import Location, TaskFileError
-from pitstop.supervisor.sockets import ListenAddress
 from pitstop.supervisor.spec import (
     ReadyCommand,
     ReadyDelay,
@@ -20,6 +19,7 @@ from pitstop.supervisor.spec import (
     parse_duration,
     parse_service,
 )
+from pitstop.taskfile.addresses import ListenAddress
 
 WHERE = Location(Path("pitstop.toml"), 7, 1)
 
