@@ -19,9 +19,9 @@ from pitstop.errors import PitstopError, UserError
 from pitstop.steps.perform import RunContext, Runner
 from pitstop.supervisor import events as ev
 from pitstop.supervisor.instance import InstanceCommand
-from pitstop.supervisor.spec import ServiceSpec, parse_service
 from pitstop.taskfile.model import Task
 from pitstop.taskfile.planner import Plan
+from pitstop.taskfile.service import ServiceSpec, parse_service
 
 if TYPE_CHECKING:
     from pitstop.app.run import Invocation

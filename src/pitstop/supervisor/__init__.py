@@ -28,9 +28,9 @@ from pitstop.supervisor.events import (
     Swapped,
 )
 from pitstop.supervisor.instance import InstanceCommand
-from pitstop.supervisor.spec import ServiceSpec, parse_service
 from pitstop.supervisor.swap import Supervisor
 from pitstop.taskfile.addresses import ListenAddress, parse_listen
+from pitstop.taskfile.service import ServiceSpec, parse_service
 
 __all__ = [
     "BuildCancelled",

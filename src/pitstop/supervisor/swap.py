@@ -30,8 +30,8 @@ from pitstop.engine import process
 from pitstop.supervisor import events as ev
 from pitstop.supervisor import sockets
 from pitstop.supervisor.instance import Binding, Instance, InstanceCommand, NotReady
-from pitstop.supervisor.spec import ServiceSpec
 from pitstop.taskfile.addresses import ListenAddress
+from pitstop.taskfile.service import ServiceSpec
 
 log = logging.getLogger(__name__)
 

@@ -232,7 +232,7 @@ class Task:
     script_extension: str | None = None
     run_task: tuple[RunTaskSpec, ...] | None = None
     dependencies: tuple[Dependency, ...] | None = None
-    # pitstop's extension: a long-running task. Parsed by pitstop.supervisor.spec.
+    # pitstop's extension: a long-running task. Parsed by pitstop.taskfile.service.
     service: Any = None
     linux: Task | None = None
     mac: Task | None = None

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pitstop.engine import process
 from pitstop.errors import Location
 from pitstop.supervisor import InstanceCommand, Supervisor, SupervisorEvent, parse_service
-from pitstop.supervisor.spec import ServiceSpec
+from pitstop.taskfile.service import ServiceSpec
 from tests.helpers import async_wait_until
 
 APPS = Path(__file__).resolve().parents[2] / "apps"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import Location, TaskFileError
-from pitstop.supervisor.spec import (
+from pitstop.taskfile.addresses import ListenAddress
+from pitstop.taskfile.service import (
     ReadyCommand,
     ReadyDelay,
     ReadyHttp,
@@ -19,7 +20,6 @@ from pitstop.supervisor.spec import (
     parse_duration,
     parse_service,
 )
-from pitstop.taskfile.addresses import ListenAddress
 
 WHERE = Location(Path("pitstop.toml"), 7, 1)
 
