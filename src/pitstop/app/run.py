@@ -109,7 +109,7 @@ def run_command(
     if root is not None and root.service is not None:
         from pitstop.app.serve import run_service
 
-        return run_service(invocation, root)
+        return run_service(invocation, root, root.service)
     _refuse_service_dependencies(plan)
     if options.watch or (root is not None and _watch_attribute(root.watch)):
         from pitstop.app.watch import run_watch

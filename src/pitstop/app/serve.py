@@ -21,7 +21,7 @@ from pitstop.supervisor import events as ev
 from pitstop.supervisor.instance import InstanceCommand
 from pitstop.taskfile.model import Task
 from pitstop.taskfile.planner import Plan
-from pitstop.taskfile.service import ServiceSpec, parse_service
+from pitstop.taskfile.service import ServiceSpec
 
 if TYPE_CHECKING:
     from pitstop.app.run import Invocation
@@ -106,12 +106,9 @@ def describe(event: ev.SupervisorEvent) -> str | None:
     return None
 
 
-def run_service(invocation: Invocation, root: Task) -> int:
+def run_service(invocation: Invocation, root: Task, spec: ServiceSpec) -> int:
     from pitstop.app.run import serve_async
 
-    spec = parse_service(root.service, root.where("service"))
-    for warning in spec.warnings:
-        invocation.printer.notice(Notice("warning", f"{warning.location}: {warning.message}"))
     tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-serve-"))
     try:
         return serve_async(

@@ -2,7 +2,7 @@
 
 The CLI drives a `Supervisor`:
 
-    spec = parse_service(task.service, task.where("service"))
+    spec = task.service        # a ServiceSpec, checked when the task file loaded
     sup = Supervisor(spec, InstanceCommand(argv, cwd, env), build, on_event)
     await sup.start()          # build, first instance
     sup.changed(paths)         # from the watcher: rebuild and swap

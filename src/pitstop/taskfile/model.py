@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pitstop.errors import Location
+from pitstop.taskfile.service import ServiceSpec
 
 Platform = Literal["linux", "mac", "windows"]
 
@@ -232,8 +233,8 @@ class Task:
     script_extension: str | None = None
     run_task: tuple[RunTaskSpec, ...] | None = None
     dependencies: tuple[Dependency, ...] | None = None
-    # pitstop's extension: a long-running task. Parsed by pitstop.taskfile.service.
-    service: Any = None
+    # pitstop's extension: a long-running task, checked when the file loads.
+    service: ServiceSpec | None = None
     linux: Task | None = None
     mac: Task | None = None
     windows: Task | None = None

@@ -38,6 +38,7 @@ from pitstop.taskfile.model import (
     Warning_,
     WatchOptions,
 )
+from pitstop.taskfile.service import ServiceSpec, read_service
 
 T = TypeVar("T")
 
@@ -353,9 +354,16 @@ def _task_structured(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) 
         "dependencies": _optional(
             body, "dependencies", lambda v: _dependencies(ctx, v, sub("dependencies"))
         ),
-        # pitstop's own extension, parsed by the supervisor: passed through as written.
-        "service": body.get("service"),
+        # pitstop's own extension: a long-running task (taskfile/service.py).
+        "service": _optional(body, "service", lambda v: _service(ctx, v, sub("service"))),
     }
+
+
+def _service(ctx: _Context, value: object, key_path: KeyPath) -> ServiceSpec:
+    def fail(sub_path: KeyPath, what: str, hint: str | None = None) -> TaskFileError:
+        return ctx.fail((*key_path, *sub_path), what, hint)
+
+    return read_service(value, ctx.at(key_path), fail)
 
 
 def _check_one_action(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) -> None:
