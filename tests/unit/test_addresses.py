@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pitstop.taskfile.addresses import ListenAddress, parse_listen
+from pitstop.taskfile.addresses import AddressError, ListenAddress, parse_listen
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,20 @@ def test_parse_listen(text: str | int, expected: ListenAddress) -> None:
 def test_str_round_trips() -> None:
     for text in ("127.0.0.1:80", "[::1]:80", "unix:/tmp/a.sock"):
         assert str(parse_listen(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("nohost", "HOST:PORT"),
+        ("1.2.3.4:99999", "0 to 65535"),
+        ("::1:80", "brackets"),
+        ("[::1]80", "[::1]:8080"),
+        ("unix:", "needs a path"),
+    ],
+)
+def test_a_bad_address_says_what_to_write(text: str, reason: str) -> None:
+    with pytest.raises(AddressError) as info:
+        parse_listen(text)
+    assert reason in info.value.reason
+    assert str(info.value).startswith(f"{text!r}: ")

@@ -13,6 +13,15 @@ from typing import Literal
 Family = Literal["tcp", "unix"]
 
 
+class AddressError(ValueError):
+    """An address that cannot be parsed; `reason` says what to write instead."""
+
+    def __init__(self, text: object, reason: str) -> None:
+        super().__init__(f"{text!r}: {reason}")
+        self.text = text
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class ListenAddress:
     """A parsed `listen` entry: a TCP host and port, or a unix socket path."""
@@ -40,17 +49,17 @@ class ListenAddress:
 def parse_listen(text: str | int) -> ListenAddress:
     """`127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`, `:8080`, `8080`, `/tmp/x.sock`, `unix:/p`.
 
-    Raises ValueError with a message that says what to write instead.
+    Raises AddressError (a ValueError) with a message that says what to write instead.
     """
     if isinstance(text, bool) or not isinstance(text, int | str):
-        raise ValueError(f"expected an address string, got {type(text).__name__}")
+        raise AddressError(text, "expected an address string")
     if isinstance(text, int):
         return ListenAddress("tcp", "127.0.0.1", _port(str(text), str(text)))
     raw = text.strip()
     if raw.startswith("unix:"):
         raw = raw[len("unix:") :]
         if not raw:
-            raise ValueError("'unix:' needs a path, e.g. 'unix:/tmp/app.sock'")
+            raise AddressError(text, "'unix:' needs a path, e.g. 'unix:/tmp/app.sock'")
         return ListenAddress("unix", path=raw)
     if raw.startswith(("/", "./", "../")):
         return ListenAddress("unix", path=raw)
@@ -59,13 +68,13 @@ def parse_listen(text: str | int) -> ListenAddress:
     if raw.startswith("["):
         host, sep, rest = raw[1:].partition("]")
         if not sep or not rest.startswith(":"):
-            raise ValueError(f"{text!r}: write an IPv6 address as '[::1]:8080'")
+            raise AddressError(text, "write an IPv6 address as '[::1]:8080'")
         return ListenAddress("tcp", host, _port(rest[1:], text))
     host, sep, port = raw.rpartition(":")
     if not sep:
-        raise ValueError(f"{text!r}: write 'HOST:PORT' (e.g. '127.0.0.1:8080') or a socket path")
+        raise AddressError(text, "write 'HOST:PORT' (e.g. '127.0.0.1:8080') or a socket path")
     if ":" in host:
-        raise ValueError(f"{text!r}: put an IPv6 address in brackets, e.g. '[::1]:8080'")
+        raise AddressError(text, "put an IPv6 address in brackets, e.g. '[::1]:8080'")
     # `localhost` resolves to both 127.0.0.1 and ::1 on many systems; binding one address
     # keeps the behaviour predictable, and clients try 127.0.0.1 first.
     if host in ("", "localhost"):
@@ -75,5 +84,5 @@ def parse_listen(text: str | int) -> ListenAddress:
 
 def _port(port: str, text: str | int) -> int:
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{text!r}: the port must be a number from 0 to 65535")
+        raise AddressError(text, "the port must be a number from 0 to 65535")
     return int(port)

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 from pitstop.durations import parse_duration
 from pitstop.errors import Location, TaskFileError
 from pitstop.signals import signal_by_name
-from pitstop.taskfile.addresses import ListenAddress, parse_listen
+from pitstop.taskfile.addresses import AddressError, ListenAddress, parse_listen
 from pitstop.taskfile.locate import KeyPath
 from pitstop.taskfile.messages import dotted, type_name
 
@@ -236,8 +236,10 @@ class _Parser:
             )
         try:
             return parse_listen(value)
-        except ValueError as exc:
-            raise self.fail(key_path, f"is not an address: {exc}") from None
+        except AddressError as exc:
+            raise self.fail(
+                key_path, f"is not an address: {exc.reason} (found {value!r})"
+            ) from None
 
     def listen_names(self, addresses: tuple[ListenAddress, ...]) -> tuple[str, ...]:
         value = self.raw.get("listen_names")
