@@ -11,10 +11,12 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pitstop.errors import Location
-from pitstop.taskfile.service import ServiceSpec
+
+if TYPE_CHECKING:  # only in annotations: files without a service need not load its parser
+    from pitstop.taskfile.service import ServiceSpec
 
 Platform = Literal["linux", "mac", "windows"]
 
