@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from pitstop.engine import process
 from pitstop.errors import Location
-from pitstop.supervisor import InstanceCommand, Supervisor, SupervisorEvent, parse_service
-from pitstop.taskfile.service import ServiceSpec
+from pitstop.supervisor import InstanceCommand, Supervisor, SupervisorEvent
+from pitstop.taskfile.service import ServiceSpec, parse_service
 from tests.helpers import async_wait_until
 
 APPS = Path(__file__).resolve().parents[2] / "apps"
