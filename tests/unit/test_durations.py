@@ -27,3 +27,9 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError, match=r"duration|negative"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), float("-inf")])
+def test_toml_inf_and_nan_are_not_durations(value: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        parse_duration(value)
