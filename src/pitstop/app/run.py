@@ -14,13 +14,13 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pitstop.engine import reaper
 from pitstop.engine.events import Notice, RunFinished
 from pitstop.engine.output import OutputMode, Printer
 from pitstop.errors import Interrupted, Location, PitstopError, UserError
@@ -274,7 +274,7 @@ def _run_env_scripts(
     """`env_scripts`: run like task scripts, output shown; a failure stops before any task."""
     if not taskfile.env_scripts:
         return
-    with tempfile.TemporaryDirectory(prefix="pitstop-env-") as tmp:
+    with reaper.temporary_directory("pitstop-env-") as tmp:
         for text in taskfile.env_scripts:
             argv = script_invocation(
                 text,
@@ -283,7 +283,7 @@ def _run_env_scripts(
                 extension=None,
                 cwd=cwd,
                 task_args=task_args,
-                tmpdir=Path(tmp),
+                tmpdir=tmp,
                 location=Location(taskfile.path),
             )
             done = subprocess.run(argv, cwd=cwd, env=env, check=False)

@@ -8,11 +8,10 @@ keeps serving, and swaps only to a new instance that built and became ready.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pitstop.engine import reaper
 from pitstop.engine.events import Notice
 from pitstop.engine.output import Printer
 from pitstop.errors import PitstopError, UserError
@@ -109,15 +108,12 @@ def describe(event: ev.SupervisorEvent) -> str | None:
 def run_service(invocation: Invocation, root: Task, spec: ServiceSpec) -> int:
     from pitstop.app.run import serve_async
 
-    tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-serve-"))
-    try:
+    with reaper.temporary_directory("pitstop-serve-") as tmpdir:
         return serve_async(
             serve(invocation, spec, root, tmpdir),
             stop_is_success=True,
             fast_loop=spec.uses_proxy,
         )
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: Path) -> int:

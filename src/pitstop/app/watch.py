@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from pitstop.engine import reaper
 from pitstop.engine.events import Notice
 from pitstop.errors import PitstopError, UserError
 from pitstop.steps.perform import Runner
@@ -184,8 +183,5 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
 def run_watch(invocation: Invocation, task: Task | None) -> int:
     from pitstop.app.run import serve_async
 
-    tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-watch-"))
-    try:
+    with reaper.temporary_directory("pitstop-watch-") as tmpdir:
         return serve_async(watch(invocation, task, tmpdir), stop_is_success=True)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
