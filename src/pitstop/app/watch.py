@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from pitstop.engine import reaper
 from pitstop.engine.events import Notice
 from pitstop.errors import PitstopError, UserError
+from pitstop.escape import escape
 from pitstop.steps.perform import Runner
 from pitstop.taskfile.model import Task, Taskfile
 from pitstop.watch import (
@@ -115,7 +116,7 @@ def watch_source(
 
 def describe_trigger(paths: frozenset[Path], cwd: Path, show_all: bool) -> str:
     """`src/app.py changed` or `src/app.py and 4 more changed` (every path with --why)."""
-    names = sorted(_relative(p, cwd) for p in paths)
+    names = sorted(escape(_relative(p, cwd)) for p in paths)
     if show_all or len(names) == 1:
         return ", ".join(names) + " changed"
     return f"{names[0]} and {len(names) - 1} more changed"
