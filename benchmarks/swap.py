@@ -52,8 +52,8 @@ from pitstop.errors import Location  # noqa: E402
 from pitstop.supervisor import sockets  # noqa: E402
 from pitstop.supervisor.events import BuildStarted, InstanceReady  # noqa: E402
 from pitstop.supervisor.instance import InstanceCommand  # noqa: E402
-from pitstop.supervisor.spec import parse_service  # noqa: E402
 from pitstop.supervisor.supervisor import Supervisor  # noqa: E402
+from pitstop.taskfile.service import parse_service  # noqa: E402
 
 FD_APP = ROOT / "tests" / "apps" / "fd_app.py"
 RUST = ROOT / "examples" / "rust-service"

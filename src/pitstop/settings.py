@@ -151,7 +151,7 @@ def _output_mode(flags: RunFlags, jobs: int) -> OutputMode:
 
 
 def _stop_signal(name: str) -> int:
-    from pitstop.engine.process import signal_by_name
+    from pitstop.signals import signal_by_name
 
     try:
         return signal_by_name(name)

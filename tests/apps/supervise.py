@@ -13,8 +13,8 @@ from pathlib import Path
 
 from pitstop.errors import Location
 from pitstop.supervisor.instance import InstanceCommand
-from pitstop.supervisor.spec import parse_service
 from pitstop.supervisor.supervisor import Supervisor
+from pitstop.taskfile.service import parse_service
 
 FD_APP = Path(__file__).with_name("fd_app.py")
 

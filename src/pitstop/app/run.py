@@ -1,5 +1,5 @@
 """The `run` use case: environment, plan, and one run of it in an asyncio loop
-(`app.signals`: a signal cancels the run, which ends every process group it started).
+(`app.event_loop`: a signal cancels the run, which ends every process group it started).
 
 A task with `service = {...}` is served (`app.serve`); with --watch or `watch = true` it is
 watched (`app.watch`). A second Ctrl-C kills at once.
@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from pitstop.app.signals import serve_async
+from pitstop.app.event_loop import serve_async
+from pitstop.engine import reaper
 from pitstop.engine.events import Notice, RunFinished
 from pitstop.engine.output import Printer
 from pitstop.errors import Location, PitstopError, UserError
@@ -108,7 +108,7 @@ def run_command(
     if root is not None and root.service is not None:
         from pitstop.app.serve import run_service
 
-        return run_service(invocation, root)
+        return run_service(invocation, root, root.service)
     _refuse_service_dependencies(plan)
     if watch_enabled(request.watch, root):
         from pitstop.app.watch import run_watch
@@ -231,7 +231,7 @@ def _run_env_scripts(
     """`env_scripts`: run like task scripts, output shown; a failure stops before any task."""
     if not taskfile.env_scripts:
         return
-    with tempfile.TemporaryDirectory(prefix="pitstop-env-") as tmp:
+    with reaper.temporary_directory("pitstop-env-") as tmp:
         for text in taskfile.env_scripts:
             argv = script_invocation(
                 text,
@@ -240,7 +240,7 @@ def _run_env_scripts(
                 extension=None,
                 cwd=cwd,
                 task_args=task_args,
-                tmpdir=Path(tmp),
+                tmpdir=tmp,
                 location=Location(taskfile.path),
             )
             done = subprocess.run(argv, cwd=cwd, env=env, check=False)

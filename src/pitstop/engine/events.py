@@ -12,6 +12,8 @@ from typing import Literal
 
 from pitstop.errors import PitstopError
 
+Stream = Literal["stdout", "stderr"]  # which of a child's output streams a line came from
+
 
 @dataclass(frozen=True)
 class Source:
@@ -42,7 +44,7 @@ class TaskSkipped(_TaskEvent):
 
 @dataclass(frozen=True)
 class TaskOutput(_TaskEvent):
-    stream: Literal["stdout", "stderr"]
+    stream: Stream
     line: str
 
 

@@ -22,7 +22,9 @@ from pitstop.engine.events import (
     TaskSkipped,
     TaskStarted,
 )
+from pitstop.engine.spool import Spool
 from pitstop.errors import PitstopError
+from pitstop.escape import escape
 from pitstop.supervisor import events as ev
 
 # Distinct, readable foreground colours for task prefixes (cyan, yellow, green, magenta, blue...).
@@ -50,24 +52,33 @@ def error_colour(stream: TextIO) -> bool:
 
 
 def format_error(error: PitstopError, *, colour: bool) -> str:
-    """`error: message`, then the file:line, the source line with a caret, and a hint."""
+    """`error: message`, then the file:line, the source line with a caret, and a hint.
+
+    Every piece may quote a file's name or content, so each is escaped (see escape.py).
+    """
     label = "\x1b[1;31merror\x1b[0m" if colour else "error"
-    lines = [f"{label}: {error.message}"]
+    lines = [f"{label}: {escape(error.message)}"]
     location = error.location
     if location is not None:
         lines.append(
-            f"  --> {_display_path(location.path)}{_line_suffix(location.line, location.col)}"
+            f"  --> {escape(_display_path(location.path))}"
+            f"{_line_suffix(location.line, location.col)}"
         )
         source = location.source_line()
         if source is not None:
             gutter = str(location.line)
             lines.append(f"{' ' * len(gutter)} |")
-            lines.append(f"{gutter} | {source}")
+            lines.append(f"{gutter} | {escape(source)}")
             if location.col > 0:
-                lines.append(f"{' ' * len(gutter)} | {' ' * (location.col - 1)}^")
+                lines.append(f"{' ' * len(gutter)} | {_caret_padding(source[: location.col - 1])}^")
     if error.hint:
-        lines.append(f"hint: {error.hint}")
+        lines.append(f"hint: {escape(error.hint)}")
     return "\n".join(lines) + "\n"
+
+
+def _caret_padding(before: str) -> str:
+    """Blanks as wide as the escaped text before the caret; tabs kept, so they line up."""
+    return "".join(c if c == "\t" else " " for c in escape(before))
 
 
 def _line_suffix(line: int, col: int) -> str:
@@ -96,7 +107,7 @@ class Printer:
     colour: bool | None = None
     _colours: dict[str, str] = field(default_factory=dict)
     _width: int = 0
-    _blocks: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    _blocks: dict[str, Spool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.colour is None:
@@ -164,7 +175,8 @@ class Printer:
 
     def _output(self, event: TaskOutput) -> None:
         if self.mode is OutputMode.GROUP:
-            self._blocks.setdefault(event.name, []).append((event.stream, event.line))
+            spool = self._blocks.get(event.name) or self._blocks.setdefault(event.name, Spool())
+            spool.append(event.stream, event.line)
             return
         stream = self.out if event.stream == "stdout" else self.err
         self._write(stream, self._prefix(event.name) + event.line)
@@ -176,10 +188,10 @@ class Printer:
         return self._paint(text, self._colours.get(name, _PALETTE[0]))
 
     def _finished(self, event: TaskFinished) -> None:
-        block = self._blocks.pop(event.name, [])
-        for stream_name, line in block:
-            stream = self.out if stream_name == "stdout" else self.err
-            self._write(stream, self._prefix(event.name) + line)
+        with self._blocks.pop(event.name, None) or Spool() as block:
+            for stream_name, line in block.replay():
+                stream = self.out if stream_name == "stdout" else self.err
+                self._write(stream, self._prefix(event.name) + line)
         if event.status != 0 and event.ignored:
             self._log(f"Task {event.name} failed with exit code {event.status} (errors ignored)")
 

@@ -24,13 +24,14 @@ import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
 
 from pitstop.engine import reaper
+from pitstop.engine.events import (
+    Stream as Stream,  # defined with the events; re-exported for callers
+)
 
 log = logging.getLogger(__name__)
 
-Stream = Literal["stdout", "stderr"]
 LineSink = Callable[[Stream, str], None]
 
 # A line longer than this is handed to `on_line` in pieces of at most this many bytes.
@@ -41,21 +42,6 @@ _READ_SIZE = 1 << 16
 def exit_status(returncode: int) -> int:
     """A shell-style exit status: death by signal N becomes 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
-
-
-def signal_by_name(name: str | int) -> signal.Signals:
-    """`SIGTERM`, `TERM`, `term` or `15` -> signal.SIGTERM; raises ValueError if unknown."""
-    if isinstance(name, int):
-        return signal.Signals(name)
-    text = name.strip().upper()
-    if text.isdigit():
-        return signal.Signals(int(text))
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return signal.Signals[text]
-    except KeyError:
-        raise ValueError(f"unknown signal {name!r}") from None
 
 
 class Child:

@@ -12,7 +12,6 @@ import glob as globlib
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,8 +185,10 @@ ScriptRunner = Callable[[Sequence[str], Mapping[str, str], Path], ScriptOutput]
 def run_env_script(lines: Sequence[str], env: Mapping[str, str], cwd: Path) -> ScriptOutput:
     """Run env-script lines the way cargo-make does: an OS script under `sh`, output captured."""
     body = os_script_body("\n".join(lines), cwd)
-    with tempfile.TemporaryDirectory(prefix="pitstop-env-") as tmp:
-        script = Path(tmp) / "script.sh"
+    from pitstop.engine import reaper
+
+    with reaper.temporary_directory("pitstop-env-") as tmp:
+        script = tmp / "script.sh"
         script.write_text(body, encoding="utf-8")
         done = subprocess.run(
             ["sh", str(script)],

@@ -3,7 +3,7 @@
 The app drives a `Supervisor` (import each name from its module; this file imports nothing,
 so that importing `supervisor.sockets` does not load the supervisor)::
 
-    spec = parse_service(task.service, task.where("service"))          # spec.py
+    spec = task.service        # a ServiceSpec (taskfile/service.py), checked when the file loaded
     sup = Supervisor(spec, InstanceCommand(argv, cwd, env), build, on_event)  # supervisor.py
     await sup.start()          # build, first instance
     sup.changed(paths)         # from the watcher: rebuild and swap

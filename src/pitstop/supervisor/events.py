@@ -8,12 +8,8 @@ one instance, its number.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from pitstop.engine.events import Source
-
-if TYPE_CHECKING:
-    from pitstop.engine.process import Stream
+from pitstop.engine.events import Source, Stream
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Protocol
 
 from pitstop.supervisor import sockets
 from pitstop.supervisor.instance import Binding
-from pitstop.supervisor.sockets import ListenAddress
-from pitstop.supervisor.spec import ServiceSpec
+from pitstop.taskfile.addresses import ListenAddress
+from pitstop.taskfile.service import ServiceSpec
 
 log = logging.getLogger(__name__)
 

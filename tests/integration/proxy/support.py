@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pitstop.supervisor.proxy.server import Backend, Proxy, free_port
-from pitstop.supervisor.spec import ProxyMode
+from pitstop.taskfile.service import ProxyMode
 from tests.helpers import wait_for_port
 
 T = TypeVar("T")

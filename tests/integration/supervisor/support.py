@@ -18,8 +18,8 @@ from pitstop.engine import process
 from pitstop.errors import Location
 from pitstop.supervisor.events import SupervisorEvent
 from pitstop.supervisor.instance import InstanceCommand
-from pitstop.supervisor.spec import ServiceSpec, parse_service
 from pitstop.supervisor.supervisor import Supervisor
+from pitstop.taskfile.service import ServiceSpec, parse_service
 from tests.helpers import async_wait_until
 
 APPS = Path(__file__).resolve().parents[2] / "apps"

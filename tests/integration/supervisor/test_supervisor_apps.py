@@ -16,7 +16,7 @@ import pytest
 from pitstop.errors import Location
 from pitstop.supervisor.events import Swapped
 from pitstop.supervisor.instance import InstanceCommand
-from pitstop.supervisor.spec import parse_service
+from pitstop.taskfile.service import parse_service
 from tests.helpers import async_wait_until, pid_alive, wait_until
 
 from .support import APPS, DEADLINE, Harness, LoadClient, run

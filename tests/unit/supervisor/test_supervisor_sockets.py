@@ -1,4 +1,4 @@
-"""Listen addresses, binding, and the exec shim that puts the sockets at fds 3, 4, ..."""
+"""Binding listen addresses, and the exec shim that puts the sockets at fds 3, 4, ..."""
 
 from __future__ import annotations
 
@@ -13,29 +13,7 @@ from pathlib import Path
 import pytest
 
 from pitstop.supervisor import notify, sockets
-from pitstop.supervisor.sockets import ListenAddress, parse_listen
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1:8080", ListenAddress("tcp", "127.0.0.1", 8080)),
-        ("[::1]:8080", ListenAddress("tcp", "::1", 8080)),
-        ("localhost:8080", ListenAddress("tcp", "127.0.0.1", 8080)),
-        (":8080", ListenAddress("tcp", "127.0.0.1", 8080)),
-        ("8080", ListenAddress("tcp", "127.0.0.1", 8080)),
-        (8080, ListenAddress("tcp", "127.0.0.1", 8080)),
-        ("/tmp/x.sock", ListenAddress("unix", path="/tmp/x.sock")),
-        ("unix:/tmp/x.sock", ListenAddress("unix", path="/tmp/x.sock")),
-    ],
-)
-def test_parse_listen(text: str | int, expected: ListenAddress) -> None:
-    assert parse_listen(text) == expected
-
-
-def test_str_round_trips() -> None:
-    for text in ("127.0.0.1:80", "[::1]:80", "unix:/tmp/a.sock"):
-        assert str(parse_listen(text)) == text
+from pitstop.taskfile.addresses import parse_listen
 
 
 def test_listen_env() -> None:

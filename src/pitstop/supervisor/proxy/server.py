@@ -24,7 +24,7 @@ from pitstop.supervisor.proxy.routing import Backend, Router
 from pitstop.supervisor.proxy.tcp import TcpHandler
 
 if TYPE_CHECKING:
-    from pitstop.supervisor.spec import ProxyMode  # one definition, with the service's keys
+    from pitstop.taskfile.service import ProxyMode  # one definition, with the service keys
 
 __all__ = ["Backend", "Proxy", "free_port"]
 
