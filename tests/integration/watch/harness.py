@@ -17,6 +17,7 @@ from typing import Any
 
 from pitstop.watch.changes import watch_changes
 from pitstop.watch.filters import FilterOptions, PathFilter
+from tests.helpers import async_wait_until
 
 DEADLINE_S = 10.0
 #: How long one probe may go unseen before another is written (the watcher was not ready).
@@ -25,13 +26,6 @@ PROBE_RETRY_S = 0.2
 
 def run(coro: Callable[[], Coroutine[Any, Any, None]], deadline: float = 20.0) -> None:
     asyncio.run(asyncio.wait_for(coro(), deadline))
-
-
-async def until(predicate: Callable[[], object], message: str = "") -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {message or predicate}"
-        await asyncio.sleep(0.005)
 
 
 def write(path: Path, text: str = "x") -> Path:
@@ -66,18 +60,20 @@ class Collector:
 
     async def prime(self, suffix: str = ".txt") -> None:
         """Return once the watcher demonstrably sees changes; probe batches are consumed."""
-        deadline = time.monotonic() + DEADLINE_S
-        for attempt in range(10_000):
-            probe = write(self.root / f"probe-{attempt}{suffix}")
-            while time.monotonic() < deadline:
-                try:
-                    batch = await self.next(PROBE_RETRY_S)
-                except TimeoutError:
-                    break  # not live yet: write a new probe
-                if probe in batch:
-                    return
-            assert time.monotonic() < deadline, "watcher never became ready"
-        raise AssertionError("unreachable")
+        probes: list[Path] = []
+        written = 0.0
+
+        def live() -> bool:
+            nonlocal written
+            while not self.batches.empty():
+                if probes and probes[-1] in self.batches.get_nowait():
+                    return True
+            if time.monotonic() - written >= PROBE_RETRY_S:  # not live yet: a new probe
+                probes.append(write(self.root / f"probe-{len(probes)}{suffix}"))
+                written = time.monotonic()
+            return False
+
+        await async_wait_until(live, DEADLINE_S, "the watcher to become ready")
 
     async def expect_only(self, sentinel: Path) -> None:
         """Write ``sentinel``; the next batch must be exactly it (nothing else was pending)."""

@@ -11,8 +11,9 @@ import pytest
 
 from pitstop.watch.changes import watch_changes
 from pitstop.watch.filters import FilterOptions
+from tests.helpers import async_wait_until
 
-from .harness import Collector, run, until, write
+from .harness import Collector, run, write
 
 
 def test_one_change_one_batch(tmp_path: Path) -> None:
@@ -147,7 +148,7 @@ def test_closing_the_stream_stops_the_watcher(tmp_path: Path) -> None:
 
         consumer = asyncio.create_task(first())
         # The stream runs the watcher in a task of its own; wait until it exists.
-        await until(lambda: len(asyncio.all_tasks() - before) == 2)
+        await async_wait_until(lambda: len(asyncio.all_tasks() - before) == 2)
         consumer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await consumer
