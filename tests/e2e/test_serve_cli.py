@@ -199,23 +199,3 @@ def test_proxy_mode_swaps_a_port_app_under_keep_alive_load(project: Project) -> 
         proc.wait(timeout=30)
     assert proc.returncode == 0
     wait_until(lambda: not port_open("127.0.0.1", port), timeout=10)
-
-
-def test_a_plain_task_cannot_depend_on_a_service(project: Project) -> None:
-    project.makefile(
-        """
-        [tasks.both]
-        dependencies = ["api"]
-        script = "echo never"
-
-        [tasks.api]
-        command = "python3"
-        args = ["-m", "http.server"]
-        service = { proxy = "127.0.0.1:0" }
-        """
-    )
-    result = project.run("both")
-    assert result.returncode == 2
-    assert "Makefile.toml:9" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert "never" not in result.stdout
