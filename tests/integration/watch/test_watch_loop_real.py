@@ -19,7 +19,7 @@ from pitstop.watch.changes import ENV_CHANGED_PATHS, ENV_CHANGED_PATHS_FILE, cha
 from pitstop.watch.loop import ChangesIgnored, OnBusy, RunCancelled, WatchEvent, WatchLoop
 from tests.helpers import async_wait_until, pid_alive
 
-from .harness import Collector, run, write
+from .harness import Collector, HeldClock, run, write
 
 CHILD = r"""
 import json, os, pathlib, sys, time
@@ -82,7 +82,8 @@ class Scene:
         (root / "src").mkdir()
         self.runner = Runner(root, block)
         self.events: list[WatchEvent] = []
-        self.changes = Collector(root)
+        self.clock = HeldClock()
+        self.changes = Collector(root, clock=self.clock)
         self.loop = WatchLoop(
             self.runner, self.changes, on_busy=on_busy, postpone=True, notify=self.events.append
         )
@@ -171,7 +172,10 @@ def test_changed_paths_reach_the_child_inline_and_through_a_file(tmp_path: Path)
         await async_wait_until(lambda: s.runner.recorded(1))
         assert s.runner.record(1)["paths"] == str(a)
         assert s.runner.record(1)["file"] is None
+        s.clock.hold()  # the 150 writes come within one window, however slow this machine is
         many = [write(tmp_path / "src" / f"m{i:03}.py") for i in range(150)]
+        await s.changes.handed_over(frozenset(many))
+        s.clock.release()
         await async_wait_until(lambda: s.runner.recorded(2))
         record = s.runner.record(2)
         assert record["paths"] == ""
