@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -92,19 +91,6 @@ def test_shim_reports_a_missing_program() -> None:
     )
     assert proc.returncode == 127
     assert b"cannot start /nonexistent/program" in proc.stderr
-
-
-def test_shim_cost_is_reported() -> None:
-    """Not a threshold: prints how long the shim adds to a start, for the record (-s)."""
-
-    def run(argv: list[str]) -> float:
-        start = time.perf_counter()
-        subprocess.run(argv, check=True)
-        return time.perf_counter() - start
-
-    direct = min(run(["/bin/true"]) for _ in range(5))
-    shimmed = min(run(sockets.shim_argv(["/bin/true"], [])) for _ in range(5))
-    print(f"shim adds {1000 * (shimmed - direct):.1f} ms per start")
 
 
 def test_parse_notify_message() -> None:
