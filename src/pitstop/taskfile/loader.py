@@ -88,11 +88,26 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise TaskFileError(f"{path.name} is not valid UTF-8: {error}", Location(path)) from None
+        data = path.read_bytes()
     except OSError as error:
         raise TaskFileError(f"cannot read {path}: {error.strerror}", Location(path)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _encoding_error(path, data, error) from None
+
+
+def _encoding_error(path: Path, data: bytes, error: UnicodeDecodeError) -> TaskFileError:
+    """Point at the first byte that is not UTF-8: line, and column counted in characters."""
+    line_start = data.rfind(b"\n", 0, error.start) + 1
+    line = data.count(b"\n", 0, error.start) + 1
+    col = len(data[line_start : error.start].decode("utf-8", errors="replace")) + 1
+    return TaskFileError(
+        f"{path.name} is not valid UTF-8: byte 0x{data[error.start]:02x} at line {line}, "
+        f"column {col} ({error.reason})",
+        Location(path, line, col),
+        hint="save the file as UTF-8 (TOML files must be UTF-8)",
+    )
 
 
 def _syntax_error(message: str, text: str, path: Path) -> TaskFileError:

@@ -247,6 +247,13 @@ class _Builder:
     def add_proxy(self, dependency: Dependency) -> int:
         """A step running the task in another file; never de-duplicated (§4.6)."""
         proxy = ProxyTarget.resolve(dependency, self.cwd)
+        if not proxy.directory.is_dir():
+            # Found now, not as "cannot run python3 ... No such file or directory" later.
+            raise PlanError(
+                f"folder {proxy.directory} (from `path` at {dependency.location}) does not exist",
+                dependency.location,
+                hint=f'`path = "{proxy.path}"` is relative to the working directory {self.cwd}',
+            )
         name = f"{dependency.name}_proxy"
         task = Task(name=name, location=dependency.location)
         self.drafts.append(_Draft(name, task, proxy=proxy))
