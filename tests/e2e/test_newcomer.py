@@ -36,3 +36,84 @@ def test_invalid_utf8_names_line_and_column(project: Project) -> None:
     assert "line 2, column 19" in result.stderr
     assert "0xe9" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- warnings (item 3)
+
+
+def test_settings_that_ask_for_what_pitstop_does_are_silent(project: Project) -> None:
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+        default_to_workspace = false
+        time_summary = true
+
+        [tasks.a]
+        workspace = false
+        script = "echo ran"
+        """
+    )
+    result = project.run("a")
+    assert result.returncode == 0, result.stderr
+    assert "WARN" not in result.stderr
+    # time_summary is honoured, not only accepted.
+    assert "ran" in result.stdout
+    assert "==== Time Summary ====" in result.stderr
+
+
+def test_settings_pitstop_will_not_honour_still_warn(project: Project) -> None:
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+        default_to_workspace = true
+
+        [tasks.a]
+        workspace = true
+        script = "echo ran"
+        """
+    )
+    result = project.run("a")
+    assert result.returncode == 0, result.stderr
+    warnings = sorted(line for line in result.stderr.splitlines() if "WARN" in line)
+    assert len(warnings) == 2, result.stderr
+    assert "Makefile.toml:4" in warnings[0] and "default_to_workspace" in warnings[0]
+    assert "Makefile.toml:7" in warnings[1] and "workspace" in warnings[1]
+
+
+def test_duckscript_is_reported_at_load_once_per_task(project: Project) -> None:
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+
+        [tasks.first]
+        script = "echo first ran"
+
+        [tasks.duck]
+        dependencies = ["first"]
+        script = '''
+        #!@duckscript
+        echo hello
+        '''
+
+        [tasks.duck.linux]
+        script = '''
+        #!@duckscript
+        echo hello linux
+        '''
+
+        [tasks.rusty]
+        script_runner = "@rust"
+        script = "fn main() {}"
+        """
+    )
+    # --print-steps runs nothing: the report comes from loading the file.
+    result = project.run("--print-steps", "duck")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "WARN" in line]
+    assert len(warnings) == 2, result.stderr
+    assert "Makefile.toml:10" in warnings[0] and "@duckscript" in warnings[0]
+    assert '"duck"' in warnings[0]
+    assert "Makefile.toml:22" in warnings[1] and "@rust" in warnings[1]

@@ -102,7 +102,9 @@ def run_command(
     skip: re.Pattern[str] | None,
 ) -> int:
     jobs = resolve_jobs(options.jobs, taskfile)
-    invocation = Invocation(taskfile, target, options, cwd, skip, make_printer(options, jobs), jobs)
+    invocation = Invocation(
+        taskfile, target, options, cwd, skip, make_printer(options, jobs, taskfile), jobs
+    )
     plan = invocation.plan()
     invocation.printer.prepare([step.name for step in plan.steps])
     root = _root_task(plan)
@@ -175,12 +177,16 @@ def parse_duration(text: str, what: str) -> float:
         raise UserError(f"{what} {text!r}: {error}", hint="write e.g. 500ms, 5s, 1m30s") from None
 
 
-def make_printer(options: argparse.Namespace, jobs: int) -> Printer:
+def make_printer(
+    options: argparse.Namespace, jobs: int, taskfile: Taskfile | None = None
+) -> Printer:
     if jobs > 1:
         mode = OutputMode.GROUP if options.output == "group" else OutputMode.PREFIX
     else:
         mode = OutputMode.INHERIT
-    return Printer(mode=mode, quiet=options.quiet, time_summary=options.time_summary)
+    # --time-summary, else the file's [config] time_summary.
+    from_file = taskfile is not None and taskfile.config.time_summary is True
+    return Printer(mode=mode, quiet=options.quiet, time_summary=options.time_summary or from_file)
 
 
 def make_context(

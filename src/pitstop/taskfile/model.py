@@ -278,6 +278,7 @@ class Config:
     default_task_name: str | None = None
     additional_profiles: tuple[str, ...] = ()
     reduce_output: bool | None = None
+    time_summary: bool | None = None
     jobs: int | None = None
     min_version: str | None = None
 

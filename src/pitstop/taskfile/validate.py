@@ -45,6 +45,10 @@ RUST_SPECIFIC = "not supported by pitstop (Rust-specific)"
 _TASK_RUST_KEYS = frozenset(
     {"install_crate", "install_crate_args", "install_script", "toolchain", "workspace", "plugin"}
 )
+# Rust-specific settings whose value asks for what pitstop does anyway: accepted silently.
+_TASK_RUST_HARMLESS: dict[str, object] = {"workspace": False}
+# cargo-make's own script engines, which pitstop cannot run.
+_FOREIGN_ENGINES = ("@duckscript", "@rust")
 _TASK_BOOL_KEYS = ("clear", "disabled", "private", "ignore_errors", "force")
 _TASK_STR_KEYS = (
     "description",
@@ -98,7 +102,7 @@ _CONDITION_MAP_KEYS = ("env", "env_not", "env_contains")
 _CONDITION_RUST_KEYS = frozenset({"rust_version", "channels", "os"})
 _CONDITION_TYPES: tuple[ConditionType, ...] = ("And", "Or", "GroupOr")
 
-_CONFIG_BOOL_KEYS = ("skip_core_tasks", "reduce_output")
+_CONFIG_BOOL_KEYS = ("skip_core_tasks", "reduce_output", "time_summary")
 _CONFIG_STR_KEYS = ("init_task", "end_task", "on_error_task", "default_task_name", "min_version")
 _CONFIG_RUST_KEYS = frozenset(
     {
@@ -112,8 +116,20 @@ _CONFIG_RUST_KEYS = frozenset(
         "disable_install",
         "legacy_migration_task",
         "unstable_features",
+        "search_project_root",
     }
 )
+# Values that ask for what pitstop does anyway: it never runs per workspace member, never
+# installs crates, never loads cargo aliases and sets no Rust or crate variables.
+_CONFIG_RUST_HARMLESS: dict[str, object] = {
+    "default_to_workspace": False,
+    "load_cargo_aliases": False,
+    "disable_install": True,
+    "skip_rust_env_info": True,
+    "skip_crate_env_info": True,
+    "skip_git_env_info": False,
+    "search_project_root": False,
+}
 # General cargo-make config keys pitstop does not implement (yet): accepted with a warning.
 _CONFIG_UNSUPPORTED_KEYS = frozenset(
     {
@@ -121,8 +137,6 @@ _CONFIG_UNSUPPORTED_KEYS = frozenset(
         "linux_load_script",
         "windows_load_script",
         "mac_load_script",
-        "time_summary",
-        "search_project_root",
     }
 )
 _TOP_KEYS = frozenset({"config", "env", "env_files", "env_scripts", "tasks", "extend"})
@@ -286,9 +300,12 @@ def _check_keys(
     key_path: KeyPath,
     known: Iterable[str],
     rust_specific: Iterable[str] = (),
+    harmless: Mapping[str, object] | None = None,
 ) -> None:
     known_set, rust_set = frozenset(known), frozenset(rust_specific)
     for key in body:
+        if harmless is not None and key in harmless and body[key] == harmless[key]:
+            continue
         if key in rust_set:
             ctx.warn((*key_path, key), f"{key!r} is {RUST_SPECIFIC}, ignored")
         elif key not in known_set:
@@ -318,7 +335,7 @@ def _task(
 ) -> Task:
     body = _table(ctx, body, key_path, f'[tasks.{name}] with command = "..."')
     allowed = _task_keys(platform_table)
-    _check_keys(ctx, body, key_path, allowed, _TASK_RUST_KEYS)
+    _check_keys(ctx, body, key_path, allowed, _TASK_RUST_KEYS, _TASK_RUST_HARMLESS)
     values: dict[str, Any] = {}
     for key in _TASK_BOOL_KEYS:
         values[key] = _get(ctx, body, key_path, key, _bool)
@@ -334,6 +351,7 @@ def _task(
                 values[platform] = _task(
                     ctx, name, body[platform], (*key_path, platform), platform_table=True
                 )
+        _report_foreign_engine(ctx, body, key_path)
     _check_one_action(ctx, body, key_path)
     return Task(
         name=name,
@@ -341,6 +359,46 @@ def _task(
         key_locations={key: ctx.at((*key_path, key)) for key in body},
         **values,
     )
+
+
+def _report_foreign_engine(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) -> None:
+    """A duckscript or @rust script is reported now, once per task, not when it fails to run."""
+    tables = [(body, key_path)] + [
+        (body[platform], (*key_path, platform))
+        for platform in _PLATFORMS
+        if isinstance(body.get(platform), dict)
+    ]
+    for table, path in tables:
+        found = _foreign_engine(table)
+        if found is not None:
+            engine, key = found
+            ctx.warn(
+                (*path, key),
+                f"its script runs with {engine}, cargo-make's own script engine, which pitstop "
+                "does not provide: the task will fail if it runs (rewrite the script for sh, or "
+                'set script_runner = "bash")',
+            )
+            return
+
+
+def _foreign_engine(table: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(engine, key) when the table's script runs with @duckscript or @rust."""
+    runner = table.get("script_runner")
+    if runner in _FOREIGN_ENGINES:
+        return str(runner), "script_runner"
+    script = table.get("script")
+    if isinstance(script, list):
+        script = next((line for line in script if isinstance(line, str) and line.strip()), "")
+    elif isinstance(script, dict):
+        script = script.get("pre") or script.get("main") or ""
+    if isinstance(script, list):
+        script = "\n".join(str(line) for line in script)
+    if isinstance(script, str):
+        first = script.lstrip().split("\n", 1)[0].strip()
+        for engine in _FOREIGN_ENGINES:
+            if first == f"#!{engine}":
+                return engine, "script"
+    return None
 
 
 def _task_keys(platform_table: bool) -> frozenset[str]:
@@ -728,7 +786,14 @@ def _config(ctx: _Context, value: object, key_path: KeyPath) -> Config:
         if key in _CONFIG_UNSUPPORTED_KEYS:
             ctx.warn((*key_path, key), f"{key!r} is not supported by pitstop, ignored")
     known = (*_CONFIG_BOOL_KEYS, *_CONFIG_STR_KEYS, "additional_profiles", "jobs")
-    _check_keys(ctx, body, key_path, (*known, *_CONFIG_UNSUPPORTED_KEYS), _CONFIG_RUST_KEYS)
+    _check_keys(
+        ctx,
+        body,
+        key_path,
+        (*known, *_CONFIG_UNSUPPORTED_KEYS),
+        _CONFIG_RUST_KEYS,
+        _CONFIG_RUST_HARMLESS,
+    )
     values: dict[str, Any] = {}
     for key in _CONFIG_BOOL_KEYS:
         if key in body:
