@@ -44,6 +44,8 @@ def test_category_filter_and_hide_uninteresting(tmp_path: Path) -> None:
     taskfile = load(
         tmp_path,
         """
+        [config]
+        skip_core_tasks = true
         [tasks.pre-build]
         [tasks.build]
         [tasks.post-build]

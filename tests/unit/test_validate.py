@@ -310,9 +310,9 @@ def test_rust_specific_keys_warn_but_are_accepted() -> None:
         [config]
         default_to_workspace = true
         [tasks.t]
-        install_crate = "cargo-foo"
+        install_script = "cargo install foo"
         workspace = true
-        condition = { channels = ["nightly"] }
+        condition = { rust_version = { min = "1.70.0" } }
         [plugins.impl.x]
         script = "x"
         """

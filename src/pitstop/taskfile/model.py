@@ -135,6 +135,8 @@ class Condition:
     files_not_exist: tuple[str, ...] | None = None
     files_modified: FilesModified | None = None
     fail_message: str | None = None
+    # Rust channels (stable, beta, nightly): checked against `rustc --version`.
+    channels: tuple[str, ...] | None = None
 
 
 # --------------------------------------------------------------------------- actions
@@ -172,6 +174,19 @@ class RunTaskSpec:
     cleanup_task: str | None = None
     condition: Condition | None = None
     condition_script: Script | None = None
+
+
+@dataclass(frozen=True)
+class InstallCrate:
+    """`install_crate`. pitstop installs nothing: it checks that the tool is there and, when
+    it is not, fails naming what to install. `enabled = False` (install_crate = false) skips
+    the check."""
+
+    enabled: bool = True
+    crate_name: str | None = None
+    binary: str | None = None
+    test_arg: tuple[str, ...] = ()
+    rustup_component: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +245,8 @@ class Task:
     script_runner: str | None = None
     script_runner_args: tuple[str, ...] | None = None
     script_extension: str | None = None
+    install_crate: InstallCrate | None = None
+    toolchain: str | None = None
     run_task: tuple[RunTaskSpec, ...] | None = None
     dependencies: tuple[Dependency, ...] | None = None
     # pitstop's extension: a long-running task. Parsed by pitstop.supervisor.spec.

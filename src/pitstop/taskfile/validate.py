@@ -28,6 +28,7 @@ from pitstop.taskfile.model import (
     EnvUnset,
     EnvValue,
     FilesModified,
+    InstallCrate,
     RunTaskSpec,
     Script,
     ScriptFile,
@@ -42,9 +43,7 @@ T = TypeVar("T")
 
 RUST_SPECIFIC = "not supported by pitstop (Rust-specific)"
 
-_TASK_RUST_KEYS = frozenset(
-    {"install_crate", "install_crate_args", "install_script", "toolchain", "workspace", "plugin"}
-)
+_TASK_RUST_KEYS = frozenset({"install_script", "workspace", "plugin"})
 # Rust-specific settings whose value asks for what pitstop does anyway: accepted silently.
 _TASK_RUST_HARMLESS: dict[str, object] = {"workspace": False}
 # cargo-make's own script engines, which pitstop cannot run.
@@ -62,6 +61,7 @@ _TASK_STR_KEYS = (
     "command",
     "script_runner",
     "script_extension",
+    "toolchain",
 )
 _TASK_LIST_KEYS = ("args", "script_runner_args", "condition_script_runner_args")
 _TASK_OTHER_KEYS = frozenset(
@@ -79,6 +79,9 @@ _TASK_OTHER_KEYS = frozenset(
         "linux",
         "mac",
         "windows",
+        "install_crate",
+        # Arguments for `cargo install`: pitstop installs nothing, so they change nothing.
+        "install_crate_args",
     }
 )
 _PLATFORMS = ("linux", "mac", "windows")
@@ -99,7 +102,7 @@ _CONDITION_LIST_KEYS = (
     "files_not_exist",
 )
 _CONDITION_MAP_KEYS = ("env", "env_not", "env_contains")
-_CONDITION_RUST_KEYS = frozenset({"rust_version", "channels", "os"})
+_CONDITION_RUST_KEYS = frozenset({"rust_version", "os"})
 _CONDITION_TYPES: tuple[ConditionType, ...] = ("And", "Or", "GroupOr")
 
 _CONFIG_BOOL_KEYS = ("skip_core_tasks", "reduce_output", "time_summary")
@@ -426,6 +429,9 @@ def _task_structured(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) 
             body, "env", lambda v: _env_table(ctx, v, sub("env"), allow_profiles=True)
         ),
         "run_task": _optional(body, "run_task", lambda v: _run_task(ctx, v, sub("run_task"))),
+        "install_crate": _optional(
+            body, "install_crate", lambda v: _install_crate(ctx, v, sub("install_crate"))
+        ),
         "script": _optional(body, "script", lambda v: _script(ctx, v, sub("script"))),
         "dependencies": _optional(
             body, "dependencies", lambda v: _dependencies(ctx, v, sub("dependencies"))
@@ -454,6 +460,30 @@ def _deprecated(ctx: _Context, value: object, key_path: KeyPath) -> bool | str:
     raise ctx.fail(
         key_path,
         f'must be true, false or a message, e.g. deprecated = "use build" (found {_type_name(value)})',
+    )
+
+
+def _install_crate(ctx: _Context, value: object, key_path: KeyPath) -> InstallCrate:
+    """false / true / "crate-name" / { crate_name, binary, test_arg, rustup_component_name }."""
+    if isinstance(value, bool):
+        return InstallCrate(enabled=value)
+    if isinstance(value, str):
+        return InstallCrate(crate_name=value)
+    body = _table(ctx, value, key_path, 'install_crate = { crate_name = "x", binary = "x" }')
+    # min_version, install_command and force only shape an installation, which pitstop
+    # leaves to the user: accepted and unused.
+    known = ("crate_name", "binary", "test_arg", "rustup_component_name", "min_version")
+    _check_keys(ctx, body, key_path, (*known, "install_command", "force", "version"))
+    test_arg = body.get("test_arg", [])
+    return InstallCrate(
+        crate_name=_optional(body, "crate_name", lambda v: _str(ctx, v, (*key_path, "crate_name"))),
+        binary=_optional(body, "binary", lambda v: _str(ctx, v, (*key_path, "binary"))),
+        test_arg=_str_or_list(ctx, test_arg, (*key_path, "test_arg")),
+        rustup_component=_optional(
+            body,
+            "rustup_component_name",
+            lambda v: _str(ctx, v, (*key_path, "rustup_component_name")),
+        ),
     )
 
 
@@ -607,6 +637,7 @@ def _condition(ctx: _Context, value: object, key_path: KeyPath) -> Condition:
     values["fail_message"] = _optional(
         body, "fail_message", lambda v: _str(ctx, v, (*key_path, "fail_message"))
     )
+    values["channels"] = _get(ctx, body, key_path, "channels", _str_list)
     values["files_modified"] = _optional(
         body, "files_modified", lambda v: _files_modified(ctx, v, (*key_path, "files_modified"))
     )
