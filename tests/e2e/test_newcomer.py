@@ -117,3 +117,36 @@ def test_duckscript_is_reported_at_load_once_per_task(project: Project) -> None:
     assert "Makefile.toml:10" in warnings[0] and "@duckscript" in warnings[0]
     assert '"duck"' in warnings[0]
     assert "Makefile.toml:22" in warnings[1] and "@rust" in warnings[1]
+
+
+# --------------------------------------------------------------------------- no silent no-op (2)
+
+
+def test_no_task_file_says_so(project: Project) -> None:
+    result = project.run()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no task file" in result.stderr
+    assert "pitstop.toml" in result.stderr and "Makefile.toml" in result.stderr
+    assert str(project.root) in result.stderr
+    assert "Build Done" not in result.stderr
+
+
+def test_a_plan_without_any_action_says_so_in_one_line(project: Project) -> None:
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+
+        [tasks.default]
+        dependencies = ["a"]
+
+        [tasks.a]
+        description = "does nothing yet"
+        """
+    )
+    result = project.run()
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "nothing to run" in lines[0] and '"default"' in lines[0]
+    assert "(4 steps)" in lines[0]

@@ -148,12 +148,14 @@ class _Builder:
 
     def visit_root(self, name: str) -> None:
         skipped = self.skip is not None and self.skip.search(name)
-        if not skipped and name not in self.taskfile.tasks and not self.taskfile.path.is_file():
+        if not skipped and not self.taskfile.path.is_file():
+            # Only the base tasks are loaded: running "default" would silently do nothing.
             directory = self.taskfile.directory
             raise PlanError(
-                f'Task "{name}" not found',
+                f'no task file: looked for pitstop.toml and Makefile.toml in {directory} '
+                f'(for task "{name}")',
                 Location(self.taskfile.path),
-                hint=f"there is no pitstop.toml or Makefile.toml in {directory}",
+                hint="create one of them, pass --makefile FILE, or --cwd DIR to run elsewhere",
             )
         self.visit(name, None, is_root=True)
 
