@@ -138,8 +138,7 @@ def _nothing_to_run(plan: Plan) -> str:
     count = len(plan.steps)
     steps = f"{count} step" if count == 1 else f"{count} steps"
     return (
-        f'nothing to run: the plan for "{plan.target}" ({steps}) has no command, script or '
-        "run_task"
+        f'nothing to run: the plan for "{plan.target}" ({steps}) has no command, script or run_task'
     )
 
 

@@ -152,7 +152,7 @@ class _Builder:
             # Only the base tasks are loaded: running "default" would silently do nothing.
             directory = self.taskfile.directory
             raise PlanError(
-                f'no task file: looked for pitstop.toml and Makefile.toml in {directory} '
+                f"no task file: looked for pitstop.toml and Makefile.toml in {directory} "
                 f'(for task "{name}")',
                 Location(self.taskfile.path),
                 hint="create one of them, pass --makefile FILE, or --cwd DIR to run elsewhere",
