@@ -13,6 +13,7 @@ is cached on disk, keyed on the bytes of that file and of the code that reads it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -165,4 +166,5 @@ def _write_cache(key: str, taskfile: Taskfile) -> None:
             pickle.dump(taskfile, file, protocol=pickle.HIGHEST_PROTOCOL)
         temporary.replace(path)
     except (OSError, pickle.PicklingError):
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
