@@ -14,7 +14,6 @@ is cached on disk, keyed on the bytes of that file and of the code that reads it
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import tomllib
@@ -124,16 +123,21 @@ def core_task_names() -> list[str]:
 
 
 def _cache_key(data: bytes) -> str:
-    """The core file's bytes, the code that turns them into objects, and the Python version."""
-    digest = hashlib.sha256(data)
+    """The core file's bytes, the code that turns them into objects, and the Python version.
+
+    CRC-32 over each part, not sha256: it only has to notice a change, and `import hashlib`
+    (OpenSSL) alone would cost more than reading the cache.
+    """
+    import zlib
+
+    parts = [data, sys.version.encode()]
     here = Path(__file__).parent
     for name in ("model.py", "validate.py", "locate.py"):
         try:
-            digest.update((here / name).read_bytes())
+            parts.append((here / name).read_bytes())
         except OSError:
-            digest.update(name.encode())
-    digest.update(sys.version.encode())
-    return digest.hexdigest()[:32]
+            parts.append(name.encode())
+    return "-".join(f"{len(part):x}.{zlib.crc32(part):08x}" for part in parts)
 
 
 def _cache_dir() -> Path:
@@ -142,12 +146,13 @@ def _cache_dir() -> Path:
 
 
 def _read_cache(key: str) -> Taskfile | None:
-    import pickle
+    # _pickle, the C half of pickle: importing the pickle module costs ~3 ms more.
+    import _pickle
 
     path = _cache_dir() / f"core-tasks-{key}.pickle"
     try:
         with path.open("rb") as file:
-            value = pickle.load(file)
+            value = _pickle.load(file)
     except Exception:  # missing, unreadable, truncated or stale: parse instead
         return None
     return value if isinstance(value, Taskfile) else None
@@ -155,7 +160,7 @@ def _read_cache(key: str) -> Taskfile | None:
 
 def _write_cache(key: str, taskfile: Taskfile) -> None:
     """Write atomically (a reader never sees half a file); an unwritable cache is skipped."""
-    import pickle
+    import _pickle
 
     folder = _cache_dir()
     path = folder / f"core-tasks-{key}.pickle"
@@ -163,8 +168,11 @@ def _write_cache(key: str, taskfile: Taskfile) -> None:
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with temporary.open("wb") as file:
-            pickle.dump(taskfile, file, protocol=pickle.HIGHEST_PROTOCOL)
+            _pickle.dump(taskfile, file, protocol=5)
         temporary.replace(path)
-    except (OSError, pickle.PicklingError):
+        for old in folder.glob("core-tasks-*.pickle"):  # caches of other versions
+            if old != path:
+                old.unlink(missing_ok=True)
+    except (OSError, _pickle.PicklingError):
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)

@@ -208,7 +208,9 @@ def normalize(
     recurses without bound on the latter; we report the circle instead).
     """
     target = resolve_alias(tasks, name, platform, required_by=required_by, location=location)
-    return _normalize_target(tasks, target, platform, ()).replace(name=name)
+    task = _normalize_target(tasks, target, platform, ())
+    # dataclasses.replace is the slow part of listing ~250 tasks: skip it when it is a no-op.
+    return task if task.name == name else task.replace(name=name)
 
 
 def _normalize_target(
