@@ -270,3 +270,13 @@ def test_core_tasks_load_even_when_the_cache_folder_is_unwritable(
         "--print-steps", "--output-format", "short-description", XDG_CACHE_HOME=str(fresh)
     )
     assert plan_names(warm.stdout) == DEV_TEST_FLOW
+
+
+def test_a_task_laid_over_a_built_in_with_another_action_says_clear(project: Project) -> None:
+    project.makefile('[tasks.build]\nscript = "echo my build"\n')
+    result = project.run("build")
+    assert result.returncode == 2
+    assert "contains multiple actions (command and script)" in result.stderr
+    assert "rust.toml" in result.stderr and "add clear = true" in result.stderr
+    project.makefile('[tasks.build]\nclear = true\nscript = "echo my build"\n')
+    assert project.run("build").stdout.strip() == "my build"

@@ -315,11 +315,21 @@ def _check_one_action(name: str, task: Task) -> None:
     """Two actions can meet through extend or a file merge; cargo-make fails at run time."""
     actions = task.actions()
     if len(actions) > 1:
+        hint = "a task runs one of command, script or run_task; split it into two tasks"
+        first, second = (task.where(action) for action in actions[:2])
+        if first.path != second.path:
+            # Typically a Makefile.toml task laid over cargo-make's built-in of the same name.
+            inherited = first if first.path != task.location.path else second
+            kind = actions[0] if inherited is first else actions[1]
+            hint = (
+                f"[tasks.{name}] extends the definition at {inherited}, which sets {kind}; "
+                "add clear = true to replace it instead"
+            )
         raise PlanError(
             f"Invalid task: {name}, contains multiple actions ({' and '.join(actions)}) "
             f"(in {task.location.path.name})",
             task.where(actions[1]),
-            hint="a task runs one of command, script or run_task; split it into two tasks",
+            hint=hint,
         )
 
 
