@@ -280,3 +280,32 @@ def test_a_task_laid_over_a_built_in_with_another_action_says_clear(project: Pro
     assert "rust.toml" in result.stderr and "add clear = true" in result.stderr
     project.makefile('[tasks.build]\nclear = true\nscript = "echo my build"\n')
     assert project.run("build").stdout.strip() == "my build"
+
+
+def test_modify_core_tasks_namespaces_and_hides_the_built_ins(project: Project) -> None:
+    project.makefile(
+        """
+        [config]
+        modify_core_tasks = { private = true, namespace = "default" }
+
+        [tasks.default]
+        dependencies = ["default::install-rustfmt", "default::check-format", "default::test-flow"]
+        """
+    )
+    result = project.run("--print-steps", "--output-format", "short-description")
+    assert result.returncode == 0, result.stderr
+    assert plan_names(result.stdout) == [
+        "init",
+        "default::install-rustfmt",
+        "default::check-format",
+        "default::pre-test",
+        "default::test-multi-phases-flow",
+        "default::post-test",
+        "default::test-flow",
+        "default",
+        "end",
+    ]
+    assert "WARN" not in result.stderr
+    # private = true: the built-ins are not listed and cannot be run directly.
+    assert "ci-flow" not in project.run("--list-all-steps").stdout
+    assert project.run("default::ci-flow").returncode == 2

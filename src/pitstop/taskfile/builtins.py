@@ -14,6 +14,7 @@ is cached on disk, keyed on the bytes of that file and of the code that reads it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import tomllib
@@ -21,7 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from pitstop.taskfile.locate import locate
-from pitstop.taskfile.model import Taskfile
+from pitstop.taskfile.model import ModifyCoreTasks, Task, Taskfile
 from pitstop.taskfile.validate import validate
 
 BASE_PATH = Path("<built-in base.toml>")
@@ -114,9 +115,42 @@ def core_taskfile() -> Taskfile:
     return taskfile
 
 
-def core_task_names() -> list[str]:
-    """Every task name cargo-make's core set has, provided or not (for messages only)."""
-    return [*core_taskfile().tasks, *NOT_PROVIDED]
+def modify_core(core: Taskfile, modify: ModifyCoreTasks) -> Taskfile:
+    """cargo-make's `modify_core_tasks`: every core task private, and/or renamed `ns::name`
+    together with every reference to it (alias, extend, run_task, dependencies)."""
+    prefix = f"{modify.namespace}::" if modify.namespace else ""
+    tasks = {}
+    for name, task in core.tasks.items():
+        changes: dict[str, object] = {"name": prefix + name} if prefix else {}
+        if modify.private:
+            changes["private"] = True
+        if prefix:
+            changes.update(_namespaced_references(task, prefix))
+        tasks[prefix + name] = task.replace(**changes) if changes else task
+    return dataclasses.replace(core, tasks=tasks)
+
+
+def _namespaced_references(task: Task, prefix: str) -> dict[str, object]:
+    changes: dict[str, object] = {}
+    for key in ("extend", "alias", "linux_alias", "mac_alias", "windows_alias"):
+        value = getattr(task, key)
+        if value is not None:
+            changes[key] = prefix + value
+    if task.dependencies is not None:
+        changes["dependencies"] = tuple(
+            dep if dep.path is not None else dataclasses.replace(dep, name=prefix + dep.name)
+            for dep in task.dependencies
+        )
+    if task.run_task is not None:
+        changes["run_task"] = tuple(
+            dataclasses.replace(spec, names=tuple(prefix + n for n in spec.names))
+            for spec in task.run_task
+        )
+    for platform in ("linux", "mac", "windows"):
+        override = getattr(task, platform)
+        if override is not None:
+            changes[platform] = override.replace(**_namespaced_references(override, prefix))
+    return changes
 
 
 # --------------------------------------------------------------------------- disk cache

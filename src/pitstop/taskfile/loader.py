@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pitstop.errors import Location, TaskFileError
-from pitstop.taskfile.builtins import base_taskfile, core_taskfile
+from pitstop.taskfile.builtins import base_taskfile, core_taskfile, modify_core
 from pitstop.taskfile.locate import KeyPath, Locator, locate
 from pitstop.taskfile.model import EnvEntry, EnvProfile, Task, Taskfile, Warning_
 from pitstop.taskfile.normalize import extend_task
@@ -75,7 +75,10 @@ def load_taskfile(path: Path | str | None, cwd: Path) -> Taskfile:
     user = _merge(base, own)
     if _skips_core_tasks(found, user):
         return user.taskfile
-    core = _Layer(core_taskfile(), frozenset())
+    core_tasks = core_taskfile()
+    if user.taskfile.config.modify_core_tasks is not None:
+        core_tasks = modify_core(core_tasks, user.taskfile.config.modify_core_tasks)
+    core = _Layer(core_tasks, frozenset())
     merged = _merge(core, user, late=True).taskfile
     shadowed = _shadowed_default(own.taskfile, merged)
     if shadowed is not None:

@@ -285,6 +285,14 @@ TASK_ATTRIBUTES: tuple[str, ...] = tuple(
 
 
 @dataclass(frozen=True)
+class ModifyCoreTasks:
+    """`[config] modify_core_tasks`: how the built-in Rust tasks are loaded (SEMANTICS §2.1)."""
+
+    private: bool = False
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The `[config]` table (only the keys that are not Rust-specific)."""
 
@@ -296,6 +304,7 @@ class Config:
     additional_profiles: tuple[str, ...] = ()
     reduce_output: bool | None = None
     time_summary: bool | None = None
+    modify_core_tasks: ModifyCoreTasks | None = None
     jobs: int | None = None
     min_version: str | None = None
 

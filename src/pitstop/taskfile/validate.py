@@ -29,6 +29,7 @@ from pitstop.taskfile.model import (
     EnvValue,
     FilesModified,
     InstallCrate,
+    ModifyCoreTasks,
     RunTaskSpec,
     Script,
     ScriptFile,
@@ -111,7 +112,6 @@ _CONFIG_RUST_KEYS = frozenset(
     {
         "default_to_workspace",
         "load_cargo_aliases",
-        "modify_core_tasks",
         "skip_git_env_info",
         "skip_rust_env_info",
         "skip_crate_env_info",
@@ -816,7 +816,13 @@ def _config(ctx: _Context, value: object, key_path: KeyPath) -> Config:
     for key in body:
         if key in _CONFIG_UNSUPPORTED_KEYS:
             ctx.warn((*key_path, key), f"{key!r} is not supported by pitstop, ignored")
-    known = (*_CONFIG_BOOL_KEYS, *_CONFIG_STR_KEYS, "additional_profiles", "jobs")
+    known = (
+        *_CONFIG_BOOL_KEYS,
+        *_CONFIG_STR_KEYS,
+        "additional_profiles",
+        "jobs",
+        "modify_core_tasks",
+    )
     _check_keys(
         ctx,
         body,
@@ -838,7 +844,20 @@ def _config(ctx: _Context, value: object, key_path: KeyPath) -> Config:
         )
     if "jobs" in body:
         values["jobs"] = _jobs(ctx, body["jobs"], (*key_path, "jobs"))
+    if "modify_core_tasks" in body:
+        values["modify_core_tasks"] = _modify_core_tasks(
+            ctx, body["modify_core_tasks"], (*key_path, "modify_core_tasks")
+        )
     return Config(**values)
+
+
+def _modify_core_tasks(ctx: _Context, value: object, key_path: KeyPath) -> ModifyCoreTasks:
+    body = _table(ctx, value, key_path, 'modify_core_tasks = { private = true, namespace = "x" }')
+    _check_keys(ctx, body, key_path, ("private", "namespace"))
+    return ModifyCoreTasks(
+        private=_bool(ctx, body.get("private", False), (*key_path, "private")),
+        namespace=_optional(body, "namespace", lambda v: _str(ctx, v, (*key_path, "namespace"))),
+    )
 
 
 def _jobs(ctx: _Context, value: object, key_path: KeyPath) -> int:
