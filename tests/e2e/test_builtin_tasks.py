@@ -309,3 +309,60 @@ def test_modify_core_tasks_namespaces_and_hides_the_built_ins(project: Project) 
     # private = true: the built-ins are not listed and cannot be run directly.
     assert "ci-flow" not in project.run("--list-all-steps").stdout
     assert project.run("default::ci-flow").returncode == 2
+
+
+@pytest.mark.skipif(shutil.which("rustc") is None, reason="rustc is not installed")
+def test_channels_conditions_are_checked_against_rustc(project: Project) -> None:
+    import subprocess
+
+    version = subprocess.run(["rustc", "--version"], capture_output=True, text=True, check=True)
+    words = version.stdout.split()[1]
+    channel = "nightly" if "nightly" in words else "beta" if "beta" in words else "stable"
+    other = "nightly" if channel != "nightly" else "stable"
+    project.makefile(
+        f"""
+        [config]
+        skip_core_tasks = true
+
+        [tasks.default]
+        dependencies = ["mine", "other"]
+
+        [tasks.mine]
+        condition = {{ channels = ["{channel}"] }}
+        script = "echo on {channel}"
+
+        [tasks.other]
+        condition = {{ channels = ["{other}"] }}
+        script = "echo on {other}"
+        """
+    )
+    result = project.run()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["on", channel]
+    assert "Skipping Task: other" in result.stderr
+    assert "WARN" not in result.stderr
+
+
+def test_toolchain_runs_the_command_through_rustup(project: Project) -> None:
+    bin_dir = project.root / "fakebin"
+    bin_dir.mkdir()
+    fake = bin_dir / "rustup"
+    fake.write_text('#!/bin/sh\necho "rustup $*"\n')
+    fake.chmod(0o755)
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+
+        [tasks.fmt-nightly]
+        toolchain = "nightly"
+        command = "cargo"
+        args = ["--version"]
+        """
+    )
+    import os
+
+    result = project.run("fmt-nightly", PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "rustup run nightly cargo --version"
+    assert "WARN" not in result.stderr

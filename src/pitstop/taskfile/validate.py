@@ -627,7 +627,7 @@ def _run_task_entry(ctx: _Context, value: object, key_path: KeyPath, routing: bo
 
 def _condition(ctx: _Context, value: object, key_path: KeyPath) -> Condition:
     body = _table(ctx, value, key_path, 'condition = { env_set = ["CI"] }')
-    known = ("condition_type", "files_modified", "fail_message", *_CONDITION_LIST_KEYS)
+    known = ("condition_type", "files_modified", "fail_message", "channels", *_CONDITION_LIST_KEYS)
     _check_keys(ctx, body, key_path, (*known, *_CONDITION_MAP_KEYS), _CONDITION_RUST_KEYS)
     values: dict[str, Any] = {}
     for key in _CONDITION_LIST_KEYS:
