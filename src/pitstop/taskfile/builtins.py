@@ -164,7 +164,8 @@ def _cache_key(data: bytes) -> str:
     """
     import zlib
 
-    parts = [data, sys.version.encode()]
+    # The path too: the cached tasks' locations name it, and a reinstall may move it.
+    parts = [data, sys.version.encode(), str(CORE_PATH).encode()]
     here = Path(__file__).parent
     for name in ("model.py", "validate.py", "locate.py"):
         try:
