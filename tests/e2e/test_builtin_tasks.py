@@ -177,6 +177,10 @@ def test_out_of_scope_built_ins_say_why(project: Project) -> None:
     sudo = project.run("sudo")
     assert sudo.returncode == 2
     assert "duckscript" in sudo.stderr and "did you mean" not in sudo.stderr
+    # Found deep inside the built-ins: the message shows the way there from what was asked.
+    flow = project.run("build-flow")
+    assert flow.returncode == 2
+    assert "(via build-flow -> docs-flow -> readme-set-crate-version-conditioned)" in flow.stderr
 
 
 @needs_cargo

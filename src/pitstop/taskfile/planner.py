@@ -240,9 +240,16 @@ class _Builder:
     def normalize(self, name: str, edge: Location | None) -> Task:
         required_by = self.stack[-1][0] if self.stack else None
         location = edge if edge is not None else Location(self.taskfile.path)
-        return normalize(
-            self.taskfile.tasks, name, self.platform, required_by=required_by, location=location
-        )
+        try:
+            return normalize(
+                self.taskfile.tasks, name, self.platform, required_by=required_by, location=location
+            )
+        except PlanError as error:
+            if len(self.stack) < 2 or location.path == self.taskfile.path:
+                raise
+            # Deep inside another file (the built-in tasks): name the way from what was asked.
+            chain = " -> ".join([*(entry[0] for entry in self.stack), name])
+            raise PlanError(f"{error.message} (via {chain})", error.location, error.hint) from None
 
     # ------------------------------------------------------------------ special steps
 
