@@ -63,7 +63,7 @@ def resolve_run(request: UserRequest, taskfile: Taskfile) -> RunSettings:
         jobs=jobs,
         output=_output_mode(flags, jobs),
         quiet=flags.quiet,
-        time_summary=flags.time_summary,
+        time_summary=flags.time_summary or taskfile.config.time_summary is True,
         verbose=flags.verbose,
         profile=resolve_profile(request.file.profile),
         stop_signal=_stop_signal(flags.stop_signal),

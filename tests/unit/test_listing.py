@@ -44,6 +44,8 @@ def test_category_filter_and_hide_uninteresting(tmp_path: Path) -> None:
     taskfile = load(
         tmp_path,
         """
+        [config]
+        skip_core_tasks = true
         [tasks.pre-build]
         [tasks.build]
         [tasks.post-build]
@@ -138,6 +140,8 @@ def test_print_steps_default_format(tmp_path: Path) -> None:
     )
     text = print_steps(build_plan(taskfile, "a", platform="linux"))
     lines = text.splitlines()
-    assert lines[0] == "Plan for a (4 steps):"
+    assert lines[0] == 'Plan for "a" (4 steps):'
+    single = print_steps(build_plan(taskfile, "b", platform="linux", skip_init_end=True))
+    assert single.splitlines()[0] == 'Plan for "b" (1 step):'
     assert lines[3].startswith("  3. a") and lines[3].endswith("after: init, b")
     assert lines[4].endswith("after: init, b, a")

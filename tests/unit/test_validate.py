@@ -374,11 +374,11 @@ def test_rust_specific_keys_warn_but_are_accepted() -> None:
     taskfile = check(
         """
         [config]
-        default_to_workspace = false
+        default_to_workspace = true
         [tasks.t]
-        install_crate = "cargo-foo"
-        workspace = false
-        condition = { channels = ["nightly"] }
+        install_script = "cargo install foo"
+        workspace = true
+        condition = { rust_version = { min = "1.70.0" } }
         [plugins.impl.x]
         script = "x"
         """
@@ -386,6 +386,21 @@ def test_rust_specific_keys_warn_but_are_accepted() -> None:
     lines = sorted(w.location.line for w in taskfile.warnings)
     assert lines == [3, 5, 6, 7, 8]
     assert all("Rust-specific" in w.message for w in taskfile.warnings)
+
+
+def test_rust_settings_asking_for_what_pitstop_does_are_silent() -> None:
+    taskfile = check(
+        """
+        [config]
+        default_to_workspace = false
+        load_cargo_aliases = false
+        time_summary = true
+        [tasks.t]
+        workspace = false
+        """
+    )
+    assert taskfile.warnings == ()
+    assert taskfile.config.time_summary is True
 
 
 TRICKY = "\n".join(

@@ -26,7 +26,7 @@ from pitstop.steps.envfile import load_env_file, load_env_files
 from pitstop.steps.perform import RunContext, Runner
 from pitstop.steps.scripts import script_invocation
 from pitstop.taskfile.model import Task, Taskfile, current_platform
-from pitstop.taskfile.planner import Plan, build_plan
+from pitstop.taskfile.planner import Plan, Step, build_plan
 
 
 @dataclass
@@ -114,8 +114,29 @@ def run_command(
         from pitstop.app.watch import run_watch
 
         return run_watch(invocation, root)
+    if not any(_acts(step) for step in plan.steps):
+        # Nothing would start: say so rather than print "Build Done" after an empty run.
+        invocation.printer.notice(Notice("info", _nothing_to_run(plan)))
+        return 0
     _, ctx = invocation.fresh_run()
     return serve_async(run_once(plan, ctx, settings.jobs, request.plan))
+
+
+def _acts(step: Step) -> bool:
+    """Whether the step does anything beyond setting variables."""
+    task = step.task
+    return step.proxy is not None or any(
+        getattr(task, attribute) is not None
+        for attribute in ("command", "script", "run_task", "install_crate")
+    )
+
+
+def _nothing_to_run(plan: Plan) -> str:
+    count = len(plan.steps)
+    steps = f"{count} step" if count == 1 else f"{count} steps"
+    return (
+        f'nothing to run: the plan for "{plan.target}" ({steps}) has no command, script or run_task'
+    )
 
 
 def _refuse_service_dependencies(plan: Plan) -> None:

@@ -126,6 +126,10 @@ def _criteria(
     return [
         (cond.platforms is not None, lambda: cond.platforms is None or platform in cond.platforms),
         (cond.profiles is not None, lambda: cond.profiles is None or profile in cond.profiles),
+        (
+            cond.channels is not None,
+            lambda: cond.channels is None or env.get("CARGO_MAKE_RUST_CHANNEL") in cond.channels,
+        ),
         (cond.env is not None, lambda: _pairs(cond.env or (), _env_equal(env), any_item)),
         (
             cond.env_not is not None,

@@ -42,6 +42,8 @@ from pitstop.taskfile.planner import Plan, Step, build_plan
 
 # Exit status of a command that could not be started, as a shell reports it.
 COMMAND_NOT_FOUND = 127
+# The Rust channel a `channels` condition is checked against (cargo-make sets it at start).
+_CHANNEL = "CARGO_MAKE_RUST_CHANNEL"
 
 
 @dataclass
@@ -144,18 +146,38 @@ class Runner:
         if task.run_task is not None:
             return await self._run_sub_tasks(step, task)
         argv = self.argv(task, cwd)
+        missing = await self._missing_tool(task)
+        if missing is not None:
+            self.ctx.emit(Notice("error", f'task "{step.name}" cannot run: {missing}'))
+            return COMMAND_NOT_FOUND
         if argv is None:
             return 0
         return await self.spawn(step.name, argv, cwd, task.location)
 
     def argv(self, task: Task, cwd: Path) -> list[str] | None:
-        env = self.ctx.env
         if task.script is not None:
             return self._script_argv(task.script, task, cwd, self.ctx.task_args)
         if task.command is not None:
-            args = run_functions(task.args or (), env, task.where("args"))
-            return [expand(task.command, env), *expand_args(args, env, self.ctx.task_args)]
+            command = self.command_line(task)
+            toolchain = expand(task.toolchain, self.ctx.env) if task.toolchain else ""
+            # cargo-make's wrap_command: a toolchain runs the command through rustup.
+            return ["rustup", "run", toolchain, *command] if toolchain else command
         return None
+
+    def command_line(self, task: Task) -> list[str]:
+        assert task.command is not None
+        env = self.ctx.env
+        args = run_functions(task.args or (), env, task.where("args"))
+        return [expand(task.command, env), *expand_args(args, env, self.ctx.task_args)]
+
+    async def _missing_tool(self, task: Task) -> str | None:
+        """cargo-make's install_crate check (steps/tools.py), in a thread: it starts processes."""
+        if task.install_crate is None and task.command != "cargo":
+            return None
+        from pitstop.steps.tools import missing_tool
+
+        command = self.command_line(task) if task.command is not None else None
+        return await asyncio.to_thread(missing_tool, task, command)
 
     def _script_argv(
         self,
@@ -239,6 +261,12 @@ class Runner:
         if cond is None and task.condition_script is None:
             return True
         env = {**self.ctx.env, **self._workdir_env(cwd)}
+        if cond is not None and cond.channels is not None and _CHANNEL not in env:
+            from pitstop.steps.tools import rust_channel
+
+            channel = await asyncio.to_thread(rust_channel)
+            if channel is not None:
+                env[_CHANNEL] = channel
         passed = check_condition(
             cond, env, profile=self.ctx.profile, platform=self.ctx.platform, cwd=cwd
         )
@@ -383,7 +411,7 @@ def schedule(plan: Plan) -> list[ScheduledStep]:
 def _has_work(task: Task) -> bool:
     return any(
         getattr(task, attribute) is not None
-        for attribute in ("command", "script", "run_task", "env", "env_files")
+        for attribute in ("command", "script", "run_task", "env", "env_files", "install_crate")
     )
 
 

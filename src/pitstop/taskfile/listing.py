@@ -76,7 +76,8 @@ def print_steps_short(plan: Plan) -> str:
 
 def print_steps(plan: Plan) -> str:
     """A readable plan: one step per line with what it waits for in a parallel run."""
-    lines = [f"Plan for {plan.target} ({len(plan.steps)} steps):"]
+    count = len(plan.steps)
+    lines = [f'Plan for "{plan.target}" ({count} step{"" if count == 1 else "s"}):']
     lines.extend(_step_line(number, step) for number, step in enumerate(plan.steps, start=1))
     return "\n".join(lines) + "\n"
 

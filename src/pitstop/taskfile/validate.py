@@ -29,6 +29,8 @@ from pitstop.taskfile.model import (
     EnvUnset,
     EnvValue,
     FilesModified,
+    InstallCrate,
+    ModifyCoreTasks,
     RunTaskSpec,
     Script,
     ScriptFile,
@@ -46,9 +48,11 @@ T = TypeVar("T")
 
 RUST_SPECIFIC = "not supported by pitstop (Rust-specific)"
 
-_TASK_RUST_KEYS = frozenset(
-    {"install_crate", "install_crate_args", "install_script", "toolchain", "workspace", "plugin"}
-)
+_TASK_RUST_KEYS = frozenset({"install_script", "workspace", "plugin"})
+# Rust-specific settings whose value asks for what pitstop does anyway: accepted silently.
+_TASK_RUST_HARMLESS: dict[str, object] = {"workspace": False}
+# cargo-make's own script engines, which pitstop cannot run.
+_FOREIGN_ENGINES = ("@duckscript", "@rust")
 _TASK_BOOL_KEYS = ("clear", "disabled", "private", "ignore_errors", "force")
 _TASK_STR_KEYS = (
     "description",
@@ -62,6 +66,7 @@ _TASK_STR_KEYS = (
     "command",
     "script_runner",
     "script_extension",
+    "toolchain",
 )
 _TASK_LIST_KEYS = ("args", "script_runner_args", "condition_script_runner_args")
 _TASK_OTHER_KEYS = frozenset(
@@ -79,6 +84,9 @@ _TASK_OTHER_KEYS = frozenset(
         "linux",
         "mac",
         "windows",
+        "install_crate",
+        # Arguments for `cargo install`: pitstop installs nothing, so they change nothing.
+        "install_crate_args",
     }
 )
 _PLATFORMS = ("linux", "mac", "windows")
@@ -99,16 +107,15 @@ _CONDITION_LIST_KEYS = (
     "files_not_exist",
 )
 _CONDITION_MAP_KEYS = ("env", "env_not", "env_contains")
-_CONDITION_RUST_KEYS = frozenset({"rust_version", "channels", "os"})
+_CONDITION_RUST_KEYS = frozenset({"rust_version", "os"})
 _CONDITION_TYPES: tuple[ConditionType, ...] = ("And", "Or", "GroupOr")
 
-_CONFIG_BOOL_KEYS = ("skip_core_tasks", "reduce_output")
+_CONFIG_BOOL_KEYS = ("skip_core_tasks", "reduce_output", "time_summary")
 _CONFIG_STR_KEYS = ("init_task", "end_task", "on_error_task", "default_task_name", "min_version")
 _CONFIG_RUST_KEYS = frozenset(
     {
         "default_to_workspace",
         "load_cargo_aliases",
-        "modify_core_tasks",
         "skip_git_env_info",
         "skip_rust_env_info",
         "skip_crate_env_info",
@@ -116,8 +123,20 @@ _CONFIG_RUST_KEYS = frozenset(
         "disable_install",
         "legacy_migration_task",
         "unstable_features",
+        "search_project_root",
     }
 )
+# Values that ask for what pitstop does anyway: it never runs per workspace member, never
+# installs crates, never loads cargo aliases and sets no Rust or crate variables.
+_CONFIG_RUST_HARMLESS: dict[str, object] = {
+    "default_to_workspace": False,
+    "load_cargo_aliases": False,
+    "disable_install": True,
+    "skip_rust_env_info": True,
+    "skip_crate_env_info": True,
+    "skip_git_env_info": False,
+    "search_project_root": False,
+}
 # General cargo-make config keys pitstop does not implement (yet): accepted with a warning.
 _CONFIG_UNSUPPORTED_KEYS = frozenset(
     {
@@ -125,8 +144,6 @@ _CONFIG_UNSUPPORTED_KEYS = frozenset(
         "linux_load_script",
         "windows_load_script",
         "mac_load_script",
-        "time_summary",
-        "search_project_root",
     }
 )
 _TOP_KEYS = frozenset({"config", "env", "env_files", "env_scripts", "tasks", "extend"})
@@ -270,9 +287,12 @@ def _check_keys(
     key_path: KeyPath,
     known: Iterable[str],
     rust_specific: Iterable[str] = (),
+    harmless: Mapping[str, object] | None = None,
 ) -> None:
     known_set, rust_set = frozenset(known), frozenset(rust_specific)
     for key in body:
+        if harmless is not None and key in harmless and body[key] == harmless[key]:
+            continue
         if key in rust_set:
             ctx.warn((*key_path, key), f"{key!r} is {RUST_SPECIFIC}, ignored")
         elif key not in known_set:
@@ -302,7 +322,7 @@ def _task(
 ) -> Task:
     body = _table(ctx, body, key_path, f'[tasks.{name}] with command = "..."')
     allowed = _task_keys(platform_table)
-    _check_keys(ctx, body, key_path, allowed, _TASK_RUST_KEYS)
+    _check_keys(ctx, body, key_path, allowed, _TASK_RUST_KEYS, _TASK_RUST_HARMLESS)
     values: dict[str, Any] = {}
     for key in _TASK_BOOL_KEYS:
         values[key] = _get(ctx, body, key_path, key, _bool)
@@ -318,6 +338,7 @@ def _task(
                 values[platform] = _task(
                     ctx, name, body[platform], (*key_path, platform), platform_table=True
                 )
+        _report_foreign_engine(ctx, body, key_path)
     _check_one_action(ctx, body, key_path)
     return Task(
         name=name,
@@ -325,6 +346,46 @@ def _task(
         key_locations={key: ctx.at((*key_path, key)) for key in body},
         **values,
     )
+
+
+def _report_foreign_engine(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) -> None:
+    """A duckscript or @rust script is reported now, once per task, not when it fails to run."""
+    tables = [(body, key_path)] + [
+        (body[platform], (*key_path, platform))
+        for platform in _PLATFORMS
+        if isinstance(body.get(platform), dict)
+    ]
+    for table, path in tables:
+        found = _foreign_engine(table)
+        if found is not None:
+            engine, key = found
+            ctx.warn(
+                (*path, key),
+                f"its script runs with {engine}, cargo-make's own script engine, which pitstop "
+                "does not provide: the task will fail if it runs (rewrite the script for sh, or "
+                'set script_runner = "bash")',
+            )
+            return
+
+
+def _foreign_engine(table: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(engine, key) when the table's script runs with @duckscript or @rust."""
+    runner = table.get("script_runner")
+    if runner in _FOREIGN_ENGINES:
+        return str(runner), "script_runner"
+    script = table.get("script")
+    if isinstance(script, list):
+        script = next((line for line in script if isinstance(line, str) and line.strip()), "")
+    elif isinstance(script, dict):
+        script = script.get("pre") or script.get("main") or ""
+    if isinstance(script, list):
+        script = "\n".join(str(line) for line in script)
+    if isinstance(script, str):
+        first = script.lstrip().split("\n", 1)[0].strip()
+        for engine in _FOREIGN_ENGINES:
+            if first == f"#!{engine}":
+                return engine, "script"
+    return None
 
 
 def _task_keys(platform_table: bool) -> frozenset[str]:
@@ -352,6 +413,9 @@ def _task_structured(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) 
             body, "env", lambda v: _env_table(ctx, v, sub("env"), allow_profiles=True)
         ),
         "run_task": _optional(body, "run_task", lambda v: _run_task(ctx, v, sub("run_task"))),
+        "install_crate": _optional(
+            body, "install_crate", lambda v: _install_crate(ctx, v, sub("install_crate"))
+        ),
         "script": _optional(body, "script", lambda v: _script(ctx, v, sub("script"))),
         "dependencies": _optional(
             body, "dependencies", lambda v: _dependencies(ctx, v, sub("dependencies"))
@@ -390,6 +454,30 @@ def _deprecated(ctx: _Context, value: object, key_path: KeyPath) -> bool | str:
     raise ctx.fail(
         key_path,
         f'must be true, false or a message, e.g. deprecated = "use build" (found {type_name(value)})',
+    )
+
+
+def _install_crate(ctx: _Context, value: object, key_path: KeyPath) -> InstallCrate:
+    """false / true / "crate-name" / { crate_name, binary, test_arg, rustup_component_name }."""
+    if isinstance(value, bool):
+        return InstallCrate(enabled=value)
+    if isinstance(value, str):
+        return InstallCrate(crate_name=value)
+    body = _table(ctx, value, key_path, 'install_crate = { crate_name = "x", binary = "x" }')
+    # min_version, install_command and force only shape an installation, which pitstop
+    # leaves to the user: accepted and unused.
+    known = ("crate_name", "binary", "test_arg", "rustup_component_name", "min_version")
+    _check_keys(ctx, body, key_path, (*known, "install_command", "force", "version"))
+    test_arg = body.get("test_arg", [])
+    return InstallCrate(
+        crate_name=_optional(body, "crate_name", lambda v: _str(ctx, v, (*key_path, "crate_name"))),
+        binary=_optional(body, "binary", lambda v: _str(ctx, v, (*key_path, "binary"))),
+        test_arg=_str_or_list(ctx, test_arg, (*key_path, "test_arg")),
+        rustup_component=_optional(
+            body,
+            "rustup_component_name",
+            lambda v: _str(ctx, v, (*key_path, "rustup_component_name")),
+        ),
     )
 
 
@@ -533,7 +621,7 @@ def _run_task_entry(ctx: _Context, value: object, key_path: KeyPath, routing: bo
 
 def _condition(ctx: _Context, value: object, key_path: KeyPath) -> Condition:
     body = _table(ctx, value, key_path, 'condition = { env_set = ["CI"] }')
-    known = ("condition_type", "files_modified", "fail_message", *_CONDITION_LIST_KEYS)
+    known = ("condition_type", "files_modified", "fail_message", "channels", *_CONDITION_LIST_KEYS)
     _check_keys(ctx, body, key_path, (*known, *_CONDITION_MAP_KEYS), _CONDITION_RUST_KEYS)
     values: dict[str, Any] = {}
     for key in _CONDITION_LIST_KEYS:
@@ -543,6 +631,7 @@ def _condition(ctx: _Context, value: object, key_path: KeyPath) -> Condition:
     values["fail_message"] = _optional(
         body, "fail_message", lambda v: _str(ctx, v, (*key_path, "fail_message"))
     )
+    values["channels"] = _get(ctx, body, key_path, "channels", _str_list)
     values["files_modified"] = _optional(
         body, "files_modified", lambda v: _files_modified(ctx, v, (*key_path, "files_modified"))
     )
@@ -721,8 +810,21 @@ def _config(ctx: _Context, value: object, key_path: KeyPath) -> Config:
     for key in body:
         if key in _CONFIG_UNSUPPORTED_KEYS:
             ctx.warn((*key_path, key), f"{key!r} is not supported by pitstop, ignored")
-    known = (*_CONFIG_BOOL_KEYS, *_CONFIG_STR_KEYS, "additional_profiles", "jobs")
-    _check_keys(ctx, body, key_path, (*known, *_CONFIG_UNSUPPORTED_KEYS), _CONFIG_RUST_KEYS)
+    known = (
+        *_CONFIG_BOOL_KEYS,
+        *_CONFIG_STR_KEYS,
+        "additional_profiles",
+        "jobs",
+        "modify_core_tasks",
+    )
+    _check_keys(
+        ctx,
+        body,
+        key_path,
+        (*known, *_CONFIG_UNSUPPORTED_KEYS),
+        _CONFIG_RUST_KEYS,
+        _CONFIG_RUST_HARMLESS,
+    )
     values: dict[str, Any] = {}
     for key in _CONFIG_BOOL_KEYS:
         if key in body:
@@ -736,7 +838,20 @@ def _config(ctx: _Context, value: object, key_path: KeyPath) -> Config:
         )
     if "jobs" in body:
         values["jobs"] = _jobs(ctx, body["jobs"], (*key_path, "jobs"))
+    if "modify_core_tasks" in body:
+        values["modify_core_tasks"] = _modify_core_tasks(
+            ctx, body["modify_core_tasks"], (*key_path, "modify_core_tasks")
+        )
     return Config(**values)
+
+
+def _modify_core_tasks(ctx: _Context, value: object, key_path: KeyPath) -> ModifyCoreTasks:
+    body = _table(ctx, value, key_path, 'modify_core_tasks = { private = true, namespace = "x" }')
+    _check_keys(ctx, body, key_path, ("private", "namespace"))
+    return ModifyCoreTasks(
+        private=_bool(ctx, body.get("private", False), (*key_path, "private")),
+        namespace=_optional(body, "namespace", lambda v: _str(ctx, v, (*key_path, "namespace"))),
+    )
 
 
 def _jobs(ctx: _Context, value: object, key_path: KeyPath) -> int:
