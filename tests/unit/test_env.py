@@ -8,19 +8,16 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import Location, TaskFileError, UserError
+from pitstop.steps.builtin_vars import builtin_env, is_ci, is_pr, task_env
 from pitstop.steps.env import (
     CLI_LOCATION,
     ScriptOutput,
     apply_cli_env,
     apply_env,
-    builtin_env,
-    git_env,
-    is_ci,
-    is_pr,
     order_global_env,
     references,
-    task_env,
 )
+from pitstop.steps.gitinfo import git_env
 from pitstop.taskfile.model import (
     Condition,
     EnvConditional,

@@ -12,9 +12,7 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -24,11 +22,9 @@ from typing import Any, TypeVar
 from pitstop.engine.events import Notice, RunFinished
 from pitstop.engine.output import OutputMode, Printer
 from pitstop.engine.process import signal_by_name
-from pitstop.errors import Interrupted, Location, PitstopError, UserError
-from pitstop.steps.env import apply_cli_env, apply_env, builtin_env, order_global_env
-from pitstop.steps.envfile import load_env_file, load_env_files
+from pitstop.errors import Interrupted, PitstopError, UserError
+from pitstop.steps.envsetup import initial_env
 from pitstop.steps.perform import RunContext, Runner
-from pitstop.steps.scripts import script_invocation
 from pitstop.taskfile.model import Task, Taskfile, current_platform
 from pitstop.taskfile.planner import Plan, build_plan
 
@@ -225,74 +221,6 @@ def make_context(
         stop_timeout=parse_duration(options.stop_timeout, "--stop-timeout"),
         platform=current_platform(),
     )
-
-
-def initial_env(
-    taskfile: Taskfile,
-    *,
-    task: str,
-    task_args: list[str],
-    profile: str,
-    cwd: Path,
-    cli_env: list[str],
-    env_file: str | None,
-) -> dict[str, str]:
-    """The run's environment before the first task (cargo-make's setup_env, SEMANTICS §6.1)."""
-    env = dict(os.environ)
-    if env_file:
-        load_env_file(Path(env_file).resolve(), env, defaults_only=False, location=None)
-    additional = taskfile.config.additional_profiles
-    env.update(
-        builtin_env(
-            task=task,
-            task_args=task_args,
-            cwd=cwd,
-            makefile=taskfile.path,
-            profile=profile,
-            additional_profiles=additional,
-            base_env=env,
-        )
-    )
-    if taskfile.env_files:
-        load_env_files(
-            taskfile.env_files,
-            env,
-            profile=profile,
-            additional_profiles=additional,
-            working_dir=cwd,
-            scope="global",
-        )
-    entries = order_global_env(apply_cli_env(taskfile.env, cli_env), env)
-    apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd)
-    _run_env_scripts(taskfile, env, cwd, task_args)
-    return env
-
-
-def _run_env_scripts(
-    taskfile: Taskfile, env: dict[str, str], cwd: Path, task_args: list[str]
-) -> None:
-    """`env_scripts`: run like task scripts, output shown; a failure stops before any task."""
-    if not taskfile.env_scripts:
-        return
-    with tempfile.TemporaryDirectory(prefix="pitstop-env-") as tmp:
-        for text in taskfile.env_scripts:
-            argv = script_invocation(
-                text,
-                runner=None,
-                runner_args=None,
-                extension=None,
-                cwd=cwd,
-                task_args=task_args,
-                tmpdir=Path(tmp),
-                location=Location(taskfile.path),
-            )
-            done = subprocess.run(argv, cwd=cwd, env=env, check=False)
-            if done.returncode != 0:
-                raise UserError(
-                    f"an env_scripts entry failed with exit code {done.returncode}",
-                    Location(taskfile.path),
-                    "fix the script or remove it from env_scripts",
-                )
 
 
 async def run_once(plan: Plan, ctx: RunContext, jobs: int, options: argparse.Namespace) -> int:

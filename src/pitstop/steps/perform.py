@@ -31,8 +31,9 @@ from pitstop.engine.events import (
 )
 from pitstop.engine.executor import ScheduledStep, run_parallel, run_sequential
 from pitstop.errors import Location, UserError
+from pitstop.steps.builtin_vars import task_env
 from pitstop.steps.conditions import check_condition, condition_result, needs_script
-from pitstop.steps.env import apply_env, task_env
+from pitstop.steps.env import apply_env
 from pitstop.steps.envfile import load_env_files
 from pitstop.steps.expand import expand, expand_args
 from pitstop.steps.functions import run_functions
