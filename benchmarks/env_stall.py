@@ -7,7 +7,8 @@ has `env_scripts = ["sleep N"]` and an env value `{ script = ["sleep N; echo x"]
 again on every rebuild. While `--clients` keep-alive clients request `/` without pause, the
 source changes; the round ends when the new version answers. Prints, per round, the worst
 latency of any request during the rebuild (from the change until the new version
-answered), then the worst over all rounds and the command that made it.
+answered) next to the worst of 2 s of steady load before it, then the worst over all
+rounds and the command that made it.
 
 When env setup ran on the event loop, the worst latency was about twice N seconds (both
 scripts in a row); off the loop it is a few milliseconds.
@@ -101,12 +102,15 @@ class Client(threading.Thread):
         conn.close()
 
 
-def one_round(project: Path, port: int, version: str, clients: int) -> float:
-    """Change the source to `version`; the worst request latency until it answers."""
+def one_round(project: Path, port: int, version: str, clients: int) -> tuple[float, float]:
+    """Change the source to `version`: the worst request latency in the 2 s of steady load
+    before the change, and from the change until the new version answers."""
     workers = [Client(port, seconds=120) for _ in range(clients)]
     for worker in workers:
         worker.start()
     wait_for(lambda: all(w.samples for w in workers), 30)
+    steady = time.monotonic()
+    time.sleep(2.0)  # a window of steady load, for comparison
     changed = time.monotonic()
     (project / "source.txt").write_text(version + "\n")
     wait_for(lambda: any(s[2] == version for w in workers for s in w.samples[-5:]), 120)
@@ -116,8 +120,9 @@ def one_round(project: Path, port: int, version: str, clients: int) -> float:
         worker.join(timeout=60)
     if any(w.errors for w in workers):
         raise SystemExit(f"{sum(w.errors for w in workers)} requests failed")
+    before = [lat for w in workers for start, lat, _ in w.samples if steady <= start < changed]
     during = [lat for w in workers for start, lat, _ in w.samples if start + lat >= changed]
-    return max(during)
+    return max(before), max(during)
 
 
 def main() -> None:
@@ -145,10 +150,11 @@ def main() -> None:
             wait_for(lambda: get(port) == "v0", 60)
             worst = []
             for n in range(1, args.rounds + 1):
-                latency = one_round(project, port, f"v{n}", args.clients)
+                steady, latency = one_round(project, port, f"v{n}", args.clients)
                 worst.append(latency)
                 print(
                     f"round {n}: worst request latency during the rebuild {latency * 1000:.0f} ms"
+                    f" (steady load before it: {steady * 1000:.0f} ms)"
                 )
         finally:
             proc.send_signal(signal.SIGINT)

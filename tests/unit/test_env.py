@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def run(
     cwd: Path = Path("."),
 ) -> dict[str, str]:
     env = {} if env is None else env
-    apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd)
+    asyncio.run(apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd))
     return env
 
 
@@ -190,18 +191,20 @@ def test_env_script_failure_is_a_user_error(tmp_path: Path) -> None:
 def test_env_script_condition_and_injected_runner(tmp_path: Path) -> None:
     calls: list[Sequence[str]] = []
 
-    def fake(lines: Sequence[str], env: Mapping[str, str], cwd: Path) -> ScriptOutput:
+    async def fake(lines: Sequence[str], env: Mapping[str, str], cwd: Path) -> ScriptOutput:
         calls.append(lines)
         return ScriptOutput(0, "x\r\ny\r\n\n", "")
 
     never = Condition(Location(MAKEFILE), env_set=("NOPE",))
     env: dict[str, str] = {}
-    apply_env(
-        [e("A", EnvScript(("one",))), e("B", EnvScript(("two",), condition=never))],
-        env,
-        profile="development",
-        cwd=tmp_path,
-        run_script=fake,
+    asyncio.run(
+        apply_env(
+            [e("A", EnvScript(("one",))), e("B", EnvScript(("two",), condition=never))],
+            env,
+            profile="development",
+            cwd=tmp_path,
+            run_script=fake,
+        )
     )
     assert env == {"A": "y"}
     assert calls == [("one",)]
@@ -274,7 +277,7 @@ def test_cli_env_needs_key_value() -> None:
 
 def test_case_20_task_env_persists() -> None:
     env: dict[str, str] = {}
-    apply_env([e("SHARED", "set-by-first")], env, profile="development", cwd=Path("."))
+    asyncio.run(apply_env([e("SHARED", "set-by-first")], env, profile="development", cwd=Path(".")))
     # the second task's args see it: nothing is restored between tasks
     from pitstop.steps.expand import expand
 
@@ -295,7 +298,6 @@ def test_builtin_env(tmp_path: Path) -> None:
         profile="development",
         additional_profiles=["x", "y"],
         base_env={},
-        git=False,
     )
     assert out["CARGO_MAKE"] == "true"
     assert out["CARGO_MAKE_TASK"] == "build"
@@ -340,7 +342,6 @@ def test_ci_vendor_branch_and_pr() -> None:
         makefile=MAKEFILE,
         profile="development",
         base_env=base,
-        git=False,
     )
     assert out["CARGO_MAKE_CI"] == "true"
     assert out["CARGO_MAKE_PR"] == "true"

@@ -58,9 +58,9 @@ class Invocation:
             cwd=self.cwd,
         )
 
-    def fresh_run(self) -> tuple[Plan, RunContext]:
+    async def fresh_run(self) -> tuple[Plan, RunContext]:
         """A new plan and a new context (environment) from the current task file."""
-        context = make_context(
+        context = await make_context(
             self.taskfile,
             self.target,
             self.options,
@@ -111,8 +111,7 @@ def run_command(
         from pitstop.app.watch import run_watch
 
         return run_watch(invocation, root)
-    _, ctx = invocation.fresh_run()
-    return serve_async(run_once(plan, ctx, jobs, options))
+    return serve_async(run_fresh(invocation, plan))
 
 
 def _refuse_service_dependencies(plan: Plan) -> None:
@@ -179,7 +178,7 @@ def make_printer(options: argparse.Namespace, jobs: int) -> Printer:
     return Printer(mode=mode, quiet=options.quiet, time_summary=options.time_summary)
 
 
-def make_context(
+async def make_context(
     taskfile: Taskfile,
     target: str,
     options: argparse.Namespace,
@@ -197,7 +196,7 @@ def make_context(
             f"--stop-signal {options.stop_signal!r} is not a signal",
             hint="use e.g. SIGTERM or SIGINT",
         ) from None
-    env = initial_env(
+    env = await initial_env(
         taskfile,
         task=target,
         task_args=list(options.args),
@@ -221,6 +220,12 @@ def make_context(
         stop_timeout=parse_duration(options.stop_timeout, "--stop-timeout"),
         platform=current_platform(),
     )
+
+
+async def run_fresh(invocation: Invocation, plan: Plan) -> int:
+    """Set up the environment (env scripts may run), then run the plan once."""
+    _, ctx = await invocation.fresh_run()
+    return await run_once(plan, ctx, invocation.jobs, invocation.options)
 
 
 async def run_once(plan: Plan, ctx: RunContext, jobs: int, options: argparse.Namespace) -> int:

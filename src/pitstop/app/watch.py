@@ -140,7 +140,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
             sys.stderr.write(_CLEAR_SCREEN)
         try:
             invocation.reload_if_changed(paths)
-            plan, ctx = invocation.fresh_run()
+            plan, ctx = await invocation.fresh_run()
         except PitstopError as error:
             from pitstop.cli import render_error
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from pitstop.errors import Location
 from pitstop.steps.env import LIST_SEPARATOR
-from pitstop.steps.gitinfo import git_env
 
 # ci_info: the generic markers, then (vendor name, variable that reveals it).
 _CI_MARKERS = ("CI", "CONTINUOUS_INTEGRATION", "BUILD_NUMBER", "RUN_ID")
@@ -91,13 +90,13 @@ def builtin_env(
     additional_profiles: Sequence[str] = (),
     base_env: Mapping[str, str],
     command: str = "pitstop",
-    git: bool = True,
 ) -> dict[str, str]:
     """The general `CARGO_MAKE_*` variables (§6.1), to be merged into the run's env.
 
     `base_env` is consulted for CI detection and for an inherited
-    `CARGO_MAKE_WORKSPACE_WORKING_DIRECTORY` (which cargo-make does not override). Git
-    information is read from the `.git` files directly, no subprocess; `git=False` skips it.
+    `CARGO_MAKE_WORKSPACE_WORKING_DIRECTORY` (which cargo-make does not override). The
+    `CARGO_MAKE_GIT_*` ones are not among them: they come from `gitinfo.git_env`, which
+    reads files and so runs in a worker thread (see `envsetup`).
     """
     cwd = cwd.resolve()
     out = {
@@ -121,8 +120,6 @@ def builtin_env(
         out["CARGO_MAKE_CI_VENDOR"] = vendor
     if branch is not None:
         out["CARGO_MAKE_CI_BRANCH_NAME"] = branch
-    if git:
-        out.update(git_env(cwd, base_env))
     return out
 
 

@@ -3,21 +3,25 @@
 pitstop never touches `os.environ`. The executor owns one `dict[str, str]` (a copy of
 os.environ at start) and mutates it the way cargo-make mutates its process environment:
 global setup once, then each task's env when the task runs, never restored (§6.5, case 20).
-Children get it as `env=`. Glob values are listed by `envglob`, the built-in variables come
+Children get it as `env=`.
+
+Applying is asynchronous: a `{ script = ... }` value runs a child through the engine's
+process path, and a glob or a condition that looks at files runs in a worker thread, so
+the loop that serves a proxy and watches files goes on meanwhile. Glob values are listed by `envglob`, the built-in variables come
 from `builtin_vars`, and the setup before the first task is `envsetup`.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pitstop.engine import process
 from pitstop.errors import Location, TaskFileError, UserError
-from pitstop.steps.conditions import check_criteria
+from pitstop.steps.conditions import check_criteria_off_loop
 from pitstop.steps.envglob import glob_paths
 from pitstop.steps.expand import expand
 from pitstop.steps.scripts import os_script_body
@@ -180,26 +184,21 @@ class ScriptOutput:
 
 
 # Runs an env script: (lines, env, cwd) -> its output. The executor may pass its own.
-ScriptRunner = Callable[[Sequence[str], Mapping[str, str], Path], ScriptOutput]
+ScriptRunner = Callable[[Sequence[str], Mapping[str, str], Path], Awaitable[ScriptOutput]]
 
 
-def run_env_script(lines: Sequence[str], env: Mapping[str, str], cwd: Path) -> ScriptOutput:
-    """Run env-script lines the way cargo-make does: an OS script under `sh`, output captured."""
+async def run_env_script(lines: Sequence[str], env: Mapping[str, str], cwd: Path) -> ScriptOutput:
+    """Run env-script lines the way cargo-make does: an OS script under `sh`, output captured.
+
+    The child is one of the engine's (its own process group, known to the reaper): if the
+    run is cancelled while it runs, it is ended with everything it started.
+    """
     body = os_script_body("\n".join(lines), cwd)
     with tempfile.TemporaryDirectory(prefix="pitstop-env-") as tmp:
         script = Path(tmp) / "script.sh"
         script.write_text(body, encoding="utf-8")
-        done = subprocess.run(
-            ["sh", str(script)],
-            cwd=cwd,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    return ScriptOutput(done.returncode, done.stdout, done.stderr)
+        done = await process.capture(["sh", str(script)], cwd=cwd, env=env)
+    return ScriptOutput(done.status, done.stdout, done.stderr)
 
 
 @dataclass(frozen=True)
@@ -210,7 +209,7 @@ class _Context:
     run_script: ScriptRunner
 
 
-def apply_env(
+async def apply_env(
     entries: Sequence[EnvEntry],
     env: MutableMapping[str, str],
     *,
@@ -230,30 +229,32 @@ def apply_env(
     for entry in entries:
         if isinstance(entry.value, EnvProfile):
             if entry.key == profile or entry.key in ctx.additional_profiles:
-                _apply_plain(entry.value.entries, env, ctx)
+                await _apply_plain(entry.value.entries, env, ctx)
         else:
-            _apply_one(entry, env, ctx)
+            await _apply_one(entry, env, ctx)
     for entry in entries:
         if entry.key == profile and isinstance(entry.value, EnvProfile):
-            _apply_plain(entry.value.entries, env, ctx)
+            await _apply_plain(entry.value.entries, env, ctx)
 
 
-def _apply_plain(entries: Sequence[EnvEntry], env: MutableMapping[str, str], ctx: _Context) -> None:
+async def _apply_plain(
+    entries: Sequence[EnvEntry], env: MutableMapping[str, str], ctx: _Context
+) -> None:
     # Inside a profile block, nested blocks are ignored (profiles do not nest).
     for entry in entries:
         if not isinstance(entry.value, EnvProfile):
-            _apply_one(entry, env, ctx)
+            await _apply_one(entry, env, ctx)
 
 
-def _condition_holds(
+async def _condition_holds(
     value: EnvScript | EnvDecode | EnvConditional, env: Mapping[str, str], ctx: _Context
 ) -> bool:
-    return check_criteria(
+    return await check_criteria_off_loop(
         value.condition, env, profile=ctx.profile, platform=current_platform(), cwd=ctx.cwd
     )
 
 
-def _apply_one(entry: EnvEntry, env: MutableMapping[str, str], ctx: _Context) -> None:
+async def _apply_one(entry: EnvEntry, env: MutableMapping[str, str], ctx: _Context) -> None:
     value = entry.value
     key = entry.key
     if isinstance(value, str):
@@ -263,25 +264,28 @@ def _apply_one(entry: EnvEntry, env: MutableMapping[str, str], ctx: _Context) ->
     elif isinstance(value, EnvUnset):
         env.pop(key, None)
     elif isinstance(value, EnvScript):
-        if _condition_holds(value, env, ctx):
-            env[key] = expand(_script_value(entry, value, env, ctx), env)
+        if await _condition_holds(value, env, ctx):
+            env[key] = expand(await _script_value(entry, value, env, ctx), env)
     elif isinstance(value, EnvDecode):
-        if _condition_holds(value, env, ctx):
+        if await _condition_holds(value, env, ctx):
             source = expand(value.source, env)
             mapped = dict(value.mapping).get(source)
             if mapped is None:
                 mapped = value.default_value if value.default_value is not None else source
             env[key] = expand(mapped, env)
     elif isinstance(value, EnvConditional):
-        if _condition_holds(value, env, ctx):
+        if await _condition_holds(value, env, ctx):
             # cargo-make expands the value, then expands the result again when setting it.
             env[key] = expand(expand(value.value, env), env)
     elif isinstance(value, EnvGlob):
-        env[key] = LIST_SEPARATOR.join(expand(p, env) for p in glob_paths(value, ctx.cwd))
+        paths = await glob_paths(value, ctx.cwd)
+        env[key] = LIST_SEPARATOR.join(expand(p, env) for p in paths)
 
 
-def _script_value(entry: EnvEntry, value: EnvScript, env: Mapping[str, str], ctx: _Context) -> str:
-    output = ctx.run_script(value.lines, env, ctx.cwd)
+async def _script_value(
+    entry: EnvEntry, value: EnvScript, env: Mapping[str, str], ctx: _Context
+) -> str:
+    output = await ctx.run_script(value.lines, env, ctx.cwd)
     if output.exit_code != 0:
         stderr = output.stderr.strip()
         raise UserError(

@@ -2,24 +2,31 @@
 
 A copy of `os.environ`, then `--env-file`, the built-in variables, the global `env_files`,
 `[env]` with the command line's `--env` first, and last the `env_scripts`.
+
+Watching and serving build a fresh environment for every rebuild while the loop serves a
+proxy and watches files, so nothing here blocks it: file reads (env files, `.git`) run in
+a worker thread, and scripts run as the engine's children, awaited (and ended with their
+process group if the run is cancelled).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
+from pitstop.engine import process
 from pitstop.errors import Location, UserError
 from pitstop.steps.builtin_vars import builtin_env
 from pitstop.steps.env import apply_cli_env, apply_env, order_global_env
 from pitstop.steps.envfile import load_env_file, load_env_files
+from pitstop.steps.gitinfo import git_env
 from pitstop.steps.scripts import script_invocation
 from pitstop.taskfile.model import Taskfile
 
 
-def initial_env(
+async def initial_env(
     taskfile: Taskfile,
     *,
     task: str,
@@ -32,7 +39,8 @@ def initial_env(
     """The run's environment before the first task (cargo-make's setup_env, SEMANTICS §6.1)."""
     env = dict(os.environ)
     if env_file:
-        load_env_file(Path(env_file).resolve(), env, defaults_only=False, location=None)
+        path = Path(env_file).resolve()
+        await asyncio.to_thread(load_env_file, path, env, defaults_only=False, location=None)
     additional = taskfile.config.additional_profiles
     env.update(
         builtin_env(
@@ -45,8 +53,10 @@ def initial_env(
             base_env=env,
         )
     )
+    env.update(await asyncio.to_thread(git_env, cwd.resolve(), dict(env)))
     if taskfile.env_files:
-        load_env_files(
+        await asyncio.to_thread(
+            load_env_files,
             taskfile.env_files,
             env,
             profile=profile,
@@ -55,12 +65,12 @@ def initial_env(
             scope="global",
         )
     entries = order_global_env(apply_cli_env(taskfile.env, cli_env), env)
-    apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd)
-    run_env_scripts(taskfile, env, cwd, task_args)
+    await apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd)
+    await run_env_scripts(taskfile, env, cwd, task_args)
     return env
 
 
-def run_env_scripts(
+async def run_env_scripts(
     taskfile: Taskfile, env: dict[str, str], cwd: Path, task_args: list[str]
 ) -> None:
     """`env_scripts`: run like task scripts, output shown; a failure stops before any task."""
@@ -78,10 +88,12 @@ def run_env_scripts(
                 tmpdir=Path(tmp),
                 location=Location(taskfile.path),
             )
-            done = subprocess.run(argv, cwd=cwd, env=env, check=False)
-            if done.returncode != 0:
+            # Output is shown as it comes (the child writes to pitstop's own stdout/stderr).
+            child = await process.spawn(argv, cwd=cwd, env=env)
+            status = await process.run_to_end(child)
+            if status != 0:
                 raise UserError(
-                    f"an env_scripts entry failed with exit code {done.returncode}",
+                    f"an env_scripts entry failed with exit code {status}",
                     Location(taskfile.path),
                     "fix the script or remove it from env_scripts",
                 )

@@ -32,7 +32,7 @@ from pitstop.engine.events import (
 from pitstop.engine.executor import ScheduledStep, run_parallel, run_sequential
 from pitstop.errors import Location, UserError
 from pitstop.steps.builtin_vars import task_env
-from pitstop.steps.conditions import check_condition, condition_result, needs_script
+from pitstop.steps.conditions import check_criteria_off_loop, condition_result, needs_script
 from pitstop.steps.env import apply_env
 from pitstop.steps.envfile import load_env_files
 from pitstop.steps.expand import expand, expand_args
@@ -129,7 +129,7 @@ class Runner:
             self.ctx.emit(
                 Notice("warning", f"Task: {step.name} uses deprecated 'force', use 'ignore_errors'")
             )
-        self.apply_task_env(task)
+        await self.apply_task_env(task)
         started = time.monotonic()
         status = await self._action(step, task, cwd)
         ignored = status != 0 and bool(task.ignore_errors or task.force)
@@ -233,7 +233,7 @@ class Runner:
         if cond is None and task.condition_script is None:
             return True
         env = {**self.ctx.env, **self._workdir_env(cwd)}
-        passed = check_condition(
+        passed = await check_criteria_off_loop(
             cond, env, profile=self.ctx.profile, platform=self.ctx.platform, cwd=cwd
         )
         if task.condition_script is None:
@@ -247,7 +247,7 @@ class Runner:
         status = await self.spawn(task.name, argv, cwd, task.where("condition_script"))
         return condition_result(cond, passed, status == 0)
 
-    def apply_task_env(self, task: Task) -> None:
+    async def apply_task_env(self, task: Task) -> None:
         ctx = self.ctx
         if task.env_files:
             load_env_files(
@@ -258,7 +258,7 @@ class Runner:
             )
         if task.env:
             # cargo-make applies a task's env with the current profile only.
-            apply_env(task.env, ctx.env, profile=ctx.profile, cwd=ctx.cwd)
+            await apply_env(task.env, ctx.env, profile=ctx.profile, cwd=ctx.cwd)
         # Task env may not change the profile (cargo-make re-asserts it after task env).
         ctx.env["CARGO_MAKE_PROFILE"] = ctx.profile
 
