@@ -1,0 +1,235 @@
+"""Env setup never blocks the event loop, and its children never outlive pitstop.
+
+The real CLI in a temp directory. A proxy-mode service (tests/apps/port_app.py behind
+pitstop's proxy) is under steady load while its rebuild runs a slow env script: no request
+may wait longer than 200 ms (the threshold issue 8 asks for). And the children of env
+scripts, env value scripts and condition scripts are ended when pitstop is interrupted.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Project
+from tests.helpers import collect_lines, pid_alive, port_open, wait_until
+
+APP = Path(__file__).resolve().parents[1] / "apps" / "port_app.py"
+LATENCY_LIMIT = 0.2  # seconds: issue 8's "no request waits longer than 200 ms"
+
+SERVICE = """
+[tasks.build]
+script = "cp source.txt version.txt"
+
+[tasks.serve]
+dependencies = ["build"]
+script = '''
+VERSION="$(cat version.txt)" exec "{python}" "{app}"
+'''
+watch = {{ watch = ["source.txt"] }}
+service = {{ proxy = "127.0.0.1:{port}", ready = {{ http = "/health" }}, ready_timeout = "30s" }}
+"""
+
+# Each slow part appends a line to setup.log when it starts, so the test knows the rebuild's
+# slow part really ran inside the window it measured.
+SLOW_SETUP = {
+    "env_scripts": """env_scripts = ["echo env_scripts >> setup.log; sleep 2"]\n""",
+    "env value script": """
+[env]
+SLOW = { script = ["echo env value >> setup.log; sleep 2; echo slow"] }
+""",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(port: int) -> str | None:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/")
+        body = conn.getresponse().read().decode().strip()
+        conn.close()
+        return body
+    except (OSError, http.client.HTTPException):
+        return None
+
+
+class TimedLoad:
+    """Keep-alive GET / without pause until stopped or `seconds` passed (never by a count).
+
+    Records (start, latency, body) of every request and every failure.
+    """
+
+    def __init__(self, port: int, seconds: float = 60.0) -> None:
+        self.port = port
+        self.samples: list[tuple[float, float, str]] = []
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + seconds
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TimedLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def check_running(self) -> None:
+        """Fail at once if the load ended before the test stopped it."""
+        assert self._thread.is_alive(), "the load stopped before the test ended it"
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            start = time.monotonic()
+            try:
+                conn.request("GET", "/")
+                body = conn.getresponse().read().decode().strip()
+            except (OSError, http.client.HTTPException) as error:
+                self.failed.append(repr(error))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                continue
+            self.samples.append((start, time.monotonic() - start, body))
+        conn.close()
+
+
+def _lines(path: Path) -> int:
+    try:
+        return len(path.read_text().splitlines())
+    except OSError:
+        return 0
+
+
+@pytest.mark.parametrize("slow", sorted(SLOW_SETUP))
+def test_proxied_requests_stay_fast_while_a_rebuild_runs_a_slow_env_script(
+    project: Project, slow: str
+) -> None:
+    port = _free_port()
+    project.write("source.txt", "v1\n")
+    taskfile = SLOW_SETUP[slow] + SERVICE.format(python=sys.executable, app=APP, port=port)
+    project.write("Makefile.toml", taskfile)
+    log = project.root / "setup.log"
+    proc = project.popen("--watch", "serve")
+    assert proc.stderr is not None
+    stderr = collect_lines(proc.stderr)
+    try:
+        wait_until(lambda: _get(port) == "v1", timeout=60, message="the first version serves")
+        runs_before = _lines(log)
+        with TimedLoad(port) as load:
+            wait_until(lambda: len(load.samples) >= 10, timeout=10, message="load is flowing")
+            changed = time.monotonic()
+            (project.root / "source.txt").write_text("v2\n")
+
+            def swapped() -> bool:
+                load.check_running()
+                return any(body == "v2" for _, _, body in load.samples[-5:])
+
+            wait_until(swapped, timeout=60, message="the rebuilt version serves")
+            load.check_running()
+        assert load.failed == [], load.failed
+        assert _lines(log) > runs_before, f"the rebuild did not run the {slow}"
+        window = [(start, lat) for start, lat, _ in load.samples if start + lat >= changed]
+        worst_start, worst = max(window, key=lambda sample: sample[1])
+        assert worst <= LATENCY_LIMIT, (
+            f"a request waited {worst * 1000:.0f} ms, {worst_start - changed:.2f} s after the"
+            f" change (limit {LATENCY_LIMIT * 1000:.0f} ms)"
+        )
+        # The window holds the 2 s sleep, and requests were answered all through it.
+        assert time.monotonic() - changed >= 2.0
+        assert len(window) > 20, f"only {len(window)} requests during the rebuild"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, "".join(stderr)
+    wait_until(lambda: not port_open("127.0.0.1", port), timeout=10)
+
+
+# --------------------------------------------------------------------------- no orphans
+
+# Each records its shell's pid and a background grandchild's pid, then waits for ever.
+_HANG = "echo $$ > shell.pid; sleep 300 & echo $! > child.pid; wait"
+INTERRUPTED = {
+    "env_scripts": f"""
+env_scripts = ["{_HANG}"]
+
+[tasks.default]
+command = "true"
+""",
+    "env value script": f"""
+[env]
+SLOW = {{ script = ["{_HANG}"] }}
+
+[tasks.default]
+command = "true"
+""",
+    "condition_script": f"""
+[tasks.default]
+condition_script = ["{_HANG}"]
+command = "true"
+""",
+}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("where", sorted(INTERRUPTED))
+def test_an_interrupted_run_leaves_no_script_child_behind(
+    project: Project, where: str, sig: signal.Signals
+) -> None:
+    project.makefile(INTERRUPTED[where])
+    proc = project.popen("default")
+    pid_files = [project.root / "shell.pid", project.root / "child.pid"]
+    try:
+        wait_until(
+            lambda: all(p.is_file() and p.read_text().strip() for p in pid_files),
+            timeout=30,
+            message=f"the {where} started",
+        )
+        pids = [int(p.read_text()) for p in pid_files]
+        assert all(pid_alive(pid) for pid in pids)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, proc.stderr.read() if proc.stderr else ""
+    for pid in pids:
+        # pitstop has exited and signalled them; a killed process may take a moment to go.
+        wait_until(
+            lambda pid=pid: not pid_alive(pid),
+            timeout=5,
+            message=f"pid {pid} of the {where} outlived pitstop",
+        )
+
+
+def test_a_failing_env_script_stops_the_run_before_any_task(project: Project) -> None:
+    project.makefile(
+        """
+        env_scripts = ["echo from the env script; exit 3"]
+
+        [tasks.default]
+        command = "echo"
+        args = ["task ran"]
+        """
+    )
+    result = project.run("default")
+    assert result.returncode == 2, result.stderr
+    assert "from the env script" in result.stdout
+    assert "env_scripts entry failed with exit code 3" in result.stderr
+    assert "task ran" not in result.stdout
+    assert os.path.basename(str(project.root / "Makefile.toml")) in result.stderr
