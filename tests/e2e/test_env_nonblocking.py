@@ -233,3 +233,25 @@ def test_a_failing_env_script_stops_the_run_before_any_task(project: Project) ->
     assert "env_scripts entry failed with exit code 3" in result.stderr
     assert "task ran" not in result.stdout
     assert os.path.basename(str(project.root / "Makefile.toml")) in result.stderr
+
+
+def test_a_task_env_file_is_read_and_persists_for_later_tasks(project: Project) -> None:
+    project.write("task.env", "FROM_FILE=file-${BASE}\n")
+    project.makefile(
+        """
+        [env]
+        BASE = "base"
+
+        [tasks.first]
+        env_files = ["./task.env"]
+        script = "echo first:$FROM_FILE"
+
+        [tasks.default]
+        dependencies = ["first"]
+        script = "echo default:$FROM_FILE"
+        """
+    )
+    result = project.run("default")
+    assert result.returncode == 0, result.stderr
+    assert "first:file-base" in result.stdout
+    assert "default:file-base" in result.stdout

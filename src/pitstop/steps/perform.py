@@ -250,12 +250,18 @@ class Runner:
     async def apply_task_env(self, task: Task) -> None:
         ctx = self.ctx
         if task.env_files:
-            load_env_files(
+            # Read in a worker thread, into a copy: with --jobs, other steps change the
+            # run's env on the loop meanwhile. Env files only set variables.
+            before = dict(ctx.env)
+            loaded = dict(before)
+            await asyncio.to_thread(
+                load_env_files,
                 task.env_files,
-                ctx.env,
+                loaded,
                 profile=ctx.profile,
-                working_dir=Path(ctx.env.get("CARGO_MAKE_WORKING_DIRECTORY", str(ctx.cwd))),
+                working_dir=Path(before.get("CARGO_MAKE_WORKING_DIRECTORY", str(ctx.cwd))),
             )
+            ctx.env.update({k: v for k, v in loaded.items() if before.get(k) != v})
         if task.env:
             # cargo-make applies a task's env with the current profile only.
             await apply_env(task.env, ctx.env, profile=ctx.profile, cwd=ctx.cwd)
