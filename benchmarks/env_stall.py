@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -160,6 +161,11 @@ def main() -> None:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
     print(f"worst over {args.rounds} rounds: {max(worst) * 1000:.0f} ms")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()},"
+        f" {platform.system()} {platform.release()}, load average {load}"
+    )
     argv = " ".join(sys.argv[1:])
     print(f"command: .venv/bin/python benchmarks/env_stall.py {argv}".rstrip())
 
