@@ -217,6 +217,44 @@ def test_an_interrupted_run_leaves_no_script_child_behind(
         )
 
 
+def test_stopping_serve_while_a_rebuild_runs_an_env_script_leaves_no_child(
+    project: Project,
+) -> None:
+    port = _free_port()
+    project.write("source.txt", "v1\n")
+    hang_on_change = f"if grep -q hang source.txt; then {_HANG}; fi"
+    taskfile = f'env_scripts = ["{hang_on_change}"]\n' + SERVICE.format(
+        python=sys.executable, app=APP, port=port
+    )
+    project.write("Makefile.toml", taskfile)
+    proc = project.popen("--watch", "serve")
+    pid_files = [project.root / "shell.pid", project.root / "child.pid"]
+    try:
+        wait_until(lambda: _get(port) == "v1", timeout=60, message="the first version serves")
+        (project.root / "source.txt").write_text("hang\n")
+        wait_until(
+            lambda: all(p.is_file() and p.read_text().strip() for p in pid_files),
+            timeout=30,
+            message="the rebuild's env script started",
+        )
+        pids = [int(p.read_text()) for p in pid_files]
+        assert _get(port) == "v1"  # the old instance serves while the env script hangs
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    for pid in pids:
+        wait_until(
+            lambda pid=pid: not pid_alive(pid),
+            timeout=5,
+            message=f"pid {pid} of the rebuild's env script outlived pitstop",
+        )
+    wait_until(lambda: not port_open("127.0.0.1", port), timeout=10)
+
+
 def test_a_failing_env_script_stops_the_run_before_any_task(project: Project) -> None:
     project.makefile(
         """
