@@ -119,8 +119,14 @@ class Load:
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
+#: The client's own time bound: it ends even if this script dies without telling it (a
+#: non-daemon multiprocessing child would otherwise keep the dead script's exit waiting).
+MAX_LOAD_S = 900.0
+
+
 def client(address: tuple[str, int], send: Any, stop: Any) -> None:
-    while not stop.is_set():
+    deadline = time.monotonic() + MAX_LOAD_S
+    while not stop.is_set() and time.monotonic() < deadline:
         try:
             body = get(address)
         except OSError:

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from pitstop import __version__
 from pitstop.errors import USAGE_EXIT_CODE, PitstopError, UserError
+from pitstop.escape import escape
 
 # cargo-make flags that have no meaning for pitstop; accepted so existing scripts keep working.
 _IGNORED_FLAGS = (
@@ -258,26 +259,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def render_error(error: PitstopError, stream: TextIO) -> None:
-    """`error: message`, then the file:line, the source line with a caret, and a hint."""
+    """`error: message`, then the file:line, the source line with a caret, and a hint.
+
+    Every piece may quote a file's name or content, so each is escaped (see escape.py).
+    """
     colour = stream.isatty() and not os.environ.get("NO_COLOR")
     label = "\x1b[1;31merror\x1b[0m" if colour else "error"
-    lines = [f"{label}: {error.message}"]
+    lines = [f"{label}: {escape(error.message)}"]
     location = error.location
     if location is not None:
         lines.append(
-            f"  --> {_display_path(location.path)}{_line_suffix(location.line, location.col)}"
+            f"  --> {escape(_display_path(location.path))}"
+            f"{_line_suffix(location.line, location.col)}"
         )
         source = location.source_line()
         if source is not None:
             gutter = str(location.line)
             lines.append(f"{' ' * len(gutter)} |")
-            lines.append(f"{gutter} | {source}")
+            lines.append(f"{gutter} | {escape(source)}")
             if location.col > 0:
-                lines.append(f"{' ' * len(gutter)} | {' ' * (location.col - 1)}^")
+                lines.append(f"{' ' * len(gutter)} | {_caret_padding(source[: location.col - 1])}^")
     if error.hint:
-        lines.append(f"hint: {error.hint}")
+        lines.append(f"hint: {escape(error.hint)}")
     stream.write("\n".join(lines) + "\n")
     stream.flush()
+
+
+def _caret_padding(before: str) -> str:
+    """Blanks as wide as the escaped text before the caret; tabs kept, so they line up."""
+    return "".join(c if c == "\t" else " " for c in escape(before))
 
 
 def _line_suffix(line: int, col: int) -> str:

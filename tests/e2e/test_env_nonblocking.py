@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 
 from tests.e2e.conftest import Project
 from tests.helpers import collect_lines, pid_alive, port_open, wait_until
+from tests.load import KeepAlive, Load
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "port_app.py"
 LATENCY_LIMIT = 0.2  # seconds: issue 8's "no request waits longer than 200 ms"
@@ -66,46 +66,22 @@ def _get(port: int) -> str | None:
         return None
 
 
-class TimedLoad:
-    """Keep-alive GET / without pause until stopped or `seconds` passed (never by a count).
+class Timed:
+    """A keep-alive client of the shared load generator that also records, for every
+    answered request, when it started and how long it took."""
 
-    Records (start, latency, body) of every request and every failure.
-    """
+    def __init__(self, address: tuple[str, int], samples: list[tuple[float, float]]) -> None:
+        self._client = KeepAlive(address)
+        self._samples = samples
 
-    def __init__(self, port: int, seconds: float = 60.0) -> None:
-        self.port = port
-        self.samples: list[tuple[float, float, str]] = []
-        self.failed: list[str] = []
-        self._stop = threading.Event()
-        self._deadline = time.monotonic() + seconds
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def request(self) -> str:
+        start = time.monotonic()
+        body = self._client.request()
+        self._samples.append((start, time.monotonic() - start))
+        return body
 
-    def __enter__(self) -> TimedLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def check_running(self) -> None:
-        """Fail at once if the load ended before the test stopped it."""
-        assert self._thread.is_alive(), "the load stopped before the test ended it"
-
-    def _run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            start = time.monotonic()
-            try:
-                conn.request("GET", "/")
-                body = conn.getresponse().read().decode().strip()
-            except (OSError, http.client.HTTPException) as error:
-                self.failed.append(repr(error))
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                continue
-            self.samples.append((start, time.monotonic() - start, body))
-        conn.close()
+    def close(self) -> None:
+        self._client.close()
 
 
 def _lines(path: Path) -> int:
@@ -130,20 +106,16 @@ def test_proxied_requests_stay_fast_while_a_rebuild_runs_a_slow_env_script(
     try:
         wait_until(lambda: _get(port) == "v1", timeout=60, message="the first version serves")
         runs_before = _lines(log)
-        with TimedLoad(port) as load:
-            wait_until(lambda: len(load.samples) >= 10, timeout=10, message="load is flowing")
+        samples: list[tuple[float, float]] = []
+        with Load(lambda: Timed(("127.0.0.1", port), samples)) as load:
+            load.wait_for_more(10)
             changed = time.monotonic()
             (project.root / "source.txt").write_text("v2\n")
-
-            def swapped() -> bool:
-                load.check_running()
-                return any(body == "v2" for _, _, body in load.samples[-5:])
-
-            wait_until(swapped, timeout=60, message="the rebuilt version serves")
+            load.wait_to_see("v2", timeout=60)
             load.check_running()
-        assert load.failed == [], load.failed
+        assert load.failures == [], load.failures
         assert _lines(log) > runs_before, f"the rebuild did not run the {slow}"
-        window = [(start, lat) for start, lat, _ in load.samples if start + lat >= changed]
+        window = [(start, lat) for start, lat in samples if start + lat >= changed]
         worst_start, worst = max(window, key=lambda sample: sample[1])
         assert worst <= LATENCY_LIMIT, (
             f"a request waited {worst * 1000:.0f} ms, {worst_start - changed:.2f} s after the"

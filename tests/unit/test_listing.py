@@ -87,6 +87,40 @@ def test_bytewise_order_and_alias_chains(tmp_path: Path) -> None:
     )
 
 
+def test_service_tasks_are_marked_after_their_name(tmp_path: Path) -> None:
+    taskfile = load(
+        tmp_path,
+        """
+        [tasks.build]
+        category = "X"
+        description = "Compile"
+        [tasks.web]
+        category = "X"
+        description = "The site"
+        deprecated = "use api"
+        service = { listen = "127.0.0.1:8080" }
+        [tasks.api]
+        category = "X"
+        extend = "web"
+        deprecated = false
+        [tasks.site]
+        alias = "web"
+        [tasks.worker]
+        category = "X"
+        [tasks.worker.linux]
+        service = { proxy = 8081 }
+        """,
+    )
+    assert list_all_steps(taskfile, category="X", platform="linux") == (
+        "X\n----------\n"
+        "api [service] - The site\n"
+        "build - Compile\n"
+        "web [service] - The site (deprecated - use api) [aliases: site]\n"
+        "worker [service] - No Description.\n\n"
+    )
+    assert "worker - No Description." in list_all_steps(taskfile, category="X", platform="mac")
+
+
 def test_alias_cycle_breaks_listing(tmp_path: Path) -> None:
     taskfile = load(tmp_path, '[tasks.a]\nalias = "b"\n[tasks.b]\nalias = "a"\n')
     with pytest.raises(PlanError, match="Detected cycle"):

@@ -335,16 +335,6 @@ def test_exit_status() -> None:
     assert process.exit_status(-signal.SIGTERM) == 128 + signal.SIGTERM
 
 
-@pytest.mark.parametrize("name", ["SIGTERM", "TERM", "term", " 15 ", 15])
-def test_signal_by_name(name: str | int) -> None:
-    assert process.signal_by_name(name) is signal.SIGTERM
-
-
-def test_signal_by_name_unknown() -> None:
-    with pytest.raises(ValueError, match="unknown signal"):
-        process.signal_by_name("NOPE")
-
-
 # --------------------------------------------------------------------------- capture
 
 

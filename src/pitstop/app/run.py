@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 from pitstop.engine.events import Notice, RunFinished
 from pitstop.engine.output import OutputMode, Printer
-from pitstop.engine.process import signal_by_name
 from pitstop.errors import Interrupted, PitstopError, UserError
+from pitstop.signals import signal_by_name
 from pitstop.steps.envsetup import initial_env
 from pitstop.steps.perform import RunContext, Runner
 from pitstop.taskfile.model import Task, Taskfile, current_platform
@@ -105,7 +105,7 @@ def run_command(
     if root is not None and root.service is not None:
         from pitstop.app.serve import run_service
 
-        return run_service(invocation, root)
+        return run_service(invocation, root, root.service)
     _refuse_service_dependencies(plan)
     if options.watch or (root is not None and _watch_attribute(root.watch)):
         from pitstop.app.watch import run_watch

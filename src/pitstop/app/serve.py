@@ -8,20 +8,19 @@ keeps serving, and swaps only to a new instance that built and became ready.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pitstop.engine import reaper
 from pitstop.engine.events import Notice
 from pitstop.engine.output import Printer
 from pitstop.errors import PitstopError, UserError
 from pitstop.steps.perform import RunContext, Runner
 from pitstop.supervisor import events as ev
 from pitstop.supervisor.instance import InstanceCommand
-from pitstop.supervisor.spec import ServiceSpec, parse_service
 from pitstop.taskfile.model import Task
 from pitstop.taskfile.planner import Plan
+from pitstop.taskfile.service import ServiceSpec
 
 if TYPE_CHECKING:
     from pitstop.app.run import Invocation
@@ -106,21 +105,15 @@ def describe(event: ev.SupervisorEvent) -> str | None:
     return None
 
 
-def run_service(invocation: Invocation, root: Task) -> int:
+def run_service(invocation: Invocation, root: Task, spec: ServiceSpec) -> int:
     from pitstop.app.run import serve_async
 
-    spec = parse_service(root.service, root.where("service"))
-    for warning in spec.warnings:
-        invocation.printer.notice(Notice("warning", f"{warning.location}: {warning.message}"))
-    tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-serve-"))
-    try:
+    with reaper.temporary_directory("pitstop-serve-") as tmpdir:
         return serve_async(
             serve(invocation, spec, root, tmpdir),
             stop_is_success=True,
             fast_loop=spec.uses_proxy,
         )
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: Path) -> int:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from pitstop.engine import reaper
 from pitstop.engine.events import Notice
 from pitstop.errors import PitstopError, UserError
+from pitstop.escape import escape
 from pitstop.steps.perform import Runner
 from pitstop.taskfile.model import Task, Taskfile
 from pitstop.watch import (
@@ -116,7 +116,7 @@ def watch_source(
 
 def describe_trigger(paths: frozenset[Path], cwd: Path, show_all: bool) -> str:
     """`src/app.py changed` or `src/app.py and 4 more changed` (every path with --why)."""
-    names = sorted(_relative(p, cwd) for p in paths)
+    names = sorted(escape(_relative(p, cwd)) for p in paths)
     if show_all or len(names) == 1:
         return ", ".join(names) + " changed"
     return f"{names[0]} and {len(names) - 1} more changed"
@@ -184,8 +184,5 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
 def run_watch(invocation: Invocation, task: Task | None) -> int:
     from pitstop.app.run import serve_async
 
-    tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-watch-"))
-    try:
+    with reaper.temporary_directory("pitstop-watch-") as tmpdir:
         return serve_async(watch(invocation, task, tmpdir), stop_is_success=True)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)

@@ -21,6 +21,7 @@ from pitstop.engine.events import (
     TaskSkipped,
     TaskStarted,
 )
+from pitstop.engine.spool import Spool
 
 # Distinct, readable foreground colours for task prefixes (cyan, yellow, green, magenta, blue...).
 _PALETTE = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
@@ -51,7 +52,7 @@ class Printer:
     colour: bool | None = None
     _colours: dict[str, str] = field(default_factory=dict)
     _width: int = 0
-    _blocks: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    _blocks: dict[str, Spool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.colour is None:
@@ -100,7 +101,8 @@ class Printer:
 
     def _output(self, event: TaskOutput) -> None:
         if self.mode is OutputMode.GROUP:
-            self._blocks.setdefault(event.name, []).append((event.stream, event.line))
+            spool = self._blocks.get(event.name) or self._blocks.setdefault(event.name, Spool())
+            spool.append(event.stream, event.line)
             return
         stream = self.out if event.stream == "stdout" else self.err
         self._write(stream, self._prefix(event.name) + event.line)
@@ -112,10 +114,10 @@ class Printer:
         return self._paint(text, self._colours.get(name, _PALETTE[0]))
 
     def _finished(self, event: TaskFinished) -> None:
-        block = self._blocks.pop(event.name, [])
-        for stream_name, line in block:
-            stream = self.out if stream_name == "stdout" else self.err
-            self._write(stream, self._prefix(event.name) + line)
+        with self._blocks.pop(event.name, None) or Spool() as block:
+            for stream_name, line in block.replay():
+                stream = self.out if stream_name == "stdout" else self.err
+                self._write(stream, self._prefix(event.name) + line)
         if event.status != 0 and event.ignored:
             self._log(f"Task {event.name} failed with exit code {event.status} (errors ignored)")
 

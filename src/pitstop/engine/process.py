@@ -45,21 +45,6 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def signal_by_name(name: str | int) -> signal.Signals:
-    """`SIGTERM`, `TERM`, `term` or `15` -> signal.SIGTERM; raises ValueError if unknown."""
-    if isinstance(name, int):
-        return signal.Signals(name)
-    text = name.strip().upper()
-    if text.isdigit():
-        return signal.Signals(int(text))
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return signal.Signals[text]
-    except KeyError:
-        raise ValueError(f"unknown signal {name!r}") from None
-
-
 class Files(NamedTuple):
     """Open file descriptors a child gets as its stdin, stdout and stderr."""
 

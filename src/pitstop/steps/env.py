@@ -7,19 +7,20 @@ Children get it as `env=`.
 
 Applying is asynchronous: a `{ script = ... }` value runs a child through the engine's
 process path, and a glob or a condition that looks at files runs in a worker thread, so
-the loop that serves a proxy and watches files goes on meanwhile. Glob values are listed by `envglob`, the built-in variables come
-from `builtin_vars`, and the setup before the first task is `envsetup`.
+the loop that serves a proxy and watches files goes on meanwhile.
+
+Glob values are listed by `envglob`, the built-in variables come from `builtin_vars`, and
+the setup before the first task is `envsetup`.
 """
 
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pitstop.engine import process
+from pitstop.engine import process, reaper
 from pitstop.errors import Location, TaskFileError, UserError
 from pitstop.steps.conditions import check_criteria_off_loop
 from pitstop.steps.envglob import glob_paths
@@ -194,8 +195,8 @@ async def run_env_script(lines: Sequence[str], env: Mapping[str, str], cwd: Path
     run is cancelled while it runs, it is ended with everything it started.
     """
     body = os_script_body("\n".join(lines), cwd)
-    with tempfile.TemporaryDirectory(prefix="pitstop-env-") as tmp:
-        script = Path(tmp) / "script.sh"
+    with reaper.temporary_directory("pitstop-env-") as tmp:
+        script = tmp / "script.sh"
         script.write_text(body, encoding="utf-8")
         done = await process.capture(["sh", str(script)], cwd=cwd, env=env)
     return ScriptOutput(done.status, done.stdout, done.stderr)

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 from pathlib import Path
 
-from pitstop.engine import process
+from pitstop.engine import process, reaper
 from pitstop.errors import Location, UserError
 from pitstop.steps.builtin_vars import builtin_env
 from pitstop.steps.env import apply_cli_env, apply_env, order_global_env
@@ -76,7 +75,7 @@ async def run_env_scripts(
     """`env_scripts`: run like task scripts, output shown; a failure stops before any task."""
     if not taskfile.env_scripts:
         return
-    with tempfile.TemporaryDirectory(prefix="pitstop-env-") as tmp:
+    with reaper.temporary_directory("pitstop-env-") as tmp:
         for text in taskfile.env_scripts:
             argv = script_invocation(
                 text,
@@ -85,7 +84,7 @@ async def run_env_scripts(
                 extension=None,
                 cwd=cwd,
                 task_args=task_args,
-                tmpdir=Path(tmp),
+                tmpdir=tmp,
                 location=Location(taskfile.path),
             )
             # Output is shown as it comes (the child writes to pitstop's own stdout/stderr).

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pitstop.engine import process
+from pitstop.engine import process, reaper
 from pitstop.engine.events import (
     Emit,
     Event,
@@ -69,7 +67,7 @@ class RunContext:
     def tmpdir(self) -> Path:
         """A private temporary folder for script files, removed by `cleanup()`."""
         if self._tmpdir is None:
-            self._tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-"))
+            self._tmpdir = reaper.mkdtemp("pitstop-")
         return self._tmpdir
 
     def keep_scripts_in(self, folder: Path) -> None:
@@ -82,7 +80,7 @@ class RunContext:
 
     def cleanup(self) -> None:
         if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            reaper.remove_tempdir(self._tmpdir)
             self._tmpdir = None
 
 

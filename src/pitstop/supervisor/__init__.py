@@ -2,7 +2,7 @@
 
 The CLI drives a `Supervisor`:
 
-    spec = parse_service(task.service, task.where("service"))
+    spec = task.service        # a ServiceSpec, checked when the task file loaded
     sup = Supervisor(spec, InstanceCommand(argv, cwd, env), build, on_event)
     await sup.start()          # build, first instance
     sup.changed(paths)         # from the watcher: rebuild and swap
@@ -28,9 +28,9 @@ from pitstop.supervisor.events import (
     Swapped,
 )
 from pitstop.supervisor.instance import InstanceCommand
-from pitstop.supervisor.sockets import ListenAddress, parse_listen
-from pitstop.supervisor.spec import ServiceSpec, parse_service
 from pitstop.supervisor.swap import Supervisor
+from pitstop.taskfile.addresses import ListenAddress, parse_listen
+from pitstop.taskfile.service import ServiceSpec, parse_service
 
 __all__ = [
     "BuildCancelled",

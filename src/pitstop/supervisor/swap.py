@@ -18,20 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from socket import socket
 from typing import Protocol
 
-from pitstop.engine import process
+from pitstop.engine import process, reaper
 from pitstop.supervisor import events as ev
 from pitstop.supervisor import sockets
 from pitstop.supervisor.instance import Binding, Instance, InstanceCommand, NotReady
-from pitstop.supervisor.sockets import ListenAddress
-from pitstop.supervisor.spec import ServiceSpec
+from pitstop.taskfile.addresses import ListenAddress
+from pitstop.taskfile.service import ServiceSpec
 
 log = logging.getLogger(__name__)
 
@@ -326,11 +324,11 @@ class Supervisor:
         """Bind, build, start the first instance; True if it serves. Raises OSError if an
         address cannot be bound. After a failed first build the supervisor waits for
         `changed()` like after any other failure."""
-        self._runtime_dir = Path(tempfile.mkdtemp(prefix="pitstop-"))
+        self._runtime_dir = reaper.mkdtemp("pitstop-")
         try:
             await self._frontend.open()
         except BaseException:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            reaper.remove_tempdir(self._runtime_dir)
             raise
         self._pending = True
         self._settled.clear()
@@ -386,7 +384,7 @@ class Supervisor:
         )
         await self._frontend.close()
         if self._runtime_dir is not None:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            reaper.remove_tempdir(self._runtime_dir)
         self._emit(ev.Status("stopped"))
 
     # ----------------------------------------------------------------- the loop

@@ -11,9 +11,12 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pitstop.errors import Location
+
+if TYPE_CHECKING:  # only in annotations: files without a service need not load its parser
+    from pitstop.taskfile.service import ServiceSpec
 
 Platform = Literal["linux", "mac", "windows"]
 
@@ -232,8 +235,8 @@ class Task:
     script_extension: str | None = None
     run_task: tuple[RunTaskSpec, ...] | None = None
     dependencies: tuple[Dependency, ...] | None = None
-    # pitstop's extension: a long-running task. Parsed by pitstop.supervisor.spec.
-    service: Any = None
+    # pitstop's extension: a long-running task, checked when the file loads.
+    service: ServiceSpec | None = None
     linux: Task | None = None
     mac: Task | None = None
     windows: Task | None = None

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pitstop.errors import Location, TaskFileError
 from pitstop.taskfile.locate import KeyPath, Locator
+from pitstop.taskfile.messages import dotted, type_name
 from pitstop.taskfile.model import (
     Condition,
     ConditionType,
@@ -37,6 +38,9 @@ from pitstop.taskfile.model import (
     Warning_,
     WatchOptions,
 )
+
+if TYPE_CHECKING:
+    from pitstop.taskfile.service import ServiceSpec
 
 T = TypeVar("T")
 
@@ -202,35 +206,15 @@ def _split(key_path: KeyPath) -> tuple[str, str]:
     if len(key_path) >= 2 and key_path[0] == "tasks":
         # A task that is not a table at all: "tasks.b must be a table".
         return (
-            (f'task "{key_path[1]}"', _dotted(key_path[2:]))
+            (f'task "{key_path[1]}"', dotted(key_path[2:]))
             if len(key_path) > 2
-            else ("", _dotted(key_path))
+            else ("", dotted(key_path))
         )
-    return "", _dotted(key_path)
-
-
-def _dotted(key_path: KeyPath) -> str:
-    """("dependencies", 1) → "dependencies[1]"; ("env", "X") → "env.X"."""
-    text = ""
-    for part in key_path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
-    return text
+    return "", dotted(key_path)
 
 
 def _quote(part: str | int) -> str:
     return f'"{part}"' if isinstance(part, str) else f"item {part}"
-
-
-def _type_name(value: object) -> str:
-    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
-    for kind, name in names.items():
-        if type(value) is kind:
-            return name
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
 
 
 # --------------------------------------------------------------------------- scalars
@@ -240,14 +224,14 @@ def _str(ctx: _Context, value: object, key_path: KeyPath, example: str | None = 
     if isinstance(value, str):
         return value
     example = example or f'{key_path[-1]} = "..."'
-    raise ctx.fail(key_path, f"must be a string, e.g. {example} (found {_type_name(value)})")
+    raise ctx.fail(key_path, f"must be a string, e.g. {example} (found {type_name(value)})")
 
 
 def _bool(ctx: _Context, value: object, key_path: KeyPath) -> bool:
     if isinstance(value, bool):
         return value
     raise ctx.fail(
-        key_path, f"must be true or false, e.g. {key_path[-1]} = true (found {_type_name(value)})"
+        key_path, f"must be true or false, e.g. {key_path[-1]} = true (found {type_name(value)})"
     )
 
 
@@ -257,13 +241,13 @@ def _str_list(
     example = example or f'{key_path[-1]} = ["..."]'
     if not isinstance(value, list):
         raise ctx.fail(
-            key_path, f"must be a list of strings, e.g. {example} (found {_type_name(value)})"
+            key_path, f"must be a list of strings, e.g. {example} (found {type_name(value)})"
         )
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise ctx.fail(
                 (*key_path, index),
-                f"must be a string, e.g. {example} (found {_type_name(item)})",
+                f"must be a string, e.g. {example} (found {type_name(item)})",
             )
     return tuple(value)
 
@@ -277,7 +261,7 @@ def _str_or_list(ctx: _Context, value: object, key_path: KeyPath) -> tuple[str, 
 def _table(ctx: _Context, value: object, key_path: KeyPath, example: str) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
-    raise ctx.fail(key_path, f"must be a table, e.g. {example} (found {_type_name(value)})")
+    raise ctx.fail(key_path, f"must be a table, e.g. {example} (found {type_name(value)})")
 
 
 def _check_keys(
@@ -372,9 +356,19 @@ def _task_structured(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) 
         "dependencies": _optional(
             body, "dependencies", lambda v: _dependencies(ctx, v, sub("dependencies"))
         ),
-        # pitstop's own extension, parsed by the supervisor: passed through as written.
-        "service": body.get("service"),
+        # pitstop's own extension: a long-running task (taskfile/service.py).
+        "service": _optional(body, "service", lambda v: _service(ctx, v, sub("service"))),
     }
+
+
+def _service(ctx: _Context, value: object, key_path: KeyPath) -> ServiceSpec:
+    # Imported here: its dataclasses cost ~5 ms of `--list` start-up for files without one.
+    from pitstop.taskfile.service import read_service
+
+    def fail(sub_path: KeyPath, what: str, hint: str | None = None) -> TaskFileError:
+        return ctx.fail((*key_path, *sub_path), what, hint)
+
+    return read_service(value, ctx.at(key_path), fail)
 
 
 def _check_one_action(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) -> None:
@@ -395,7 +389,7 @@ def _deprecated(ctx: _Context, value: object, key_path: KeyPath) -> bool | str:
         return value
     raise ctx.fail(
         key_path,
-        f'must be true, false or a message, e.g. deprecated = "use build" (found {_type_name(value)})',
+        f'must be true, false or a message, e.g. deprecated = "use build" (found {type_name(value)})',
     )
 
 
@@ -404,7 +398,7 @@ def _dependencies(ctx: _Context, value: object, key_path: KeyPath) -> tuple[Depe
     if not isinstance(value, list):
         raise ctx.fail(
             key_path,
-            f"must be a list of task names, e.g. {example} (found {_type_name(value)})",
+            f"must be a list of task names, e.g. {example} (found {type_name(value)})",
         )
     return tuple(_dependency(ctx, item, (*key_path, index)) for index, item in enumerate(value))
 
@@ -422,7 +416,7 @@ def _dependency(ctx: _Context, item: object, key_path: KeyPath) -> Dependency:
     raise ctx.fail(
         key_path,
         'must be a task name or { name = "...", path = "..." }, e.g. '
-        f'dependencies = ["b"] (found {_type_name(item)})',
+        f'dependencies = ["b"] (found {type_name(item)})',
     )
 
 
@@ -478,7 +472,7 @@ def _script(ctx: _Context, value: object, key_path: KeyPath) -> Script:
     raise ctx.fail(
         key_path,
         'must be a string, a list of lines, { file = "x.sh" } or { pre, main, post }, '
-        f'e.g. script = "echo hi" (found {_type_name(value)})',
+        f'e.g. script = "echo hi" (found {type_name(value)})',
     )
 
 
@@ -501,7 +495,7 @@ def _run_task(ctx: _Context, value: object, key_path: KeyPath) -> tuple[RunTaskS
     raise ctx.fail(
         key_path,
         'must be a task name, { name = "x", fork = true } or a list of such tables, e.g. '
-        f'run_task = "build" (found {_type_name(value)})',
+        f'run_task = "build" (found {type_name(value)})',
     )
 
 
@@ -622,7 +616,7 @@ def _env_value(ctx: _Context, value: object, key_path: KeyPath, allow_profiles: 
         return _str_list(ctx, value, key_path, f'{key_path[-1]} = ["a", "b"]')
     if isinstance(value, dict):
         return _env_table_value(ctx, value, key_path, allow_profiles)
-    raise ctx.fail(key_path, f"is not a valid env value (found {_type_name(value)})")
+    raise ctx.fail(key_path, f"is not a valid env value (found {type_name(value)})")
 
 
 def _env_table_value(
@@ -698,7 +692,7 @@ def _env_files(ctx: _Context, value: object, key_path: KeyPath) -> tuple[EnvFile
         raise ctx.fail(
             key_path,
             'must be a list of paths or tables, e.g. env_files = ["./.env"] '
-            f"(found {_type_name(value)})",
+            f"(found {type_name(value)})",
         )
     return tuple(_env_file(ctx, item, (*key_path, index)) for index, item in enumerate(value))
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from pitstop.escape import escape
 from pitstop.supervisor.proxy import http11
 from pitstop.supervisor.proxy.http11 import (
     HOP_BY_HOP,
@@ -344,8 +345,13 @@ async def _upgrade(
     return False
 
 
+def _request_line(method: bytes, target: bytes) -> str:
+    """For logs: the client chose these bytes, so any control character is escaped."""
+    return escape(f"{method.decode('latin-1')} {target.decode('latin-1')}")
+
+
 async def _bad_gateway(ex: _Exchange, writer: asyncio.StreamWriter, reason: str) -> bool:
-    log.warning("proxy: 502 for %s %s: %s", ex.req.method.decode(), ex.req.target.decode(), reason)
+    log.warning("proxy: 502 for %s: %s", _request_line(ex.req.method, ex.req.target), reason)
     if ex.answered:
         writer.transport.abort()
         return False
@@ -778,7 +784,7 @@ class _FastExchange(Flight):
         if self.answered:
             self.cut()
             return
-        log.warning("proxy: 502 for %s %s: %s", self.method.decode(), self.target.decode(), reason)
+        log.warning("proxy: 502 for %s: %s", _request_line(self.method, self.target), reason)
         self.client.write(_error(502, reason, close=self.close))
         self.done(not self.close)
 
