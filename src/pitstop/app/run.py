@@ -7,24 +7,19 @@ watched (`app.watch`). A second Ctrl-C kills at once.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from pitstop.app.event_loop import serve_async
-from pitstop.engine import reaper
 from pitstop.engine.events import Notice, RunFinished
 from pitstop.engine.output import Printer
-from pitstop.errors import Location, PitstopError, UserError
+from pitstop.errors import PitstopError, UserError
 from pitstop.request import PlanFlags, UserRequest
 from pitstop.settings import RunSettings, resolve_run, watch_enabled
-from pitstop.steps.env import apply_cli_env, apply_env, builtin_env, order_global_env
-from pitstop.steps.envfile import load_env_file, load_env_files
+from pitstop.steps.envsetup import initial_env
 from pitstop.steps.perform import RunContext, Runner
-from pitstop.steps.scripts import script_invocation
 from pitstop.taskfile.model import Task, Taskfile, current_platform
 from pitstop.taskfile.planner import Plan, Step, build_plan
 
@@ -58,9 +53,9 @@ class Invocation:
             cwd=self.cwd,
         )
 
-    def fresh_run(self) -> tuple[Plan, RunContext]:
+    async def fresh_run(self) -> tuple[Plan, RunContext]:
         """A new plan and a new context (environment) from the current task file."""
-        context = make_context(
+        context = await make_context(
             self.taskfile,
             self.target,
             self.request,
@@ -118,8 +113,7 @@ def run_command(
         # Nothing would start: say so rather than print "Build Done" after an empty run.
         invocation.printer.notice(Notice("info", _nothing_to_run(plan)))
         return 0
-    _, ctx = invocation.fresh_run()
-    return serve_async(run_once(plan, ctx, settings.jobs, request.plan))
+    return serve_async(run_fresh(invocation, plan))
 
 
 def _acts(step: Step) -> bool:
@@ -169,7 +163,7 @@ def make_printer(settings: RunSettings, out: TextIO, err: TextIO) -> Printer:
     )
 
 
-def make_context(
+async def make_context(
     taskfile: Taskfile,
     target: str,
     request: UserRequest,
@@ -179,7 +173,7 @@ def make_context(
     printer: Printer,
 ) -> RunContext:
     profile = settings.profile
-    env = initial_env(
+    env = await initial_env(
         taskfile,
         task=target,
         task_args=list(request.args),
@@ -205,72 +199,10 @@ def make_context(
     )
 
 
-def initial_env(
-    taskfile: Taskfile,
-    *,
-    task: str,
-    task_args: list[str],
-    profile: str,
-    cwd: Path,
-    cli_env: list[str],
-    env_file: str | None,
-) -> dict[str, str]:
-    """The run's environment before the first task (cargo-make's setup_env, SEMANTICS §6.1)."""
-    env = dict(os.environ)
-    if env_file:
-        load_env_file(Path(env_file).resolve(), env, defaults_only=False, location=None)
-    additional = taskfile.config.additional_profiles
-    env.update(
-        builtin_env(
-            task=task,
-            task_args=task_args,
-            cwd=cwd,
-            makefile=taskfile.path,
-            profile=profile,
-            additional_profiles=additional,
-            base_env=env,
-        )
-    )
-    if taskfile.env_files:
-        load_env_files(
-            taskfile.env_files,
-            env,
-            profile=profile,
-            additional_profiles=additional,
-            working_dir=cwd,
-            scope="global",
-        )
-    entries = order_global_env(apply_cli_env(taskfile.env, cli_env), env)
-    apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd)
-    _run_env_scripts(taskfile, env, cwd, task_args)
-    return env
-
-
-def _run_env_scripts(
-    taskfile: Taskfile, env: dict[str, str], cwd: Path, task_args: list[str]
-) -> None:
-    """`env_scripts`: run like task scripts, output shown; a failure stops before any task."""
-    if not taskfile.env_scripts:
-        return
-    with reaper.temporary_directory("pitstop-env-") as tmp:
-        for text in taskfile.env_scripts:
-            argv = script_invocation(
-                text,
-                runner=None,
-                runner_args=None,
-                extension=None,
-                cwd=cwd,
-                task_args=task_args,
-                tmpdir=tmp,
-                location=Location(taskfile.path),
-            )
-            done = subprocess.run(argv, cwd=cwd, env=env, check=False)
-            if done.returncode != 0:
-                raise UserError(
-                    f"an env_scripts entry failed with exit code {done.returncode}",
-                    Location(taskfile.path),
-                    "fix the script or remove it from env_scripts",
-                )
+async def run_fresh(invocation: Invocation, plan: Plan) -> int:
+    """Set up the environment (env scripts may run), then run the plan once."""
+    _, ctx = await invocation.fresh_run()
+    return await run_once(plan, ctx, invocation.jobs, invocation.request.plan)
 
 
 async def run_once(plan: Plan, ctx: RunContext, jobs: int, flags: PlanFlags) -> int:

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from pitstop.supervisor.supervisor import Supervisor
 
 
-def prepare(invocation: Invocation) -> tuple[Plan, Plan, RunContext]:
+async def prepare(invocation: Invocation) -> tuple[Plan, Plan, RunContext]:
     """(whole plan, build plan, context) from the current task file."""
-    plan, ctx = invocation.fresh_run()
+    plan, ctx = await invocation.fresh_run()
     return plan, build_part(plan), ctx
 
 
@@ -52,7 +52,7 @@ def service_task(plan: Plan) -> Task:
     return next(s.task for s in reversed(plan.steps) if s.name == plan.target)
 
 
-def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> InstanceCommand:
+async def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> InstanceCommand:
     """The service's action as an argv, in its cwd, with its env applied to the run's env."""
     runner = Runner(ctx)
     if task.run_task is not None:
@@ -61,7 +61,7 @@ def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> InstanceComma
             task.where("run_task"),
             'write command = "./target/debug/app" (or a script) in the service task',
         )
-    runner.apply_task_env(task)
+    await runner.apply_task_env(task)
     cwd = runner.task_cwd(task)
     ctx.keep_scripts_in(tmpdir)
     argv = runner.argv(task, cwd)
@@ -96,7 +96,7 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         nonlocal last_build_status
         try:
             invocation.reload_if_changed(paths)
-            plan, build_plan, ctx = prepare(invocation)
+            plan, build_plan, ctx = await prepare(invocation)
         except PitstopError as error:
             invocation.printer(ErrorReported(error, Source(invocation.target)))
             return None
@@ -109,15 +109,15 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
             return None
         # The instance runs with the env the build left, as the next cargo-make step would.
         try:
-            return instance_command(service_task(plan), ctx, tmpdir)
+            return await instance_command(service_task(plan), ctx, tmpdir)
         except PitstopError as error:
             invocation.printer(ErrorReported(error, Source(invocation.target)))
             return None
 
-    _, _, first_ctx = prepare(invocation)
+    _, _, first_ctx = await prepare(invocation)
     supervisor = Supervisor(
         spec,
-        instance_command(root, first_ctx, tmpdir),
+        await instance_command(root, first_ctx, tmpdir),
         build,
         invocation.printer,
         name=invocation.target,

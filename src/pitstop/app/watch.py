@@ -109,7 +109,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
             printer.clear_screen()
         try:
             invocation.reload_if_changed(paths)
-            plan, ctx = invocation.fresh_run()
+            plan, ctx = await invocation.fresh_run()
         except PitstopError as error:
             printer(ErrorReported(error, Source(invocation.target)))
             return False

@@ -30,8 +30,9 @@ from pitstop.engine.events import (
 )
 from pitstop.engine.executor import ScheduledStep, run_parallel, run_sequential
 from pitstop.errors import Location, UserError
-from pitstop.steps.conditions import check_condition, condition_result, needs_script
-from pitstop.steps.env import apply_env, task_env
+from pitstop.steps.builtin_vars import task_env
+from pitstop.steps.conditions import check_criteria_off_loop, condition_result, needs_script
+from pitstop.steps.env import apply_env
 from pitstop.steps.envfile import load_env_files
 from pitstop.steps.expand import expand, expand_args
 from pitstop.steps.functions import run_functions
@@ -135,7 +136,7 @@ class Runner:
                     Source(step.name),
                 )
             )
-        self.apply_task_env(task)
+        await self.apply_task_env(task)
         started = time.monotonic()
         status = await self._action(step, task, cwd)
         ignored = status != 0 and bool(task.ignore_errors or task.force)
@@ -267,7 +268,7 @@ class Runner:
             channel = await asyncio.to_thread(rust_channel)
             if channel is not None:
                 env[_CHANNEL] = channel
-        passed = check_condition(
+        passed = await check_criteria_off_loop(
             cond, env, profile=self.ctx.profile, platform=self.ctx.platform, cwd=cwd
         )
         if task.condition_script is None:
@@ -281,18 +282,24 @@ class Runner:
         status = await self.spawn(task.name, argv, cwd, task.where("condition_script"))
         return condition_result(cond, passed, status == 0)
 
-    def apply_task_env(self, task: Task) -> None:
+    async def apply_task_env(self, task: Task) -> None:
         ctx = self.ctx
         if task.env_files:
-            load_env_files(
+            # Read in a worker thread, into a copy: with --jobs, other steps change the
+            # run's env on the loop meanwhile. Env files only set variables.
+            before = dict(ctx.env)
+            loaded = dict(before)
+            await asyncio.to_thread(
+                load_env_files,
                 task.env_files,
-                ctx.env,
+                loaded,
                 profile=ctx.profile,
-                working_dir=Path(ctx.env.get("CARGO_MAKE_WORKING_DIRECTORY", str(ctx.cwd))),
+                working_dir=Path(before.get("CARGO_MAKE_WORKING_DIRECTORY", str(ctx.cwd))),
             )
+            ctx.env.update({k: v for k, v in loaded.items() if before.get(k) != v})
         if task.env:
             # cargo-make applies a task's env with the current profile only.
-            apply_env(task.env, ctx.env, profile=ctx.profile, cwd=ctx.cwd)
+            await apply_env(task.env, ctx.env, profile=ctx.profile, cwd=ctx.cwd)
         # Task env may not change the profile (cargo-make re-asserts it after task env).
         ctx.env["CARGO_MAKE_PROFILE"] = ctx.profile
 
