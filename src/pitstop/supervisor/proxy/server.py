@@ -12,18 +12,27 @@ and on uvloop alike.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from pitstop.supervisor.proxy import http11
-from pitstop.supervisor.proxy.http import FastServer, HttpHandler, Pool
+from pitstop.supervisor.proxy.fast import FastServer
+from pitstop.supervisor.proxy.http import HttpHandler, Pool
+from pitstop.supervisor.proxy.limits import (
+    Acceptor,
+    Gate,
+    Timeouts,
+    connection_limit,
+    raise_fd_limit,
+)
 from pitstop.supervisor.proxy.routing import Backend, Router
 from pitstop.supervisor.proxy.tcp import TcpHandler
 
-__all__ = ["Backend", "Proxy", "ProxyMode", "free_port"]
+__all__ = ["Backend", "Proxy", "ProxyMode", "Timeouts", "free_port"]
+
+DEFAULT_MAX_CONNECTIONS = 1000
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +48,32 @@ class Proxy:
         mode: ProxyMode = "http",
         wait_timeout: float = 30.0,
         drain_timeout: float = 30.0,
+        timeouts: Timeouts | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if mode not in ("http", "tcp"):
             raise ValueError(f"unknown proxy mode {mode!r}; expected 'http' or 'tcp'")
         self.mode: ProxyMode = mode
         self.drain_timeout = drain_timeout
+        self.timeouts = timeouts or Timeouts()
+        self._max_connections = max_connections
         self._router = Router(wait_timeout)
-        self._pool = Pool(self._router)
+        self._pool = Pool(self._router, self.timeouts)
         self._handler: _Handler = (
-            HttpHandler(self._router, self._pool) if mode == "http" else TcpHandler(self._router)
+            HttpHandler(self._router, self._pool, self.timeouts)
+            if mode == "http"
+            else TcpHandler(self._router, self.timeouts)
         )
-        # http: requests go through the callback-based fast path, which hands a connection
-        # to the stream-based HttpHandler when a request needs it (see proxy_http).
-        self._fast = FastServer(self._router, self._serve) if mode == "http" else None
-        self._servers: list[asyncio.Server] = []
+        self._gate = Gate(max_connections)
+        # http: requests go through the callback-based fast path (fast.py), which hands a
+        # connection to the stream-based HttpHandler (http.py) when a request needs it.
+        self._fast = (
+            FastServer(self._router, self._serve, self._gate, self.timeouts)
+            if mode == "http"
+            else None
+        )
+        self._acceptors: list[Acceptor] = []
+        self._opening: set[asyncio.Task[tuple[asyncio.Transport, asyncio.Protocol]]] = set()
         self._connections: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -66,16 +87,38 @@ class Proxy:
 
         The proxy listens on duplicates, so the caller keeps ownership of `sockets`.
         """
-        loop = asyncio.get_running_loop()
+        self._gate.limit = connection_limit(self._max_connections, raise_fd_limit())
         for sock in sockets:
-            if self._fast is not None:
-                server = await loop.create_server(self._fast.protocol, sock=sock.dup())
-            else:
-                server = await asyncio.start_server(
-                    self._serve, sock=sock.dup(), limit=http11.MAX_HEAD, start_serving=True
-                )
-            self._servers.append(server)
+            acceptor = Acceptor(sock.dup(), self._gate, self._open)
+            self._acceptors.append(acceptor)
+            acceptor.resume()
         log.debug("proxy (%s) listening on %d socket(s)", self.mode, len(sockets))
+
+    def _open(self, conn: socket.socket) -> None:
+        """Wrap an accepted connection in a transport and this mode's protocol."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(loop.connect_accepted_socket(self._protocol, conn))
+        self._opening.add(task)
+        task.add_done_callback(self._opened)
+
+    def _opened(self, task: asyncio.Task[tuple[asyncio.Transport, asyncio.Protocol]]) -> None:
+        self._opening.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            # No protocol got the connection, so none will leave the gate for it.
+            log.debug("proxy: accepted connection lost before it was set up")
+            self._gate.leave()
+
+    def _protocol(self) -> asyncio.Protocol:
+        if self._fast is not None:
+            return self._fast.protocol()
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=http11.MAX_HEAD, loop=loop)
+        return asyncio.StreamReaderProtocol(reader, self._serve, loop=loop)
+
+    @property
+    def connections(self) -> int:
+        """Client connections open right now (counted against max_connections)."""
+        return self._gate.open
 
     def set_backend(self, backend: Backend | None) -> Backend | None:
         """Send new requests (http) or connections (tcp) to `backend`; return the previous."""
@@ -110,17 +153,16 @@ class Proxy:
     async def close(self) -> None:
         """Stop listening and cut every connection."""
         self._closing = True
-        for server in self._servers:
-            server.close()
+        for acceptor in self._acceptors:
+            acceptor.close()
+        self._acceptors.clear()
+        for opening in list(self._opening):
+            opening.cancel()
         if self._fast is not None:
             await self._fast.close()
         for task in list(self._connections):
             task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await server.wait_closed()
-        self._servers.clear()
+        await asyncio.gather(*self._connections, *self._opening, return_exceptions=True)
         self._pool.close_all()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -135,6 +177,7 @@ class Proxy:
             if not self._closing:
                 raise
         finally:
+            self._gate.leave()
             if task is not None:
                 self._connections.discard(task)
 
