@@ -89,6 +89,13 @@ class ServiceSpec:
     drain_delay: float = 0.1
     env: tuple[tuple[str, str], ...] = ()
     warnings: tuple[Warning_, ...] = field(default=(), compare=False)
+    # Proxy mode's limits against slow, idle and numerous clients (see proxy/limits.py).
+    head_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 60.0
+    connect_timeout: float = 5.0
+    response_timeout: float = 60.0
+    max_connections: int = 1000
 
     @property
     def uses_proxy(self) -> bool:
@@ -113,6 +120,12 @@ KNOWN_KEYS = frozenset(
         "drain_timeout",
         "drain_delay",
         "env",
+        "head_timeout",
+        "body_timeout",
+        "keepalive_timeout",
+        "connect_timeout",
+        "response_timeout",
+        "max_connections",
     }
 )
 
@@ -175,6 +188,12 @@ class _Parser:
             drain_delay=self.duration(raw, "drain_delay", 0.1),
             env=self.env(raw),
             warnings=warnings,
+            head_timeout=self.duration(raw, "head_timeout", 10.0),
+            body_timeout=self.duration(raw, "body_timeout", 30.0),
+            keepalive_timeout=self.duration(raw, "keepalive_timeout", 60.0),
+            connect_timeout=self.duration(raw, "connect_timeout", 5.0),
+            response_timeout=self.duration(raw, "response_timeout", 60.0),
+            max_connections=self.positive_int(raw, "max_connections", 1000),
         )
 
     def listen(self, raw: dict[str, object]) -> tuple[tuple[ListenAddress, ...], tuple[str, ...]]:
