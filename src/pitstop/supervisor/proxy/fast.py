@@ -32,7 +32,11 @@ _CLIENT_BUFFER = http11.MAX_HEAD + BUFFERED_BODY
 _Spawn = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 # What a client connection's deadline stands for right now.
-_IDLE, _HEAD, _BODY = 1, 2, 3
+_IDLE, _HEAD, _BODY, _LINGER = 1, 2, 3, 4
+# After an error response that closes the connection, how long the proxy keeps reading (and
+# discarding) what the client still sends: closing with unread bytes makes the kernel send
+# a reset, which can destroy the error response before the client has read it.
+LINGER = 2.0
 
 
 class _Link(asyncio.Protocol):
@@ -463,6 +467,8 @@ class FastClient(asyncio.Protocol):
         self._deadline.set(self.timeouts.head)
 
     def data_received(self, data: bytes) -> None:
+        if self._waiting_for == _LINGER:
+            return
         self._buf = self._buf + data if self._buf else data
         if self.ex is None and self._waiter is None:
             self._next()
@@ -472,6 +478,9 @@ class FastClient(asyncio.Protocol):
             self.transport.pause_reading()
 
     def eof_received(self) -> bool:
+        if self._waiting_for == _LINGER:
+            self._close()
+            return False
         self._eof = True
         if self.ex is None and self._waiter is None:
             self._next()
@@ -538,6 +547,9 @@ class FastClient(asyncio.Protocol):
     # timeouts
 
     def _timed_out(self) -> None:
+        if self._waiting_for == _LINGER:
+            self._close()
+            return
         if self._gone or self.ex is not None or self._waiter is not None:
             return
         if self._waiting_for == _IDLE and not self._buf.strip(b"\r\n"):
@@ -615,7 +627,18 @@ class FastClient(asyncio.Protocol):
     def _reject(self, exc: HttpError) -> None:
         log.debug("proxy: bad request from %s: %s", self.client_ip.decode(), exc.reason)
         self.write(error_response(exc.status, exc.reason, close=True))
-        self._close()
+        transport = self.transport
+        if transport is None or not transport.can_write_eof() or self._eof:
+            self._close()
+            return
+        self._gone = True
+        self._waiting_for = _LINGER
+        self._buf = b""
+        transport.write_eof()
+        if self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+        self._deadline.set(LINGER)
 
     def _close(self) -> None:
         self._gone = True

@@ -169,13 +169,12 @@ class HttpHandler:
                 return False
             req = http11.scan_request(raw)
         except TimeoutError:
-            await _send(
-                writer, error_response(408, "the request head did not arrive in time", close=True)
-            )
+            reason = "the request head did not arrive in time"
+            await _refuse(reader, writer, error_response(408, reason, close=True))
             return False
         except HttpError as exc:
             log.debug("proxy: bad request from %s: %s", client_ip.decode(), exc.reason)
-            await _send(writer, error_response(exc.status, exc.reason, close=True))
+            await _refuse(reader, writer, error_response(exc.status, exc.reason, close=True))
             return False
         ex = _Exchange(req, client_ip)
         flight = Flight()
@@ -190,7 +189,7 @@ class HttpHandler:
         except TimeoutError:  # the client's body stalled
             if not ex.answered:
                 reason = "the request body did not arrive in time"
-                await _send(writer, error_response(408, reason, close=True))
+                await _refuse(reader, writer, error_response(408, reason, close=True))
             return False
         finally:
             self._router.release(backend, flight)
@@ -228,7 +227,8 @@ class HttpHandler:
             except HttpError as exc:  # only the client's body can still raise it here
                 up.close()
                 if not ex.answered:
-                    await _send(writer, error_response(exc.status, exc.reason, close=True))
+                    answer = error_response(exc.status, exc.reason, close=True)
+                    await _refuse(reader, writer, answer)
                 return False
             except BaseException:  # the client went away, stalled, or we are being closed
                 up.close()
@@ -380,3 +380,21 @@ async def _send(writer: asyncio.StreamWriter, data: bytes) -> None:
     writer.write(data)
     with contextlib.suppress(ConnectionError):
         await writer.drain()
+
+
+# After an error response that closes the connection, how long the proxy keeps reading (and
+# discarding) what the client still sends: closing with unread bytes makes the kernel send
+# a reset, which can destroy the error response before the client has read it.
+LINGER = 2.0
+
+
+async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Send an error response, end our side, and read the client's rest for a while."""
+    await _send(writer, data)
+    if not writer.can_write_eof() or writer.is_closing():
+        return
+    with contextlib.suppress(ConnectionError, TimeoutError, OSError):
+        writer.write_eof()
+        async with asyncio.timeout(LINGER):
+            while await reader.read(http11.READ_SIZE):
+                pass

@@ -1,0 +1,31 @@
+"""A proxy in its own process under a low fd limit: `proxy_process.py BACKEND_PORT NOFILE HEAD`.
+
+Sets RLIMIT_NOFILE (soft and hard) to NOFILE, serves on a free port with head and keep-alive
+timeouts of HEAD seconds, prints "PORT <n>", logs warnings and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import socket
+import sys
+
+from pitstop.supervisor.proxy.server import Backend, Proxy, Timeouts
+
+
+async def main(backend_port: int, head: float) -> None:
+    proxy = Proxy("http", timeouts=Timeouts(head=head, keepalive=head))
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    await proxy.start([listener])
+    proxy.set_backend(Backend("127.0.0.1", backend_port, "#1"))
+    print("PORT", listener.getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    nofile = int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    asyncio.run(main(int(sys.argv[1]), float(sys.argv[3])))

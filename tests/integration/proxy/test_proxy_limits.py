@@ -1,0 +1,184 @@
+"""Slow, idle and numerous clients against the proxy's timeouts and connection limit (issue 9).
+
+The timeouts are set short (1 s) and every wait has a generous deadline, so these tests
+assert what happens, not how fast: a slow client gets 408 and EOF, an idle one EOF, while a
+well-behaved client keeps getting answers the whole time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pitstop.supervisor.proxy.server import Timeouts
+
+from .support import DEADLINE, HOST, App, ProxyThread, get, read_until
+
+SHORT = Timeouts(head=1.0, body=1.0, keepalive=1.0, connect=5.0, response=60.0)
+GENEROUS = 20.0  # the configured timeout plus this is when a test gives up
+
+
+class WellBehaved(threading.Thread):
+    """Keep-alive GETs until stopped; every failure is kept to be asserted on."""
+
+    def __init__(self, proxy: ProxyThread) -> None:
+        super().__init__(daemon=True)
+        self.proxy = proxy
+        self.ok = 0
+        self.failures: list[str] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        conn = self.proxy.connection()
+        while not self.stopping.is_set():
+            try:
+                assert get(conn) == (200, "v1")
+                self.ok += 1
+            except Exception as exc:  # every failure counts
+                self.failures.append(repr(exc))
+                conn = self.proxy.connection()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(DEADLINE)
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def proxy(request, apps: Callable[..., App], proxies) -> ProxyThread:
+    proxy: ProxyThread = proxies("http", request.param, timeouts=SHORT)
+    proxy.swap(apps("v1"), None)
+    return proxy
+
+
+def read_to_eof(sock: socket.socket) -> bytes:
+    sock.settimeout(SHORT.head + GENEROUS)
+    return read_until(sock, b"")
+
+
+def test_slowloris_gets_408_and_is_closed(proxy: ProxyThread) -> None:
+    client = WellBehaved(proxy)
+    client.start()
+    with socket.create_connection((HOST, proxy.port)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        answer = b""
+        deadline = time.monotonic() + SHORT.head + GENEROUS
+        # A header byte every 200 ms: always active, never done.
+        while time.monotonic() < deadline:
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                break
+            sock.settimeout(0.2)
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            answer += data
+            break  # the answer has begun: stop sending, read the rest
+        answer += read_to_eof(sock)
+    client.stop()
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+    assert client.failures == [] and client.ok > 0
+
+
+def test_slow_body_gets_408_and_is_closed(proxy: ProxyThread) -> None:
+    client = WellBehaved(proxy)
+    client.start()
+    with socket.create_connection((HOST, proxy.port)) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        answer = read_to_eof(sock)
+    client.stop()
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+    assert client.failures == [] and client.ok > 0
+
+
+def test_slow_streamed_body_gets_408_and_is_closed(proxy: ProxyThread) -> None:
+    with socket.create_connection((HOST, proxy.port)) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab")
+        answer = read_to_eof(sock)
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+    assert get(proxy.connection()) == (200, "v1")
+
+
+def test_idle_keepalive_connection_is_closed(proxy: ProxyThread) -> None:
+    client = WellBehaved(proxy)
+    client.start()
+    with socket.create_connection((HOST, proxy.port)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = read_until(sock, b"\r\n\r\nv1")
+        rest = read_to_eof(sock)  # no response is due: just EOF
+    client.stop()
+    assert first.startswith(b"HTTP/1.1 200") and rest == b""
+    assert client.failures == [] and client.ok > 0
+
+
+def test_a_connection_that_never_sends_is_closed(proxy: ProxyThread) -> None:
+    with socket.create_connection((HOST, proxy.port)) as sock:
+        assert read_to_eof(sock) == b""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_tcp_nodelay_on_client_and_upstream_sockets(
+    loop: str, apps: Callable[..., App], proxies
+) -> None:
+    proxy: ProxyThread = proxies("http", loop)
+    proxy.swap(apps("v1"), None)
+    conn = proxy.connection()
+    assert get(conn) == (200, "v1")
+
+    def nodelay() -> tuple[list[int], list[int]]:
+        fast = proxy.proxy._fast
+        assert fast is not None
+        opt = (socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        clients = [c.transport.get_extra_info("socket").getsockopt(*opt) for c in fast.clients]
+        links = [
+            link.transport.get_extra_info("socket").getsockopt(*opt) for link in fast.pool.links()
+        ]
+        return clients, links
+
+    clients, links = proxy.run(nodelay)
+    assert clients and all(clients), clients
+    assert links and all(links), links
+
+
+CHILD = Path(__file__).with_name("proxy_process.py")
+
+
+def test_many_idle_connections_under_a_low_fd_limit(apps: Callable[..., App]) -> None:
+    """1,100 idle connections, fd limit 1,024 (soft and hard): others are still served."""
+    app = apps("v1")
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(app.port), "1024", "1.0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    idle: list[socket.socket] = []
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline().split()[1])
+        for _ in range(1100):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex((HOST, port))
+            idle.append(sock)
+        conn = socket.create_connection((HOST, port), timeout=60)
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = read_until(conn, b"")
+        conn.close()
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"v1"), answer
+    finally:
+        for sock in idle:
+            sock.close()
+        child.terminate()
+        _, stderr = child.communicate(timeout=DEADLINE)
+    assert len(stderr) < 4096, stderr[-2000:]
+    assert b"Traceback" not in stderr
