@@ -182,3 +182,33 @@ def test_many_idle_connections_under_a_low_fd_limit(apps: Callable[..., App]) ->
         _, stderr = child.communicate(timeout=DEADLINE)
     assert len(stderr) < 4096, stderr[-2000:]
     assert b"Traceback" not in stderr
+
+
+def test_accept_errors_are_logged_at_most_once_a_second(apps: Callable[..., App]) -> None:
+    """With every fd taken for 3 s, accept() fails with EMFILE; then clients are served."""
+    app = apps("v1")
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(app.port), "1024", "5.0", "3.0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    waiting: list[socket.socket] = []
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline().split()[1])
+        assert child.stdout.readline().strip() == b"HOGGING"
+        for _ in range(50):  # queued in the backlog while the proxy has no fd for them
+            sock = socket.create_connection((HOST, port), timeout=60)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            waiting.append(sock)
+        answers = [read_until(sock, b"") for sock in waiting]
+    finally:
+        for sock in waiting:
+            sock.close()
+        child.terminate()
+        _, stderr = child.communicate(timeout=DEADLINE)
+    assert all(a.startswith(b"HTTP/1.1 200") and a.endswith(b"v1") for a in answers), answers
+    reports = [line for line in stderr.splitlines() if b"cannot accept" in line]
+    assert 1 <= len(reports) <= 5, stderr[-2000:]  # about 3 s of EMFILE, once a second
+    assert b"Traceback" not in stderr
