@@ -1,7 +1,7 @@
 """Throughput and latency through pitstop's proxy versus straight to the app.
 
     .venv/bin/python benchmarks/proxy.py [--duration 5] [--connections 50] [--rounds 3]
-        [--app asyncio|uvicorn|both] [--client wrk|python]
+        [--app asyncio|uvicorn|both|none] [--client wrk|python] [--latency-connections 20]
 
 Two apps: a tiny asyncio HTTP/1.1 server (so the app is not the bottleneck) and uvicorn
 with a trivial ASGI app (closer to what a dev server costs). App and proxy each run in
@@ -10,6 +10,14 @@ their own process (on uvloop if it is installed), all on 127.0.0.1. The load com
 (keep-alive, new connection per request) alternates direct and proxied runs `--rounds`
 times, so both see the same machine noise, and reports the medians. Prints a markdown
 table and the command that made it.
+
+A second table is keep-alive latency at low load, the proxy on asyncio's default loop and
+on uvloop: `--latency-connections` clients (the small asyncio client in this file, so that
+each request waits for the one before) send requests one after another to an app built on
+`http.server` (with TCP_NODELAY on its own sockets), which writes a response's head and body
+in two send() calls. The proxy then forwards them in two writes too, and that is where
+Nagle's algorithm meets the client's delayed ACK when TCP_NODELAY is missing on a socket of
+the proxy: ~40 ms per request instead of well under one.
 """
 
 from __future__ import annotations
@@ -80,6 +88,31 @@ def serve_uvicorn(port: int) -> None:
     uvicorn.run(asgi_app, host=HOST, port=port, log_level="warning", backlog=1024)
 
 
+def serve_http_server(port: int) -> None:
+    """http.server, as a typical small dev server: head and body in separate writes."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Its own sends go out at once, so any stall measured is the proxy's.
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            self.wfile.write(BODY)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    ThreadingHTTPServer.request_queue_size = 1024
+    server = ThreadingHTTPServer((HOST, port), Handler)
+    print("READY", flush=True)
+    server.serve_forever()
+
+
 async def serve_proxy(port: int, backend_port: int) -> None:
     proxy = Proxy("http")
     listener = socket.create_server((HOST, port), backlog=1024)
@@ -89,13 +122,17 @@ async def serve_proxy(port: int, backend_port: int) -> None:
     await asyncio.Event().wait()
 
 
-def run_server(coro: object) -> None:
-    try:
-        import uvloop
+def run_server(coro: object, loop: str = "uvloop") -> None:
+    """Run `coro` on uvloop if it is installed and wanted, else on asyncio's default loop."""
+    if loop == "uvloop":
+        try:
+            import uvloop
 
-        uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+            uvloop.run(coro)  # type: ignore[arg-type]
+            return
+        except ImportError:
+            pass
+    asyncio.run(coro)  # type: ignore[arg-type]
 
 
 # --- load generation -------------------------------------------------------------------
@@ -179,7 +216,7 @@ def run_python(port: int, connections: int, duration: float, keep_alive: bool) -
 # --- orchestration ----------------------------------------------------------------------
 
 
-def start(role: str, *ports: int) -> subprocess.Popen[str]:
+def start(role: str, *ports: int | str) -> subprocess.Popen[str]:
     argv = [sys.executable, __file__, role, *map(str, ports)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     if role == "--serve-uvicorn":
@@ -207,12 +244,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client", choices=["wrk", "python"], default=None)
-    parser.add_argument("--app", choices=["asyncio", "uvicorn", "both"], default="both")
+    parser.add_argument("--app", choices=["asyncio", "uvicorn", "both", "none"], default="both")
+    parser.add_argument("--latency-connections", type=int, default=20)
     args = parser.parse_args()
     client = args.client or ("wrk" if shutil.which("wrk") else "python")
     load = run_wrk if client == "wrk" else run_python
     rows = []
-    for app in ("asyncio", "uvicorn") if args.app == "both" else (args.app,):
+    apps = {"both": ("asyncio", "uvicorn"), "none": ()}.get(args.app, (args.app,))
+    for app in apps:
         app_port, proxy_port = free_port(HOST), free_port(HOST)
         procs = [start("--serve-app" if app == "asyncio" else "--serve-uvicorn", app_port)]
         procs.append(start("--serve-proxy", proxy_port, app_port))
@@ -227,7 +266,52 @@ def main() -> None:
             for proc in procs:
                 proc.terminate()
                 proc.wait()
-    print_table(rows, client, args)
+    if rows:
+        print_table(rows, client, args)
+    if args.latency_connections:
+        print_latency(latency_rows(args), args)
+
+
+def latency_rows(args: argparse.Namespace) -> list[tuple[str, Result, Result]]:
+    """Keep-alive latency to an http.server app, direct and through the proxy on each loop."""
+    app_port = free_port(HOST)
+    procs = [start("--serve-http-server", app_port)]
+    rows = []
+    try:
+        for loop in ("asyncio", "uvloop"):
+            proxy_port = free_port(HOST)
+            proxy = start("--serve-proxy", proxy_port, app_port, loop)
+            try:
+                direct, proxied = [], []
+                for _ in range(args.rounds):
+                    n, d = args.latency_connections, args.duration
+                    direct.append(run_python(app_port, n, d, True))
+                    proxied.append(run_python(proxy_port, n, d, True))
+                rows.append((loop, median(direct), median(proxied)))
+            finally:
+                proxy.terminate()
+                proxy.wait()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+    return rows
+
+
+def print_latency(rows: list[tuple[str, Result, Result]], args: argparse.Namespace) -> None:
+    print(
+        f"\nKeep-alive latency: {args.latency_connections} connections, requests one after "
+        f"another on each, app http.server, client python, {args.duration:g} s per run, "
+        f"median of {args.rounds}\n"
+    )
+    print("| proxy loop | direct p50 | direct p99 | proxy p50 | proxy p99 | added p50 | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for loop, direct, proxied in rows:
+        added = proxied.p50_ms - direct.p50_ms
+        print(
+            f"| {loop} | {direct.p50_ms:.2f} ms | {direct.p99_ms:.2f} ms | {proxied.p50_ms:.2f} ms "
+            f"| {proxied.p99_ms:.2f} ms | {added:+.2f} ms | {direct.errors + proxied.errors} |"
+        )
 
 
 def median(results: list[Result]) -> Result:
@@ -272,7 +356,10 @@ if __name__ == "__main__":
         run_server(serve_app(int(sys.argv[2])))
     elif len(sys.argv) >= 3 and sys.argv[1] == "--serve-uvicorn":
         serve_uvicorn(int(sys.argv[2]))
+    elif len(sys.argv) >= 3 and sys.argv[1] == "--serve-http-server":
+        serve_http_server(int(sys.argv[2]))
     elif len(sys.argv) >= 4 and sys.argv[1] == "--serve-proxy":
-        run_server(serve_proxy(int(sys.argv[2]), int(sys.argv[3])))
+        loop = sys.argv[4] if len(sys.argv) >= 5 else "uvloop"
+        run_server(serve_proxy(int(sys.argv[2]), int(sys.argv[3])), loop)
     else:
         main()
