@@ -220,7 +220,7 @@ def start(role: str, *ports: int | str) -> subprocess.Popen[str]:
     argv = [sys.executable, __file__, role, *map(str, ports)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     if role == "--serve-uvicorn":
-        wait_for_port(ports[0])
+        wait_for_port(int(ports[0]))
     else:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
     return proc

@@ -40,6 +40,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 if __name__ == "__main__":
     uvicorn.run(
-        app, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ["PORT"]),
+        app,
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ["PORT"]),
         log_level="warning",
     )
