@@ -35,7 +35,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+# A proxy started for --baseline-src runs another checkout's pitstop (PITSTOP_BENCH_SRC).
+sys.path.insert(
+    0, os.environ.get("PITSTOP_BENCH_SRC") or str(Path(__file__).resolve().parents[1] / "src")
+)
 
 from pitstop.supervisor.proxy.server import Backend, Proxy, free_port
 
@@ -216,9 +219,10 @@ def run_python(port: int, connections: int, duration: float, keep_alive: bool) -
 # --- orchestration ----------------------------------------------------------------------
 
 
-def start(role: str, *ports: int | str) -> subprocess.Popen[str]:
+def start(role: str, *ports: int | str, src: str | None = None) -> subprocess.Popen[str]:
     argv = [sys.executable, __file__, role, *map(str, ports)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "PITSTOP_BENCH_SRC": src} if src else None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     if role == "--serve-uvicorn":
         wait_for_port(int(ports[0]))
     else:
@@ -246,72 +250,101 @@ def main() -> None:
     parser.add_argument("--client", choices=["wrk", "python"], default=None)
     parser.add_argument("--app", choices=["asyncio", "uvicorn", "both", "none"], default="both")
     parser.add_argument("--latency-connections", type=int, default=20)
+    parser.add_argument(
+        "--baseline-src",
+        help="also run, alternating with the others, a proxy from this src/ folder "
+        "(e.g. an older checkout's), as the target 'baseline'",
+    )
     args = parser.parse_args()
     client = args.client or ("wrk" if shutil.which("wrk") else "python")
     load = run_wrk if client == "wrk" else run_python
-    rows = []
+    rows: list[Row] = []
     apps = {"both": ("asyncio", "uvicorn"), "none": ()}.get(args.app, (args.app,))
     for app in apps:
-        app_port, proxy_port = free_port(HOST), free_port(HOST)
+        app_port = free_port(HOST)
         procs = [start("--serve-app" if app == "asyncio" else "--serve-uvicorn", app_port)]
-        procs.append(start("--serve-proxy", proxy_port, app_port))
+        targets = {"direct": app_port}
         try:
+            targets.update(start_proxies(procs, app_port, "uvloop", args.baseline_src))
             for keep_alive in (True, False):
-                direct, proxied = [], []
+                results: dict[str, list[Result]] = {name: [] for name in targets}
                 for _ in range(args.rounds):
-                    direct.append(load(app_port, args.connections, args.duration, keep_alive))
-                    proxied.append(load(proxy_port, args.connections, args.duration, keep_alive))
-                rows.append((app, keep_alive, median(direct), median(proxied)))
+                    for name, port in targets.items():
+                        results[name].append(
+                            load(port, args.connections, args.duration, keep_alive)
+                        )
+                scenario = "keep-alive" if keep_alive else "new connection per request"
+                rows.append((app, scenario, {k: median(v) for k, v in results.items()}))
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait()
+            stop(procs)
     if rows:
         print_table(rows, client, args)
     if args.latency_connections:
         print_latency(latency_rows(args), args)
 
 
-def latency_rows(args: argparse.Namespace) -> list[tuple[str, Result, Result]]:
+Row = tuple[str, str, dict[str, Result]]  # app or loop, scenario, result per target
+
+
+def start_proxies(
+    procs: list[subprocess.Popen[str]], app_port: int, loop: str, baseline: str | None
+) -> dict[str, int]:
+    """A proxy to `app_port` (and a baseline one); their ports by target name."""
+    targets = {}
+    for name, src in (("proxy", None), ("baseline", baseline)):
+        if name == "proxy" or src:
+            port = free_port(HOST)
+            procs.append(start("--serve-proxy", port, app_port, loop, src=src))
+            targets[name] = port
+    return targets
+
+
+def stop(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        proc.terminate()
+        proc.wait()
+
+
+def latency_rows(args: argparse.Namespace) -> list[Row]:
     """Keep-alive latency to an http.server app, direct and through the proxy on each loop."""
     app_port = free_port(HOST)
-    procs = [start("--serve-http-server", app_port)]
+    app = [start("--serve-http-server", app_port)]
     rows = []
     try:
         for loop in ("asyncio", "uvloop"):
-            proxy_port = free_port(HOST)
-            proxy = start("--serve-proxy", proxy_port, app_port, loop)
+            procs: list[subprocess.Popen[str]] = []
+            targets = {"direct": app_port}
             try:
-                direct, proxied = [], []
+                targets.update(start_proxies(procs, app_port, loop, args.baseline_src))
+                results: dict[str, list[Result]] = {name: [] for name in targets}
                 for _ in range(args.rounds):
-                    n, d = args.latency_connections, args.duration
-                    direct.append(run_python(app_port, n, d, True))
-                    proxied.append(run_python(proxy_port, n, d, True))
-                rows.append((loop, median(direct), median(proxied)))
+                    for name, port in targets.items():
+                        n, d = args.latency_connections, args.duration
+                        results[name].append(run_python(port, n, d, True))
+                rows.append((loop, "keep-alive", {k: median(v) for k, v in results.items()}))
             finally:
-                proxy.terminate()
-                proxy.wait()
+                stop(procs)
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait()
+        stop(app)
     return rows
 
 
-def print_latency(rows: list[tuple[str, Result, Result]], args: argparse.Namespace) -> None:
+def print_latency(rows: list[Row], args: argparse.Namespace) -> None:
     print(
         f"\nKeep-alive latency: {args.latency_connections} connections, requests one after "
         f"another on each, app http.server, client python, {args.duration:g} s per run, "
         f"median of {args.rounds}\n"
     )
-    print("| proxy loop | direct p50 | direct p99 | proxy p50 | proxy p99 | added p50 | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for loop, direct, proxied in rows:
-        added = proxied.p50_ms - direct.p50_ms
-        print(
-            f"| {loop} | {direct.p50_ms:.2f} ms | {direct.p99_ms:.2f} ms | {proxied.p50_ms:.2f} ms "
-            f"| {proxied.p99_ms:.2f} ms | {added:+.2f} ms | {direct.errors + proxied.errors} |"
-        )
+    print("| proxy loop | target | p50 | p99 | added p50 | errors |")
+    print("|---|---|---:|---:|---:|---:|")
+    for loop, _, results in rows:
+        direct = results["direct"]
+        for target, r in results.items():
+            added = "" if target == "direct" else f"{r.p50_ms - direct.p50_ms:+.2f} ms"
+            print(
+                f"| {loop} | {target} | {r.p50_ms:.2f} ms | {r.p99_ms:.2f} ms | {added} "
+                f"| {r.errors} |"
+            )
 
 
 def median(results: list[Result]) -> Result:
@@ -323,9 +356,7 @@ def median(results: list[Result]) -> Result:
     )
 
 
-def print_table(
-    rows: list[tuple[str, bool, Result, Result]], client: str, args: argparse.Namespace
-) -> None:
+def print_table(rows: list[Row], client: str, args: argparse.Namespace) -> None:
     try:
         import uvloop  # noqa: F401
 
@@ -335,19 +366,19 @@ def print_table(
     print("$ .venv/bin/python benchmarks/proxy.py " + " ".join(sys.argv[1:]))
     print(
         f"\n{args.connections} connections, {args.duration:g} s per run, median of "
-        f"{args.rounds} alternating direct/proxy runs, client {client}, loop {loop}, "
+        f"{args.rounds} alternating runs per target, client {client}, loop {loop}, "
         f"{os.cpu_count()} CPUs shared by client, app and proxy, Python {sys.version.split()[0]}\n"
     )
     print("| app | scenario | target | req/s | p50 | p99 | errors | proxy/direct | added p50 |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-    for app, keep_alive, direct, proxied in rows:
-        name = "keep-alive" if keep_alive else "new connection per request"
-        ratio = f"{100 * proxied.rps / direct.rps:.0f} %"
-        added = f"{proxied.p50_ms - direct.p50_ms:+.2f} ms"
-        for target, r, extra in (("direct", direct, ("", "")), ("proxy", proxied, (ratio, added))):
+    for app, name, results in rows:
+        direct = results["direct"]
+        for target, r in results.items():
+            ratio = "" if target == "direct" else f"{100 * r.rps / direct.rps:.0f} %"
+            added = "" if target == "direct" else f"{r.p50_ms - direct.p50_ms:+.2f} ms"
             print(
                 f"| {app} | {name} | {target} | {r.rps:,.0f} | {r.p50_ms:.2f} ms "
-                f"| {r.p99_ms:.2f} ms | {r.errors} | {extra[0]} | {extra[1]} |"
+                f"| {r.p99_ms:.2f} ms | {r.errors} | {ratio} | {added} |"
             )
 
 
