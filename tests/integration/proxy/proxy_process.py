@@ -3,15 +3,16 @@
     proxy_process.py BACKEND_PORT NOFILE HEAD [HOG]
 
 Sets RLIMIT_NOFILE (soft and hard) to NOFILE, serves on a free port with head and keep-alive
-timeouts of HEAD seconds, prints "PORT <n>", logs warnings and errors to stderr. With HOG,
+timeouts of HEAD seconds (on uvloop if $PROXY_LOOP is "uvloop"), prints "PORT <n>", logs warnings and errors to stderr. With HOG,
 it then uses up every free fd for HOG seconds (so accept() fails with EMFILE), prints
-"HOGGING" when they are all taken, and gives them back after.
+"HOGGING" when they are all taken, and gives them back after ("RELEASED").
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import socket
 import sys
@@ -30,6 +31,7 @@ async def hog(seconds: float) -> None:
     await asyncio.sleep(seconds)
     for f in files:
         f.close()
+    print("RELEASED", flush=True)
 
 
 async def main(backend_port: int, head: float, hog_for: float) -> None:
@@ -48,4 +50,10 @@ if __name__ == "__main__":
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     hog_for = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
-    asyncio.run(main(int(sys.argv[1]), float(sys.argv[3]), hog_for))
+    coro = main(int(sys.argv[1]), float(sys.argv[3]), hog_for)
+    if os.environ.get("PROXY_LOOP") == "uvloop":
+        import uvloop
+
+        uvloop.run(coro)
+    else:
+        asyncio.run(coro)

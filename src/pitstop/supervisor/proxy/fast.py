@@ -18,7 +18,15 @@ from collections.abc import Awaitable, Callable
 
 from pitstop.supervisor.proxy import heads, http11
 from pitstop.supervisor.proxy.http11 import ChunkedBody, HttpError, error_response
-from pitstop.supervisor.proxy.limits import Deadline, Gate, Timeouts, set_nodelay
+from pitstop.supervisor.proxy.limits import (
+    CountedStreamProtocol,
+    Deadline,
+    Gate,
+    Sweeper,
+    Timed,
+    Timeouts,
+    set_nodelay,
+)
 from pitstop.supervisor.proxy.routing import Backend, Flight, NoBackend, Router
 
 log = logging.getLogger(__name__)
@@ -418,11 +426,17 @@ class FastServer:
         self.pool = FastPool(router, timeouts)
         self.spawn = spawn  # runs a handed-over connection as a task
         self.clients: set[FastClient] = set()
+        loop = asyncio.get_running_loop()
+        shortest = min(timeouts.head, timeouts.body, timeouts.keepalive, LINGER)
+        self.sweeper = Sweeper(loop, min(1.0, max(0.05, shortest / 4)))
+        # uvloop sets TCP_NODELAY on every TCP transport itself; asyncio, not on these.
+        self.nodelay = not type(loop).__module__.startswith("uvloop")
 
     def protocol(self) -> FastClient:
         return FastClient(self)
 
     async def close(self) -> None:
+        self.sweeper.close()
         for client in list(self.clients):
             client.abort()
         tasks = list(self.pool.connecting)
@@ -432,7 +446,7 @@ class FastServer:
         self.pool.close_all()
 
 
-class FastClient(asyncio.Protocol):
+class FastClient(asyncio.Protocol, Timed):
     """One client connection on the fast path."""
 
     def __init__(self, server: FastServer) -> None:
@@ -452,19 +466,24 @@ class FastClient(asyncio.Protocol):
         self._handed_over = False
         self._waiter: asyncio.Task[None] | None = None
         self._waiting_for = _IDLE
-        self._deadline = Deadline(asyncio.get_running_loop(), self._timed_out)
+        self._loop = asyncio.get_running_loop()
+        self.due: float | None = None  # when the current wait times out (the sweeper checks)
 
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.server.clients.add(self)
+        self.server.gate.enter()
+        self.server.sweeper.add(self)
+        if self.server.nodelay:
+            set_nodelay(transport.get_extra_info("socket"))
         peer = transport.get_extra_info("peername")
         self.client_ip = str(peer[0] if isinstance(peer, tuple) else "unknown").encode()
         # A new connection has `head` seconds for its first request head, not `keepalive`:
         # connections that never send anything must not pile up.
         self._waiting_for = _IDLE
-        self._deadline.set(self.timeouts.head)
+        self.due = self._loop.time() + self.timeouts.head
 
     def data_received(self, data: bytes) -> None:
         if self._waiting_for == _LINGER:
@@ -488,7 +507,8 @@ class FastClient(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._gone = True
-        self._deadline.cancel()
+        self.due = None
+        self.server.sweeper.discard(self)
         self.server.clients.discard(self)
         if not self._handed_over:
             self.server.gate.leave()
@@ -541,12 +561,12 @@ class FastClient(asyncio.Protocol):
             assert self.transport is not None
             self.transport.resume_reading()
         self._waiting_for = _IDLE
-        self._deadline.set(self.timeouts.keepalive)
+        self.due = self._loop.time() + self.timeouts.keepalive
         self._next()
 
     # timeouts
 
-    def _timed_out(self) -> None:
+    def expired(self) -> None:
         if self._waiting_for == _LINGER:
             self._close()
             return
@@ -579,7 +599,7 @@ class FastClient(asyncio.Protocol):
                 elif buf and self._waiting_for == _IDLE:
                     # From its first byte, the whole head has `head` seconds (slowloris).
                     self._waiting_for = _HEAD
-                    self._deadline.set(self.timeouts.head)
+                    self.due = self._loop.time() + self.timeouts.head
                 return
             req = http11.scan_request(buf[: end + 2])
         except HttpError as exc:
@@ -600,9 +620,9 @@ class FastClient(asyncio.Protocol):
             else:
                 # The body has `body` seconds between reads.
                 self._waiting_for = _BODY
-                self._deadline.set(self.timeouts.body)
+                self.due = self._loop.time() + self.timeouts.body
             return
-        self._deadline.clear()
+        self.due = None
         head = heads.upstream_request(req, self.client_ip)
         self._buf = buf[body_end:]
         ex = self.ex = _FastExchange(self, req, head + buf[end + 4 : body_end])
@@ -638,11 +658,11 @@ class FastClient(asyncio.Protocol):
         if self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
-        self._deadline.set(LINGER)
+        self.due = self._loop.time() + LINGER
 
     def _close(self) -> None:
         self._gone = True
-        self._deadline.cancel()
+        self.due = None
         if self.transport is not None:
             self.transport.close()
 
@@ -652,11 +672,12 @@ class FastClient(asyncio.Protocol):
         assert transport is not None
         self._gone = True
         self._handed_over = True  # the stream path now counts it against the gate
-        self._deadline.cancel()
+        self.due = None
+        self.server.sweeper.discard(self)
         self.server.clients.discard(self)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=http11.MAX_HEAD, loop=loop)
-        protocol = asyncio.StreamReaderProtocol(reader, self._spawn, loop=loop)
+        protocol = CountedStreamProtocol(reader, self._spawn, self.server.gate, counted=True)
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         if self.write_paused:

@@ -19,7 +19,7 @@ _RESPONSE_DROP_LENGTH = HOP_BY_HOP | {b"content-length"}
 
 def _cut(head: Head, names: frozenset[bytes], start: bytes | None = None) -> bytes:
     """`head.raw` without the lines of `names` and of the headers its Connection names."""
-    if head.rewritable():
+    if not head.options or head.rewritable():
         return head.without(names, start)
     names = names | head.options
     lines = head.raw.split(b"\r\n")[:-1]

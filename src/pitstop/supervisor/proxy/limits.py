@@ -1,12 +1,14 @@
 """What bounds the proxy: timeouts, the number of open connections, the fd limit.
 
-The proxy accepts connections itself (not through loop.create_server) so that it can stop
-accepting at its connection limit, leaving new connections waiting in the listen backlog
-instead of taking file descriptors it does not have; so that an accept() error such as
-EMFILE pauses accepting and is logged at most once a second, without a traceback; and so
-that every accepted TCP socket gets TCP_NODELAY on every event loop (asyncio's own accept
-path skips it for sockets made by socket.create_server, and Nagle's algorithm then meets
-the client's delayed ACK: ~40 ms per keep-alive request).
+Connections are accepted by the event loop's own server (loop.create_server, which on
+uvloop accepts in C) on a duplicate of each listening socket. At the connection limit that
+server is closed: the listening socket itself stays open, so new connections wait in its
+listen backlog until a connection ends and a new server on a new duplicate takes over.
+accept() errors such as EMFILE, which the loops report through the exception handler with a
+traceback (uvloop once per refused connection), are logged at most once a second, in one
+line. Every client and upstream TCP socket gets TCP_NODELAY on every loop: asyncio's own
+accept path skips it for sockets made by socket.create_server, and Nagle's algorithm then
+meets the client's delayed ACK (~40 ms per keep-alive request).
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 # fds kept free for everything but client connections: listeners, the app's pipes, files.
 _RESERVED_FDS = 64
-# How long accepting pauses after an accept() error that more accepting cannot cure.
-_ERROR_PAUSE = 0.1
-# At most this many connections accepted per wake-up, so accepting cannot starve the rest.
-_ACCEPT_BATCH = 64
-_FD_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# The listen backlog, and so also how many connections asyncio accepts per wake-up.
+BACKLOG = 128
+_ACCEPT_ERRORS = frozenset(
+    {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.ECONNABORTED}
+)
 
 
 @dataclass(frozen=True)
@@ -86,28 +89,108 @@ def connection_limit(wanted: int, fd_limit: int) -> int:
 
 
 class Gate:
-    """Counts open client connections; acceptors wait while the count is at the limit."""
+    """Counts open client connections; at the limit, every listener stops accepting."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.open = 0
-        self._waiting: list[Acceptor] = []
+        self.listeners: list[Listener] = []
 
     def full(self) -> bool:
         return self.open >= self.limit
 
     def enter(self) -> None:
         self.open += 1
+        if self.open >= self.limit:
+            for listener in self.listeners:
+                listener.pause()
 
     def leave(self) -> None:
         self.open -= 1
-        if self._waiting and self.open < self.limit:
-            waiting, self._waiting = self._waiting, []
-            for acceptor in waiting:
-                acceptor.resume()
+        if self.open < self.limit:
+            for listener in self.listeners:
+                listener.resume()
 
-    def wait(self, acceptor: Acceptor) -> None:
-        self._waiting.append(acceptor)
+
+class Listener:
+    """Serves one listening socket with loop.create_server on a duplicate of it."""
+
+    def __init__(self, sock: socket.socket, factory: Callable[[], asyncio.BaseProtocol]) -> None:
+        self._sock = sock
+        self._factory = factory
+        self._server: asyncio.AbstractServer | None = None
+        self._opening: asyncio.Task[None] | None = None
+        self._wanted = True
+        self._closed = False
+
+    async def start(self) -> None:
+        await self._open()
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(self._factory, sock=self._sock.dup(), backlog=BACKLOG)
+        if self._wanted and not self._closed:
+            self._server = server
+        else:  # paused or closed while it was being made
+            server.close()
+
+    def pause(self) -> None:
+        self._wanted = False
+        if self._server is not None:
+            # Only this duplicate closes; connections queue in the socket's backlog.
+            self._server.close()
+            self._server = None
+
+    def resume(self) -> None:
+        self._wanted = True
+        if self._server is None and self._opening is None and not self._closed:
+            self._opening = asyncio.get_running_loop().create_task(self._reopen())
+
+    async def _reopen(self) -> None:
+        try:
+            await self._open()
+        except OSError as exc:
+            log.warning("proxy: cannot accept connections: %s", exc)
+        finally:
+            self._opening = None
+        if self._wanted and self._server is None and not self._closed:
+            self.resume()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._opening is not None:
+            self._opening.cancel()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+
+class CountedStreamProtocol(asyncio.StreamReaderProtocol):
+    """A stream connection that counts against the gate from connection_made to its end."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        connected: Any,
+        gate: Gate,
+        counted: bool = False,
+    ) -> None:
+        super().__init__(reader, connected)
+        self._gate = gate
+        self._counted = counted  # a connection handed over from the fast path already is
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._counted:
+            self._counted = True
+            self._gate.enter()
+            set_nodelay(transport.get_extra_info("socket"))
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._counted:
+            self._counted = False
+            self._gate.leave()
+        super().connection_lost(exc)
 
 
 class _RateLimitedLog:
@@ -128,62 +211,22 @@ class _RateLimitedLog:
         self._last, self._skipped = now, 0
 
 
-class Acceptor:
-    """Accepts connections on one listening socket and hands each one to `on_accept`."""
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Report accept() errors once a second in one line; returns what undoes it."""
+    previous = loop.get_exception_handler()
+    limited = _RateLimitedLog()
 
-    def __init__(
-        self, sock: socket.socket, gate: Gate, on_accept: Callable[[socket.socket], None]
-    ) -> None:
-        self._sock = sock
-        self._gate = gate
-        self._on_accept = on_accept
-        self._loop = asyncio.get_running_loop()
-        self._reading = False
-        self._closed = False
-        self._errors = _RateLimitedLog()
-        self._retry: asyncio.TimerHandle | None = None
-        sock.setblocking(False)
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _ACCEPT_ERRORS:
+            limited.warning(f"proxy: cannot accept connections: {exc}")
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
-    def resume(self) -> None:
-        if not self._reading and not self._closed:
-            self._reading = True
-            self._loop.add_reader(self._sock.fileno(), self._accept)
-
-    def _pause(self) -> None:
-        if self._reading:
-            self._reading = False
-            self._loop.remove_reader(self._sock.fileno())
-
-    def _accept(self) -> None:
-        for _ in range(_ACCEPT_BATCH):
-            if self._gate.full():
-                # New connections wait in the listen backlog until one of ours ends.
-                self._pause()
-                self._gate.wait(self)
-                return
-            try:
-                conn, _ = self._sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno == errno.ECONNABORTED:
-                    continue
-                self._errors.warning(f"proxy: cannot accept connections: {exc}")
-                if exc.errno in _FD_ERRORS:
-                    self._pause()
-                    self._retry = self._loop.call_later(_ERROR_PAUSE, self.resume)
-                return
-            set_nodelay(conn)
-            conn.setblocking(False)
-            self._gate.enter()
-            self._on_accept(conn)
-
-    def close(self) -> None:
-        self._closed = True
-        self._pause()
-        if self._retry is not None:
-            self._retry.cancel()
-        self._sock.close()
+    loop.set_exception_handler(handler)
+    return lambda: loop.set_exception_handler(previous)
 
 
 class Deadline:
@@ -230,3 +273,47 @@ class Deadline:
             return
         self._at = None
         self._callback()
+
+
+class Timed:
+    """What a Sweeper watches: `due` (loop time, or None) and what to do past it."""
+
+    due: float | None
+
+    def expired(self) -> None:
+        raise NotImplementedError
+
+
+class Sweeper:
+    """The deadlines of many connections, checked by one timer every `tick` seconds.
+
+    A connection's deadline is then a float it sets, with no timer made or cancelled per
+    connection or per request; a deadline is met up to one tick late.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tick: float) -> None:
+        self._loop = loop
+        self._tick = tick
+        self._members: set[Timed] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, member: Timed) -> None:
+        self._members.add(member)
+        if self._handle is None:
+            self._handle = self._loop.call_later(self._tick, self._sweep)
+
+    def discard(self, member: Timed) -> None:
+        self._members.discard(member)
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        late = [m for m in self._members if m.due is not None and m.due <= now]
+        for member in late:
+            member.due = None
+            member.expired()
+        self._handle = self._loop.call_later(self._tick, self._sweep) if self._members else None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

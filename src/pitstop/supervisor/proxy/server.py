@@ -21,10 +21,12 @@ from pitstop.supervisor.proxy import http11
 from pitstop.supervisor.proxy.fast import FastServer
 from pitstop.supervisor.proxy.http import HttpHandler, Pool
 from pitstop.supervisor.proxy.limits import (
-    Acceptor,
+    CountedStreamProtocol,
     Gate,
+    Listener,
     Timeouts,
     connection_limit,
+    quiet_accept_errors,
     raise_fd_limit,
 )
 from pitstop.supervisor.proxy.routing import Backend, Router
@@ -72,8 +74,7 @@ class Proxy:
             if mode == "http"
             else None
         )
-        self._acceptors: list[Acceptor] = []
-        self._opening: set[asyncio.Task[tuple[asyncio.Transport, asyncio.Protocol]]] = set()
+        self._undo_quiet: Callable[[], None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -88,32 +89,19 @@ class Proxy:
         The proxy listens on duplicates, so the caller keeps ownership of `sockets`.
         """
         self._gate.limit = connection_limit(self._max_connections, raise_fd_limit())
+        self._undo_quiet = quiet_accept_errors(asyncio.get_running_loop())
         for sock in sockets:
-            acceptor = Acceptor(sock.dup(), self._gate, self._open)
-            self._acceptors.append(acceptor)
-            acceptor.resume()
+            listener = Listener(sock, self._protocol)
+            self._gate.listeners.append(listener)
+            await listener.start()
         log.debug("proxy (%s) listening on %d socket(s)", self.mode, len(sockets))
 
-    def _open(self, conn: socket.socket) -> None:
-        """Wrap an accepted connection in a transport and this mode's protocol."""
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(loop.connect_accepted_socket(self._protocol, conn))
-        self._opening.add(task)
-        task.add_done_callback(self._opened)
-
-    def _opened(self, task: asyncio.Task[tuple[asyncio.Transport, asyncio.Protocol]]) -> None:
-        self._opening.discard(task)
-        if task.cancelled() or task.exception() is not None:
-            # No protocol got the connection, so none will leave the gate for it.
-            log.debug("proxy: accepted connection lost before it was set up")
-            self._gate.leave()
-
-    def _protocol(self) -> asyncio.Protocol:
+    def _protocol(self) -> asyncio.BaseProtocol:
         if self._fast is not None:
             return self._fast.protocol()
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=http11.MAX_HEAD, loop=loop)
-        return asyncio.StreamReaderProtocol(reader, self._serve, loop=loop)
+        return CountedStreamProtocol(reader, self._serve, self._gate)
 
     @property
     def connections(self) -> int:
@@ -153,16 +141,17 @@ class Proxy:
     async def close(self) -> None:
         """Stop listening and cut every connection."""
         self._closing = True
-        for acceptor in self._acceptors:
-            acceptor.close()
-        self._acceptors.clear()
-        for opening in list(self._opening):
-            opening.cancel()
+        for listener in self._gate.listeners:
+            await listener.close()
+        self._gate.listeners.clear()
+        if self._undo_quiet is not None:
+            self._undo_quiet()
+            self._undo_quiet = None
         if self._fast is not None:
             await self._fast.close()
         for task in list(self._connections):
             task.cancel()
-        await asyncio.gather(*self._connections, *self._opening, return_exceptions=True)
+        await asyncio.gather(*self._connections, return_exceptions=True)
         self._pool.close_all()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -177,7 +166,6 @@ class Proxy:
             if not self._closing:
                 raise
         finally:
-            self._gate.leave()
             if task is not None:
                 self._connections.discard(task)
 
