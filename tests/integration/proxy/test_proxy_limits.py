@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pitstop.supervisor.proxy.server import Timeouts
+from tests.helpers import wait_until
 
 from .support import DEADLINE, HOST, App, ProxyThread, get, read_until
 
@@ -247,3 +248,22 @@ def test_accept_errors_are_logged_at_most_once_a_second(
     else:  # libuv refuses them without reporting anything
         assert all(ok or a in (b"reset", b"") for ok, a in zip(served, answers, strict=True))
     assert b"Traceback" not in stderr
+
+
+@pytest.mark.parametrize("mode", ["http", "tcp"])
+def test_every_connection_leaves_the_count_when_it_ends(
+    mode: str, apps: Callable[..., App], proxies
+) -> None:
+    """Fast path, handed-over and tcp connections each count once, and stop counting."""
+    proxy: ProxyThread = proxies(mode, "asyncio", timeouts=SHORT)
+    proxy.swap(apps("v1"), None)
+    conns = [proxy.connection() for _ in range(3)]
+    assert get(conns[0]) == (200, "v1")
+    conns[1].request("POST", "/echo", body=iter([b"a", b"b"]), encode_chunked=True)
+    assert conns[1].getresponse().read() == b"ab"  # handed over to the stream path
+    assert get(conns[1]) == (200, "v1")
+    assert get(conns[2]) == (200, "v1")
+    assert proxy.run(lambda: proxy.proxy.connections) == 3
+    for conn in conns:
+        conn.close()
+    wait_until(lambda: proxy.run(lambda: proxy.proxy.connections) == 0, DEADLINE)
