@@ -8,7 +8,8 @@ with a trivial ASGI app (closer to what a dev server costs). App and proxy each 
 their own process (on uvloop if it is installed), all on 127.0.0.1. The load comes from
 `wrk` when it is installed, else from a small asyncio client in this file. Each scenario
 (keep-alive, new connection per request) alternates direct and proxied runs `--rounds`
-times, so both see the same machine noise, and reports the medians. Prints a markdown
+times, so both see the same machine noise, and reports the medians, with the proxy
+process's own CPU time per request (steadier than req/s on a busy machine). Prints a markdown
 table and the command that made it.
 
 A second table is keep-alive latency at low load, the proxy on asyncio's default loop and
@@ -32,8 +33,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # A proxy started for --baseline-src runs another checkout's pitstop (PITSTOP_BENCH_SRC).
 sys.path.insert(
@@ -147,6 +150,32 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # the proxy process's CPU time (user + sys) per request
+
+
+# The pid of the proxy serving each port, so its CPU time can be read around a run.
+PROXY_PIDS: dict[int, int] = {}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(load: Callable[[int, int, float, bool], Result], port: int, *args: Any) -> Result:
+    """`load` against `port`, with the CPU time per request of the proxy behind it."""
+    pid = PROXY_PIDS.get(port)
+    before = cpu_seconds(pid) if pid else 0.0
+    result = load(port, *args)
+    if pid and result.rps:
+        duration = args[1]
+        result.cpu_us = (cpu_seconds(pid) - before) / (result.rps * duration) * 1e6
+    return result
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -271,7 +300,7 @@ def main() -> None:
                 for _ in range(args.rounds):
                     for name, port in targets.items():
                         results[name].append(
-                            load(port, args.connections, args.duration, keep_alive)
+                            measured(load, port, args.connections, args.duration, keep_alive)
                         )
                 scenario = "keep-alive" if keep_alive else "new connection per request"
                 rows.append((app, scenario, {k: median(v) for k, v in results.items()}))
@@ -295,6 +324,7 @@ def start_proxies(
         if name == "proxy" or src:
             port = free_port(HOST)
             procs.append(start("--serve-proxy", port, app_port, loop, src=src))
+            PROXY_PIDS[port] = procs[-1].pid
             targets[name] = port
     return targets
 
@@ -353,6 +383,7 @@ def median(results: list[Result]) -> Result:
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
+        statistics.median(r.cpu_us for r in results),
     )
 
 
@@ -369,16 +400,20 @@ def print_table(rows: list[Row], client: str, args: argparse.Namespace) -> None:
         f"{args.rounds} alternating runs per target, client {client}, loop {loop}, "
         f"{os.cpu_count()} CPUs shared by client, app and proxy, Python {sys.version.split()[0]}\n"
     )
-    print("| app | scenario | target | req/s | p50 | p99 | errors | proxy/direct | added p50 |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| app | scenario | target | req/s | p50 | p99 | errors | proxy/direct | added p50 "
+        "| proxy CPU per request |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for app, name, results in rows:
         direct = results["direct"]
         for target, r in results.items():
             ratio = "" if target == "direct" else f"{100 * r.rps / direct.rps:.0f} %"
             added = "" if target == "direct" else f"{r.p50_ms - direct.p50_ms:+.2f} ms"
+            cpu = f"{r.cpu_us:.1f} µs" if r.cpu_us else ""
             print(
                 f"| {app} | {name} | {target} | {r.rps:,.0f} | {r.p50_ms:.2f} ms "
-                f"| {r.p99_ms:.2f} ms | {r.errors} | {ratio} | {added} |"
+                f"| {r.p99_ms:.2f} ms | {r.errors} | {ratio} | {added} | {cpu} |"
             )
 
 
