@@ -181,13 +181,23 @@ class ProxyFrontend:
 
     def __init__(self, spec: ServiceSpec) -> None:
         # Imported here so that socket hand-off never loads the proxy modules.
-        from pitstop.supervisor.proxy.server import Proxy
+        from pitstop.supervisor.proxy.server import Proxy, Timeouts
 
         assert spec.proxy is not None
         self._spec = spec
         self._listeners = _Listeners([spec.proxy])
         self._proxy = Proxy(
-            spec.mode, wait_timeout=spec.ready_timeout, drain_timeout=spec.drain_timeout
+            spec.mode,
+            wait_timeout=spec.ready_timeout,
+            drain_timeout=spec.drain_timeout,
+            timeouts=Timeouts(
+                head=spec.head_timeout,
+                body=spec.body_timeout,
+                keepalive=spec.keepalive_timeout,
+                connect=spec.connect_timeout,
+                response=spec.response_timeout,
+            ),
+            max_connections=spec.max_connections,
         )
         self.addresses: list[ListenAddress] = []
 

@@ -91,6 +91,13 @@ class ServiceSpec:
     # such as uvicorn close accepted-but-unread connections on SIGTERM).
     drain_delay: float = 0.1
     env: tuple[tuple[str, str], ...] = ()
+    # Proxy mode's limits against slow, idle and numerous clients (see proxy/limits.py).
+    head_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 60.0
+    connect_timeout: float = 5.0
+    response_timeout: float = 60.0
+    max_connections: int = 1000
 
     @property
     def uses_proxy(self) -> bool:
@@ -114,6 +121,12 @@ KNOWN_KEYS = (
     "max_crashes",
     "crash_window",
     "env",
+    "head_timeout",
+    "body_timeout",
+    "keepalive_timeout",
+    "connect_timeout",
+    "response_timeout",
+    "max_connections",
 )
 _READY_HINT = (
     'write ready = { notify = true }, { log = "listening" }, '
@@ -198,6 +211,12 @@ class _Parser:
             drain_timeout=self.duration("drain_timeout", 10.0),
             drain_delay=self.duration("drain_delay", 0.1),
             env=self.env(),
+            head_timeout=self.duration("head_timeout", 10.0),
+            body_timeout=self.duration("body_timeout", 30.0),
+            keepalive_timeout=self.duration("keepalive_timeout", 60.0),
+            connect_timeout=self.duration("connect_timeout", 5.0),
+            response_timeout=self.duration("response_timeout", 60.0),
+            max_connections=self.positive_int("max_connections", 1000),
         )
 
     def unknown_keys(self) -> None:
