@@ -237,7 +237,8 @@ class Manager:
                 if dep.first is None:  # stopped by request: it starts with us
                     self._launch(dep)
                 assert dep.first is not None
-                if not await asyncio.shield(dep.first):
+                # Serving now (maybe after a failed start and a fix): good enough.
+                if dep.version is None and not await asyncio.shield(dep.first):
                     why = dep.reason or dep.state.value
                     self._set(
                         svc,
@@ -314,7 +315,7 @@ class Manager:
             ok = True
         finally:
             ctx.cleanup()
-            if node.build:
+            if node.builds:
                 svc.last_build_ok = ok
                 svc.last_build_s = time.monotonic() - started
         await self._after_dependencies(svc)
