@@ -25,7 +25,7 @@ from pathlib import Path
 from pitstop.engine import reaper
 from pitstop.engine.events import ErrorReported, Notice, Source
 from pitstop.engine.events import Event as EngineEvent
-from pitstop.errors import PitstopError
+from pitstop.errors import PitstopError, UserError
 from pitstop.manager.graph import BuildStep, ServiceGraph, ServiceNode, load_graph
 from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.request import UserRequest
@@ -405,6 +405,13 @@ class Manager:
             own = replace(own, ignore_globs=(*own.ignore_globs, f"{STATE_FOLDER}/"))
             settings.append(own)
             svc.watch_roots = tuple(p.absolute() for p in own.paths)
+            for root in svc.watch_roots:
+                if not root.exists():
+                    raise UserError(
+                        f"service {svc.name} watches {root}, which does not exist",
+                        svc.node.task.where("watch"),
+                        "create it, or fix the service's watch paths",
+                    )
             svc.watch_filter = PathFilter(
                 [r if not r.is_file() else r.parent for r in svc.watch_roots],
                 own.filter_options(),
