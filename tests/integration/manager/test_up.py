@@ -330,3 +330,42 @@ def test_a_trigger_file_swaps_a_service_without_a_build(tmp_path: Path) -> None:
             await stopped_cleanly(manager, env)
 
     run(scenario)
+
+
+def test_builds_of_different_services_run_in_parallel_up_to_jobs(tmp_path: Path) -> None:
+    """Each build waits (with a deadline) until the other one has started: they only both
+    succeed if they run at the same time."""
+    env = Env(tmp_path)
+    (tmp_path / "out").mkdir()
+    for name, other in (("a", "b"), ("b", "a")):
+        env.ports[name] = free_port()
+        (tmp_path / name).mkdir()
+        (tmp_path / "out" / name).write_text(f"{name}-v1\n")
+        env.parts.append(
+            f"""
+            [tasks.build-{name}]
+            script = '''
+            touch out/{name}.started
+            for i in $(seq 200); do [ -e out/{other}.started ] && exit 0; sleep 0.05; done
+            echo "{other} never started beside {name}" >&2; exit 1
+            '''
+
+            [tasks.{name}]
+            dependencies = ["build-{name}"]
+            command = "{sys.executable}"
+            args = ["{FD_APP}", "out/{name}"]
+            watch = {{ watch = ["{name}"] }}
+            service = {{ listen = "127.0.0.1:{env.ports[name]}", ready = {{ notify = true }} }}
+            """
+        )
+
+    async def scenario() -> None:
+        manager = env.manager()
+        manager.jobs = 2
+        try:
+            assert await manager.start() is True
+            assert {r.last_build_ok for r in manager.status()} == {True}
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
