@@ -369,3 +369,35 @@ def test_builds_of_different_services_run_in_parallel_up_to_jobs(tmp_path: Path)
             await stopped_cleanly(manager, env)
 
     run(scenario)
+
+
+def test_restart_stop_and_start_one_service(tmp_path: Path) -> None:
+    """The verbs the control socket calls: restart swaps without downtime; stop_service frees
+    its address and leaves the others serving; start_service brings it back."""
+    env = Env(tmp_path)
+    env.service("db", [])
+    env.service("api", ["db"])
+
+    async def scenario() -> None:
+        manager = env.manager(watch=False)
+        try:
+            assert await manager.start() is True
+            api_pid = row(manager, "api").pid
+            async with Load.new_connections(env.address("db"), clients=2) as load:
+                await manager.restart("db")
+                assert row(manager, "db").version == 2
+                assert row(manager, "db").restarts == 1
+                await load.async_wait_for_more(20, each=True)
+            assert load.failures == []
+            await manager.stop_service("db")
+            assert row(manager, "db").state is ServiceState.STOPPED
+            assert not port_open(*env.address("db"))
+            assert row(manager, "api").state is ServiceState.SERVING
+            assert row(manager, "api").pid == api_pid
+            await manager.start_service("db")
+            assert row(manager, "db").state is ServiceState.SERVING
+            assert port_open(*env.address("db"))
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
