@@ -7,6 +7,7 @@ Ctrl-C or SIGTERM stops every service in reverse dependency order before pitstop
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from pathlib import Path
 from typing import TextIO
@@ -67,6 +68,11 @@ async def up(manager: Manager, printer: Printer) -> int:
     """Start everything, then serve until a signal; with --no-watch, end when nothing serves
     (every service failed at start)."""
     manager.subscribe(printer)
+    refresher = None
+    if printer.err.isatty() and os.environ.get("TERM") != "dumb":
+        # On a terminal, the services' table stays at the bottom; its uptimes tick.
+        printer.footer = manager.status
+        refresher = asyncio.create_task(_refresh(printer))
     try:
         await manager.start()
         if not manager.watch and all(row.version is None for row in manager.status()):
@@ -74,4 +80,15 @@ async def up(manager: Manager, printer: Printer) -> int:
         await asyncio.Event().wait()  # until Ctrl-C / SIGTERM cancels us
         return 0
     finally:
-        await manager.stop()
+        try:
+            await manager.stop()
+        finally:
+            if refresher is not None:
+                refresher.cancel()
+            printer.close_footer()
+
+
+async def _refresh(printer: Printer) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        printer.redraw_footer()
