@@ -401,3 +401,42 @@ def test_restart_stop_and_start_one_service(tmp_path: Path) -> None:
             await stopped_cleanly(manager, env)
 
     run(scenario)
+
+
+def test_after_a_shared_build_dependencies_swap_first(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "src").write_text("s-v1\n")
+    env.parts.append(
+        """
+        [tasks.compile]
+        script = "mkdir -p out && cp shared/src out/shared"
+        """
+    )
+    for name, deps in (("back", '"compile"'), ("front", '"back", "compile"')):
+        env.ports[name] = free_port()
+        env.parts.append(
+            f"""
+            [tasks.{name}]
+            dependencies = [{deps}]
+            command = "{sys.executable}"
+            args = ["{FD_APP}", "out/shared"]
+            watch = {{ watch = ["shared"] }}
+            service = {{ listen = "127.0.0.1:{env.ports[name]}", ready = {{ notify = true }} }}
+            """
+        )
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            env.events.clear()
+            (tmp_path / "shared" / "src").write_text("s-v2\n")
+            await serving(manager, "back", "front", version=2)
+            states = env.states()
+            back_swapped = states.index(("back", ServiceState.SERVING))
+            assert states.index(("front", ServiceState.SWAPPING)) > back_swapped
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
