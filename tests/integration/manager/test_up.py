@@ -440,3 +440,31 @@ def test_after_a_shared_build_dependencies_swap_first(tmp_path: Path) -> None:
             await stopped_cleanly(manager, env)
 
     run(scenario)
+
+
+def test_a_service_whose_address_is_taken_fails_and_blocks_only_its_dependants(
+    tmp_path: Path,
+) -> None:
+    env = Env(tmp_path)
+    env.service("db", [])
+    env.service("api", ["db"])
+    env.service("solo", [])
+    with socket.socket() as squatter:
+        squatter.bind(env.address("db"))
+        squatter.listen()
+
+        async def scenario() -> None:
+            manager = env.manager(watch=False)
+            try:
+                assert await manager.start() is False
+                db = row(manager, "db")
+                assert db.state is ServiceState.FAILED
+                assert db.reason is not None and db.reason.startswith("cannot listen")
+                assert row(manager, "api").state is ServiceState.BLOCKED
+                assert row(manager, "solo").state is ServiceState.SERVING
+            finally:
+                pids = manager.pids()
+                await manager.stop()
+                assert [p for p in pids if pid_alive(p)] == []
+
+        run(scenario)
