@@ -21,9 +21,13 @@ from pitstop.request import (
     ListFlags,
     PlanFlags,
     RunFlags,
+    UpFlags,
     UserRequest,
     WatchFlags,
 )
+
+# `pitstop up ...` is the up command, not a task named "up" (`pitstop -t up` runs such a task).
+UP = "up"
 
 # cargo-make flags that have no meaning for pitstop; accepted so existing scripts keep working.
 _IGNORED_FLAGS = (
@@ -38,6 +42,11 @@ _IGNORED_VALUE_FLAGS = ("--output-file",)
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{message} (see `pitstop --help`)")
+
+
+class _UpParser(_Parser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"pitstop up: {message} (see `pitstop up --help`)")
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -255,6 +264,13 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
         command = Command.PRINT_STEPS
     else:
         command = Command.RUN
+    up = UpFlags()
+    if command is Command.RUN and options.task == UP and not options.task_flag:
+        command = Command.UP
+        up, jobs = _up_flags(options.args)
+        options.jobs = jobs if jobs is not None else options.jobs
+        options.args = []
+        up = up._replace(no_colour=up.no_colour or options.no_color)
     return UserRequest(
         command=command,
         task=options.task_flag or options.task,
@@ -300,7 +316,31 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
             postpone=options.postpone,
         ),
         shell=options.completions,
+        up=up,
     )
+
+
+def _up_flags(argv: Sequence[str]) -> tuple[UpFlags, int | None]:
+    """`pitstop up [SERVICE...] [--no-watch] [-j N] [-d]`: the flags after `up`."""
+    parser = _UpParser(
+        prog="pitstop up",
+        formatter_class=_Formatter,
+        description="Start every service task (or the named ones and the services they depend "
+        "on), rebuild and swap each on its own changes; Ctrl-C stops them all.",
+    )
+    parser.add_argument("services", nargs="*", metavar="SERVICE")
+    parser.add_argument("--no-watch", action="store_true", help="do not rebuild on changes")
+    parser.add_argument("-j", "--jobs", type=int, metavar="N", help="builds in parallel")
+    parser.add_argument("-d", "--detach", action="store_true", help="run as a daemon")
+    parser.add_argument("--no-color", action="store_true", help="no colours")
+    options = parser.parse_args(list(argv))
+    flags = UpFlags(
+        services=tuple(options.services),
+        watch=not options.no_watch,
+        detach=options.detach,
+        no_colour=options.no_color,
+    )
+    return flags, options.jobs
 
 
 def _duration(text: str, flag: str) -> float:

@@ -28,6 +28,7 @@ class Command(Enum):
     PRINT_STEPS = "print-steps"  # --print-steps
     TASK_NAMES = "task-names"  # --task-names (for shell completion)
     COMPLETION = "completion"  # --completions SHELL: needs no task file
+    UP = "up"  # `pitstop up [SERVICE...]`: every service task (or the named ones), supervised
 
 
 class FileFlags(NamedTuple):
@@ -77,6 +78,13 @@ class WatchFlags(NamedTuple):
     postpone: bool = False
 
 
+class UpFlags(NamedTuple):
+    services: tuple[str, ...] = ()  # none: every service task
+    watch: bool = True  # --no-watch turns it off
+    detach: bool = False  # -d: run as a daemon
+    no_colour: bool = False  # --no-color
+
+
 class UserRequest(NamedTuple):
     command: Command
     task: str | None = None  # -t, else the positional TASK; None: the file's default task
@@ -87,3 +95,4 @@ class UserRequest(NamedTuple):
     run: RunFlags = RunFlags()
     watch: WatchFlags = WatchFlags()
     shell: Shell | None = None  # for COMPLETION
+    up: UpFlags = UpFlags()  # for UP
