@@ -121,3 +121,21 @@ def test_a_signal_stops_every_service_and_frees_every_port(
     # Reverse dependency order: api stops before db.
     stopped = [line.split()[0] for line in lines if line.rstrip().endswith("| stopped")]
     assert stopped == ["api", "db"], lines
+
+
+def test_up_runs_a_task_named_up_in_a_file_without_services(project: Project) -> None:
+    """cargo-make compatibility: `makers up` runs the file's `up` task; so does `pitstop up`
+    when the file has no service for the process manager to start."""
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+
+        [tasks.up]
+        command = "echo"
+        args = ["compose up", "${@}"]
+        """
+    )
+    result = project.run("up", "web")
+    assert result.returncode == 0, result.stderr
+    assert "compose up web" in result.stdout

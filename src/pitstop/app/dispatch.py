@@ -31,6 +31,10 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
         names = sorted(name for name, task in taskfile.tasks.items() if not task.private)
         out.write("".join(f"{name}\n" for name in names))
         return 0
+    if request.command is Command.UP and _is_a_task_runner_up(taskfile):
+        # cargo-make compatibility: in a file with no service, `up` is the user's own task
+        # (often `docker compose up`), run as `makers up` would run it.
+        request = request._replace(command=Command.RUN, task="up", args=request.up.services)
     if request.command is Command.UP:
         if request.up.detach:
             raise UserError(
@@ -103,3 +107,10 @@ def _print_steps(
     else:
         out.write(print_steps(plan))
     return 0
+
+
+def _is_a_task_runner_up(taskfile: Taskfile) -> bool:
+    """A task named `up` and no service task: `pitstop up` means that task."""
+    return "up" in taskfile.tasks and not any(
+        task.service is not None for task in taskfile.tasks.values()
+    )
