@@ -25,6 +25,10 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
         out.write(completion_script(request.shell))
         return 0
     cwd = _working_directory(request.file.cwd)
+    if request.command is Command.CONTROL:
+        from pitstop.app.control_verbs import run_verb
+
+        return run_verb(request, cwd, out, err)
     taskfile = load_taskfile(request.file.makefile, cwd)
     _print_warnings(taskfile, err)
     if request.command is Command.TASK_NAMES:
