@@ -23,9 +23,13 @@ from pitstop.request import (
     ListFlags,
     PlanFlags,
     RunFlags,
+    UpFlags,
     UserRequest,
     WatchFlags,
 )
+
+# `pitstop up ...` is the up command, not a task named "up" (`pitstop -t up` runs such a task).
+UP = "up"
 
 # cargo-make flags that have no meaning for pitstop; accepted so existing scripts keep working.
 _IGNORED_FLAGS = (
@@ -262,6 +266,13 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
         command = Command.CONTROL
         control = _verb_flags(options.task, options.args)
         options.args = []
+    up = UpFlags()
+    if command is Command.RUN and options.task == UP and not options.task_flag:
+        command = Command.UP
+        up, jobs = _up_flags(options.args)
+        options.jobs = jobs if jobs is not None else options.jobs
+        options.args = []
+        up = up._replace(no_colour=up.no_colour or options.no_color)
     return UserRequest(
         command=command,
         task=options.task_flag or options.task,
@@ -307,6 +318,7 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
             postpone=options.postpone,
         ),
         shell=options.completions,
+        up=up,
         control=control,
     )
 
@@ -357,6 +369,24 @@ def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
         follow=getattr(options, "follow", False),
         lines=lines,
     )
+
+
+def _up_flags(argv: Sequence[str]) -> tuple[UpFlags, int | None]:
+    """`pitstop up [SERVICE...] [--no-watch] [-j N] [-d]`: the flags after `up`."""
+    parser = _Parser(prog="pitstop up", formatter_class=_Formatter)
+    parser.add_argument("services", nargs="*", metavar="SERVICE")
+    parser.add_argument("--no-watch", action="store_true", help="do not rebuild on changes")
+    parser.add_argument("-j", "--jobs", type=int, metavar="N", help="builds in parallel")
+    parser.add_argument("-d", "--detach", action="store_true", help="run as a daemon")
+    parser.add_argument("--no-color", action="store_true", help="no colours")
+    options = parser.parse_args(list(argv))
+    flags = UpFlags(
+        services=tuple(options.services),
+        watch=not options.no_watch,
+        detach=options.detach,
+        no_colour=options.no_color,
+    )
+    return flags, options.jobs
 
 
 def _duration(text: str, flag: str) -> float:

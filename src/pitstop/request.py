@@ -83,6 +83,7 @@ class UpFlags(NamedTuple):
     services: tuple[str, ...] = ()  # none: every service task
     watch: bool = True  # --no-watch turns it off
     detach: bool = False  # -d: run as a daemon
+    no_colour: bool = False  # --no-color
 
 
 ControlVerb = Literal["ps", "logs", "restart", "stop", "start", "down", "events"]

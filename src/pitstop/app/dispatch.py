@@ -35,6 +35,11 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
         names = sorted(name for name, task in taskfile.tasks.items() if not task.private)
         out.write("".join(f"{name}\n" for name in names))
         return 0
+    if request.command is Command.UP:
+        from pitstop.app.up import run_up
+        from pitstop.settings import skip_pattern
+
+        return run_up(taskfile, request, cwd, skip_pattern(request.plan), out, err)
     target = request.task or taskfile.config.default_task_name or "default"
     if request.command is Command.LIST:
         from pitstop.taskfile.listing import list_all_steps

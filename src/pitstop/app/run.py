@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pitstop.app.event_loop import serve_async
-from pitstop.engine.events import Notice, RunFinished
+from pitstop.engine.events import Emit, Notice, RunFinished
 from pitstop.engine.output import Printer
 from pitstop.errors import PitstopError, UserError
 from pitstop.request import PlanFlags, UserRequest
@@ -170,7 +170,7 @@ async def make_context(
     settings: RunSettings,
     cwd: Path,
     skip: re.Pattern[str] | None,
-    printer: Printer,
+    printer: Emit,
 ) -> RunContext:
     profile = settings.profile
     env = await initial_env(

@@ -25,6 +25,7 @@ from pitstop.engine.events import (
 from pitstop.engine.spool import Spool
 from pitstop.errors import PitstopError
 from pitstop.escape import escape
+from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.supervisor import events as ev
 
 # Distinct, readable foreground colours for task prefixes (cyan, yellow, green, magenta, blue...).
@@ -105,6 +106,9 @@ class Printer:
     quiet: bool = False
     time_summary: bool = False
     colour: bool | None = None
+    # `pitstop up`: several services on one stream. A service's state changes are its event
+    # lines (the supervisors' own one-line summaries would say the same thing again).
+    services: bool = False
     _colours: dict[str, str] = field(default_factory=dict)
     _width: int = 0
     _blocks: dict[str, Spool] = field(default_factory=dict)
@@ -119,12 +123,15 @@ class Printer:
         for i, name in enumerate(sorted(set(names))):
             self._colours[name] = _PALETTE[i % len(_PALETTE)]
 
-    def __call__(self, event: Event | ev.SupervisorEvent) -> None:
+    def __call__(self, event: Event | ev.SupervisorEvent | StateChanged) -> None:
         if isinstance(event, ev.InstanceOutput):
             # A service's output, always prefixed with the service and its instance.
-            self.task_line(f"{event.service}#{event.n}", event.stream, event.line)
+            self.task_line(f"{event.service}#{event.n}", event.stream, event.line, event.service)
+        elif isinstance(event, StateChanged):
+            self._state_line(event.status)
         elif isinstance(event, ev.SupervisorEvent):
-            self._service_event(event)
+            if not self.services:
+                self._service_event(event)
         elif isinstance(event, TaskOutput):
             self._output(event)
         elif isinstance(event, TaskStarted):
@@ -153,15 +160,20 @@ class Printer:
             return
         label = {"info": "INFO", "warning": "WARN", "error": "ERROR"}[event.level]
         colour = {"info": "", "warning": "33", "error": "31"}[event.level]
-        self._write(
-            self.err,
-            f"{self._paint('[pitstop]', '1')} {self._paint(label, colour)} - {event.message}",
-        )
+        head = self._paint("[pitstop]", "1")
+        if self.services and event.source is not None:
+            head = self._prefix(event.source.name) + head
+        self._write(self.err, f"{head} {self._paint(label, colour)} - {event.message}")
 
-    def task_line(self, name: str, stream: str, line: str) -> None:
+    def task_line(self, name: str, stream: str, line: str, colour_of: str | None = None) -> None:
         """One line of a long-running process's output, always prefixed (services)."""
         target = self.out if stream == "stdout" else self.err
-        self._write(target, self._prefix(name) + line)
+        self._write(target, self._prefix(name, colour_of) + line)
+
+    def _state_line(self, status: ServiceStatus) -> None:
+        if self.quiet and status.state not in (ServiceState.FAILED, ServiceState.BLOCKED):
+            return
+        self._write(self.err, self._prefix(status.name) + describe_state(status))
 
     def _service_event(self, event: ev.SupervisorEvent) -> None:
         text = _describe_service_event(event)
@@ -181,11 +193,11 @@ class Printer:
         stream = self.out if event.stream == "stdout" else self.err
         self._write(stream, self._prefix(event.name) + event.line)
 
-    def _prefix(self, name: str) -> str:
+    def _prefix(self, name: str, colour_of: str | None = None) -> str:
         # Sub-flow tasks (run_task) are not in the plan: widen as they appear.
         self._width = max(self._width, len(name))
         text = f"{name:<{self._width}} | "
-        return self._paint(text, self._colours.get(name, _PALETTE[0]))
+        return self._paint(text, self._colours.get(colour_of or name, _PALETTE[0]))
 
     def _finished(self, event: TaskFinished) -> None:
         with self._blocks.pop(event.name, None) or Spool() as block:
@@ -227,6 +239,32 @@ class Printer:
     def _write(stream: TextIO, line: str) -> None:
         stream.write(line + "\n")
         stream.flush()
+
+
+def describe_state(status: ServiceStatus) -> str:
+    """A service's state as its event line: `serving #2 (pid 4711) on 127.0.0.1:8080`."""
+    state = status.state
+    serving = f"#{status.version}" if status.version is not None else None
+    build = ""
+    if status.last_build_s is not None:
+        result = "ok" if status.last_build_ok else "failed"
+        build = f" · last build {result} in {status.last_build_s:.2f}s"
+    if state is ServiceState.SERVING:
+        text = f"serving {serving} (pid {status.pid}) on {status.address}"
+        if status.restarts:
+            text += f" · swapped, {status.restarts} restart{'s' if status.restarts != 1 else ''}"
+        if status.reason:
+            text += f" · {status.reason}"
+        return text + build
+    if state is ServiceState.BUILDING:
+        return "building" + (f" ({serving} keeps serving)" if serving else "")
+    if state is ServiceState.SWAPPING:
+        return f"starting a new instance beside {serving}"
+    if state in (ServiceState.FAILED, ServiceState.BLOCKED):
+        return f"{state.value}: {status.reason or 'no reason given'}"
+    if state is ServiceState.STARTING and status.reason:
+        return f"starting ({status.reason})"
+    return str(state.value)
 
 
 def _describe_service_event(event: ev.SupervisorEvent) -> str | None:

@@ -72,7 +72,7 @@ class ServiceGraph:
         pending = list(names)
         for name in names:
             if name not in known:
-                raise self._unknown(name)
+                raise self.unknown_service(name)
         while pending:
             name = pending.pop()
             if name not in wanted:
@@ -108,7 +108,7 @@ class ServiceGraph:
                     grown = True
         return tuple(n.name for n in self.nodes if n.name in chosen)
 
-    def _unknown(self, name: str) -> UserError:
+    def unknown_service(self, name: str) -> UserError:
         import difflib  # only on this error path
 
         services = [n.name for n in self.nodes]
