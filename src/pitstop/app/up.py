@@ -6,15 +6,17 @@ Ctrl-C or SIGTERM stops every service in reverse dependency order before pitstop
 
 from __future__ import annotations
 
-import asyncio
 import re
+import sys
 from pathlib import Path
 from typing import TextIO
 
+from pitstop.app.detach import is_daemon
 from pitstop.engine.output import OutputMode, Printer
 from pitstop.errors import UserError
 from pitstop.manager.graph import ServiceGraph, load_graph
 from pitstop.manager.manager import Manager, Project
+from pitstop.manager.state import ProjectState
 from pitstop.request import UserRequest
 from pitstop.settings import resolve_run
 from pitstop.taskfile.model import Taskfile
@@ -48,6 +50,10 @@ def run_up(
     from pitstop.app.event_loop import serve_async
 
     project, graph = prepare_up(taskfile, request, cwd, skip)
+    if request.up.detach and not is_daemon():
+        from pitstop.app.detach import run_detached
+
+        return run_detached(taskfile.path, sys.argv[1:], out, err)
     printer = Printer(
         out,
         err,
@@ -60,18 +66,23 @@ def run_up(
     printer.prepare(names + [f"{n}#000" for n in graph.names])
     manager = Manager(project, graph, watch=request.up.watch)
     uses_proxy = any(n.spec.uses_proxy for n in graph.nodes)
-    return serve_async(up(manager, printer), stop_is_success=True, fast_loop=uses_proxy)
+    state = ProjectState.for_taskfile(taskfile.path)
+    return serve_async(up(manager, printer, state), stop_is_success=True, fast_loop=uses_proxy)
 
 
-async def up(manager: Manager, printer: Printer) -> int:
-    """Start everything, then serve until a signal; with --no-watch, end when nothing serves
-    (every service failed at start)."""
+async def up(manager: Manager, printer: Printer, state: ProjectState) -> int:
+    """Start everything, then serve until a signal or `pitstop down`; with --no-watch, end
+    when nothing serves (every service failed at start). The control socket (`pitstop ps`,
+    `logs`, `restart`...) serves meanwhile, in the foreground as in the daemon."""
+    from pitstop.manager.control import serve_control
+
     manager.subscribe(printer)
-    try:
-        await manager.start()
-        if not manager.watch and all(row.version is None for row in manager.status()):
-            return 1
-        await asyncio.Event().wait()  # until Ctrl-C / SIGTERM cancels us
-        return 0
-    finally:
-        await manager.stop()
+    async with serve_control(manager, state) as control:
+        try:
+            control.started(await manager.start())
+            if not manager.watch and all(row.version is None for row in manager.status()):
+                return 1
+            await control.down_requested.wait()  # or Ctrl-C / SIGTERM cancels us
+            return 0
+        finally:
+            await manager.stop()
