@@ -65,13 +65,11 @@ def _ps(client: ControlClient, flags: ControlFlags, out: TextIO) -> int:
 def _logs(client: ControlClient, flags: ControlFlags, out: TextIO) -> int:
     query: list[tuple[str, str]] = [("service", name) for name in flags.services]
     query += [("n", str(flags.lines)), ("follow", "1" if flags.follow else "0")]
-    width = max((len(name) for name in flags.services), default=0)
     for line in client.stream("/v1/logs?" + urlencode(query)):
         if "error" in line:
             raise StreamCut(f"the daemon cut the stream: {line['error']}")
-        name = str(line.get("service", ""))
-        width = max(width, len(name))
-        out.write(f"{name:<{width}} | {line.get('text', '')}\n")
+        # Not padded: the names are not all known before the lines come, and `name | ` greps.
+        out.write(f"{line.get('service', '')} | {line.get('text', '')}\n")
         out.flush()
     return 0
 

@@ -256,9 +256,14 @@ class ControlServer:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
-        names = query.get("service") or [s.name for s in self.manager.status()]
-        for name in names:
-            self._known(name)
+        names = query.get("service")
+        if names:
+            for name in names:
+                self._known(name)
+        else:  # every service, and the build steps that wrote output
+            names = list(
+                dict.fromkeys([s.name for s in self.manager.status()] + self.logbook.names())
+            )
         try:
             n = int(query.get("n", ["100"])[0])
         except ValueError:

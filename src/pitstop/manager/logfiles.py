@@ -65,6 +65,10 @@ class LogBook:
         self._files: dict[str, tuple[int, int]] = {}  # service -> (fd, size)
         self._followers: set[Follower] = set()
 
+    def names(self) -> list[str]:
+        """Every name written to since this book was opened (services and build steps)."""
+        return list(self._files)
+
     def path(self, service: str) -> Path:
         return self.folder / file_name(service)
 

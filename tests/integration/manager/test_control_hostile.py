@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import socket
 import stat
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,9 +25,12 @@ from pitstop.manager.client import ControlClient, NoDaemon
 from pitstop.manager.control import Limits, serve_control
 from pitstop.manager.state import ProjectState
 from pitstop.manager.status import ServiceState, ServiceStatus
+from pitstop.supervisor.events import InstanceOutput
 from tests.helpers import wait_until
 
-LIMITS = Limits(head_timeout=0.5, body_timeout=0.5, write_timeout=1.0, max_waiting=16)
+LIMITS = Limits(
+    head_timeout=0.5, body_timeout=0.5, write_timeout=1.0, max_waiting=16, stream_queue=64
+)
 
 
 class _FixedServices:
@@ -67,6 +72,11 @@ class _FixedServices:
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback)
 
+    def emit(self, *events: object) -> None:
+        for event in events:
+            for callback in list(self._subscribers):
+                callback(event)
+
 
 class _Daemon:
     def __init__(self, state: ProjectState) -> None:
@@ -92,6 +102,11 @@ class _Daemon:
             control.started(True)
             self.ready.set()
             await self._stop.wait()
+
+    def emit(self, *events: object) -> None:
+        """Events as the manager would send them, on the daemon's loop."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.services.emit, *events)
 
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None:
@@ -269,3 +284,54 @@ def test_a_stale_socket_is_replaced_and_a_second_daemon_refused(tmp_path: Path) 
     finally:
         first.stop()
     assert not state.socket_path.exists()
+
+
+def _stream(daemon: _Daemon, target: str) -> Any:
+    """A streamed GET: the socket's file, past the response head."""
+    sock = _connect(daemon)
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    reader = sock.makefile("rb")
+    assert reader.readline().startswith(b"HTTP/1.1 200 ")
+    while reader.readline() not in (b"\r\n", b""):
+        pass
+    return reader
+
+
+def _output(text: str) -> InstanceOutput:
+    return InstanceOutput(1, "stdout", text, service="api")
+
+
+def test_logs_tail_then_follow_and_events_stream(daemon: _Daemon) -> None:
+    daemon.emit(_output("before"))
+    wait_until(lambda: (daemon.state.logs / "api.log").exists(), 5, "the log file")
+    logs = _stream(daemon, "/v1/logs?service=api&n=5&follow=1")
+    events = _stream(daemon, "/v1/events")
+    assert json.loads(logs.readline())["text"] == "before"
+    daemon.emit(_output("after"))
+    line = json.loads(logs.readline())
+    assert (line["service"], line["stream"], line["text"]) == ("api", "out", "after")
+    event = json.loads(events.readline())
+    assert event["type"] == "instance_output" and event["service"] == "api"
+    assert (event["instance"], event["line"]) == (1, "after")
+
+
+def test_a_stream_reader_that_falls_behind_is_cut_off(daemon: _Daemon) -> None:
+    events = _stream(daemon, "/v1/events")
+    # Far more than the stream's queue, at once, while the reader reads nothing.
+    daemon.emit(*(_output("x" * 1000) for _ in range(LIMITS.stream_queue * 20)))
+    lines = [json.loads(line) for line in events]  # until the server closes
+    assert lines[-1] == {"error": "too slow; stream cut"}
+    assert len(lines) < LIMITS.stream_queue * 20
+    _ps_works(daemon)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_speaks_to_the_socket(daemon: _Daemon) -> None:
+    answer = subprocess.run(
+        ["curl", "-sf", "--unix-socket", str(daemon.state.socket_path), "http://x/v1/services"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    assert json.loads(answer.stdout)[0]["name"] == "api"
