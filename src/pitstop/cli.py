@@ -46,6 +46,11 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see `pitstop --help`)")
 
 
+class _UpParser(_Parser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"pitstop up: {message} (see `pitstop up --help`)")
+
+
 class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, sized without `import shutil` (which pulls in bz2 and lzma).
 
@@ -373,7 +378,12 @@ def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
 
 def _up_flags(argv: Sequence[str]) -> tuple[UpFlags, int | None]:
     """`pitstop up [SERVICE...] [--no-watch] [-j N] [-d]`: the flags after `up`."""
-    parser = _Parser(prog="pitstop up", formatter_class=_Formatter)
+    parser = _UpParser(
+        prog="pitstop up",
+        formatter_class=_Formatter,
+        description="Start every service task (or the named ones and the services they depend "
+        "on), rebuild and swap each on its own changes; Ctrl-C stops them all.",
+    )
     parser.add_argument("services", nargs="*", metavar="SERVICE")
     parser.add_argument("--no-watch", action="store_true", help="do not rebuild on changes")
     parser.add_argument("-j", "--jobs", type=int, metavar="N", help="builds in parallel")

@@ -30,6 +30,7 @@ class BuildStep:
 
     step: Step
     shared_key: str | None
+    hook: bool = False  # the init or end task, which every plan has
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class ServiceNode:
     @property
     def addresses(self) -> tuple[ListenAddress, ...]:
         return (*self.spec.listen, *((self.spec.proxy,) if self.spec.proxy else ()))
+
+    @property
+    def builds(self) -> bool:
+        """Whether there is something to build beyond the init/end hooks."""
+        return any(not b.hook for b in self.build)
 
     @property
     def shared_keys(self) -> frozenset[str]:
@@ -170,21 +176,21 @@ def load_graph(
             elif index not in build:
                 build.add(index)
                 pending.extend(step.dep_steps)
-        steps = tuple(
-            BuildStep(
-                plan.steps[i],
-                None
-                if plan.steps[i].proxy is not None or plan.steps[i].name in hooks
-                else plan.steps[i].name,
-            )
-            for i in sorted(build)
-        )
+        steps = tuple(_build_step(plan.steps[i], hooks) for i in sorted(build))
         order = {s.name: i for i, s in enumerate(plan.steps)}
         depends_on.sort(key=order.__getitem__)
         nodes[name] = ServiceNode(name, task, task.service, tuple(depends_on), steps)
     _check_cycles(nodes)
     _check_addresses(list(nodes.values()))
     return ServiceGraph(taskfile, tuple(nodes[n] for n in _dependency_order(nodes)))
+
+
+def _build_step(step: Step, hooks: set[str | None]) -> BuildStep:
+    if step.proxy is not None:
+        return BuildStep(step, None)
+    if step.name in hooks:
+        return BuildStep(step, None, hook=True)
+    return BuildStep(step, step.name)
 
 
 def _check_cycles(nodes: dict[str, ServiceNode]) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from pitstop.engine import reaper
 from pitstop.engine.events import ErrorReported, Notice, Source
 from pitstop.engine.events import Event as EngineEvent
-from pitstop.errors import PitstopError
+from pitstop.errors import PitstopError, UserError
 from pitstop.manager.graph import BuildStep, ServiceGraph, ServiceNode, load_graph
 from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.request import UserRequest
@@ -237,7 +237,8 @@ class Manager:
                 if dep.first is None:  # stopped by request: it starts with us
                     self._launch(dep)
                 assert dep.first is not None
-                if not await asyncio.shield(dep.first):
+                # Serving now (maybe after a failed start and a fix): good enough.
+                if dep.version is None and not await asyncio.shield(dep.first):
                     why = dep.reason or dep.state.value
                     self._set(
                         svc,
@@ -314,7 +315,7 @@ class Manager:
             ok = True
         finally:
             ctx.cleanup()
-            if node.build:
+            if node.builds:
                 svc.last_build_ok = ok
                 svc.last_build_s = time.monotonic() - started
         await self._after_dependencies(svc)
@@ -404,6 +405,13 @@ class Manager:
             own = replace(own, ignore_globs=(*own.ignore_globs, f"{STATE_FOLDER}/"))
             settings.append(own)
             svc.watch_roots = tuple(p.absolute() for p in own.paths)
+            for root in svc.watch_roots:
+                if not root.exists():
+                    raise UserError(
+                        f"service {svc.name} watches {root}, which does not exist",
+                        svc.node.task.where("watch"),
+                        "create it, or fix the service's watch paths",
+                    )
             svc.watch_filter = PathFilter(
                 [r if not r.is_file() else r.parent for r in svc.watch_roots],
                 own.filter_options(),
