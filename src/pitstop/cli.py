@@ -51,6 +51,11 @@ class _UpParser(_Parser):
         raise UserError(f"pitstop up: {message} (see `pitstop up --help`)")
 
 
+class _VerbParser(_Parser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, sized without `import shutil` (which pulls in bz2 and lzma).
 
@@ -351,7 +356,7 @@ _VERB_HELP = {
 
 def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
     """`pitstop VERB ...`: the flags after the verb."""
-    parser = _Parser(
+    parser = _VerbParser(
         prog=f"pitstop {verb}", formatter_class=_Formatter, description=_VERB_HELP[verb]
     )
     if verb in ("logs", "restart", "stop", "start"):

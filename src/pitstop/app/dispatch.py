@@ -36,11 +36,6 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
         out.write("".join(f"{name}\n" for name in names))
         return 0
     if request.command is Command.UP:
-        if request.up.detach:
-            raise UserError(
-                "pitstop up -d is not available in this build",
-                hint="run `pitstop up` in the foreground",
-            )
         from pitstop.app.up import run_up
         from pitstop.settings import skip_pattern
 
