@@ -28,18 +28,23 @@ APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
 
 TASKFILE = """
 [tasks.build]
-script = "cp source.txt version.txt"
+script = '''
+if grep -q broken source.txt; then echo "build failed: broken source" >&2; exit 1; fi
+cp source.txt version.txt
+'''
 
 [tasks.api]
 dependencies = ["build"]
 command = "{python}"
 args = ["{app}", "version.txt"]
+watch = {{ watch = ["source.txt"] }}
 service = {{ listen = "127.0.0.1:{api}", ready = {{ notify = true }}, ready_timeout = "20s" }}
 
 [tasks.web]
 dependencies = ["api"]
 command = "{python}"
 args = ["{app}", "version.txt"]
+watch = {{ watch = ["source.txt"] }}
 service = {{ listen = "127.0.0.1:{web}", ready = {{ notify = true }}, ready_timeout = "20s" }}
 """
 
@@ -208,3 +213,28 @@ def test_verbs_reach_a_foreground_up_and_down_ends_it(daemon: Daemon) -> None:
         if foreground.poll() is None:
             foreground.kill()
             foreground.wait()
+
+
+def test_up_d_names_each_service_that_failed_and_why(daemon: Daemon) -> None:
+    daemon.project.write("source.txt", "broken\n")
+    up = daemon.run("up", "-d")
+    assert up.returncode == 1, up.stdout + up.stderr
+    assert "Traceback" not in up.stderr
+    errors = [line for line in up.stderr.splitlines() if line.startswith("error: ")]
+    assert any("service api is failed" in line for line in errors), up.stderr
+    assert any("service web is blocked" in line and "api" in line for line in errors), up.stderr
+    # The daemon keeps running and watching: a fix brings both up.
+    assert [r["state"] for r in daemon.ps()] == ["failed", "blocked"]
+    assert "build failed: broken source" in daemon.run("logs", "-n", "100").stdout
+    daemon.project.write("source.txt", "v1\n")
+    wait_until(
+        lambda: [r["state"] for r in daemon.ps()] == ["serving", "serving"], 30, "both serve"
+    )
+    assert daemon.run("down").returncode == 0
+
+
+def test_up_d_with_bad_input_starts_no_daemon(daemon: Daemon) -> None:
+    up = daemon.run("up", "-d", "apy")
+    assert up.returncode == 2
+    assert "apy" in up.stderr and "api" in up.stderr and "Traceback" not in up.stderr
+    assert daemon.pid() is None

@@ -3,7 +3,7 @@ service is ready (0) or has failed (1, naming each and why).
 
 The daemon is a fresh `pitstop up` process with the same arguments (not a fork of this one),
 in its own session, with stdin from /dev/null and stdout/stderr appended to
-.pitstop/logs/daemon.log. PITSTOP_DAEMON=1 tells it that it is the daemon (so it runs in the
+.pitstop/daemon.log. PITSTOP_DAEMON=1 tells it that it is the daemon (so it runs in the
 foreground there). It does not inherit this pitstop's PITSTOP_ANCESTRY mark: it is meant to
 outlive the command that started it. Its own children carry its mark, so its reaper
 watchdog ends them if it dies, SIGKILL included.

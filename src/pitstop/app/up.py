@@ -76,7 +76,10 @@ async def up(manager: Manager, printer: Printer, state: ProjectState) -> int:
     `logs`, `restart`...) serves meanwhile, in the foreground as in the daemon."""
     from pitstop.manager.control import serve_control
 
-    manager.subscribe(printer)
+    if not is_daemon():
+        # The daemon's stdout is a file nobody rotates: the services' lines and events go to
+        # their own log files (serve_control), which are.
+        manager.subscribe(printer)
     async with serve_control(manager, state) as control:
         try:
             control.started(await manager.start())

@@ -106,7 +106,9 @@ class ControlServer:
         self.logbook = logbook
         self.limits = limits
         self.down_requested = asyncio.Event()
-        self._started: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        # The first start's result and the rows as they were then (a daemon whose services
+        # all failed with --no-watch stops them right after).
+        self._started: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._waiting: dict[asyncio.Task[None], None] = {}  # oldest first
@@ -115,7 +117,7 @@ class ControlServer:
     def started(self, ok: bool) -> None:
         """The first start is over (`ok`: every service is ready); GET /v1/started answers."""
         if not self._started.done():
-            self._started.set_result(ok)
+            self._started.set_result({"ok": ok, "services": self._services()})
 
     async def open(self) -> None:
         path = self.state.socket_path
@@ -208,8 +210,7 @@ class ControlServer:
             await self._send(writer, _json(200, self._services()))
         elif rest == ["started"]:
             _allow(method, "GET")
-            ok = await self._started
-            await self._send(writer, _json(200, {"ok": ok, "services": self._services()}))
+            await self._send(writer, _json(200, await self._started))
         elif len(rest) == 3 and rest[0] == "services" and rest[2] in _ACTIONS:
             _allow(method, "POST")
             await self._act(rest[1], rest[2])
@@ -418,14 +419,13 @@ def record_event(logbook: LogBook, event: object) -> None:
         logbook.write(event.service, event.stream, event.line)
         return
     source = getattr(event, "source", None)
-    if source is None:
-        return
     if isinstance(event, eng.TaskOutput):
-        logbook.write(source.name, event.stream, event.line)
+        logbook.write(event.name, event.stream, event.line)
         return
     text = summary(event)
     if text is not None:
-        logbook.write(source.name, "pitstop", text)
+        # What pitstop itself says (no source) goes to the log named "pitstop".
+        logbook.write(source.name if source is not None else "pitstop", "pitstop", text)
 
 
 @contextlib.asynccontextmanager

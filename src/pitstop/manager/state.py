@@ -5,7 +5,7 @@
         daemon.pid                        its pid
         socket                            the control socket's path
         logs/<service>.log                per-service output, rotated by size
-        logs/daemon.log                   a detached daemon's own stdout/stderr
+        daemon.log                        a detached daemon's own stdout/stderr (its crashes)
     $XDG_RUNTIME_DIR/pitstop/<hash>.sock  the control socket (else /tmp/pitstop-$UID/)
 
 The socket lives outside the project because AF_UNIX paths are limited to 107 bytes; it is
@@ -67,7 +67,7 @@ class ProjectState:
 
     @property
     def daemon_log(self) -> Path:
-        return self.logs / "daemon.log"
+        return self.folder / "daemon.log"
 
     def prepare(self) -> None:
         """Create the state folder (with a .gitignore, so it is never committed) and logs/."""
