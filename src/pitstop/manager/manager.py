@@ -15,6 +15,7 @@ prints nothing: every event goes to the subscribers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -124,6 +125,8 @@ class Manager:
             self._services[node.name] = _Service(node, reaper.mkdtemp(f"pitstop-up-{node.name}-"))
         # Shared build steps of the current change batch: step key -> its run (exit status).
         self._steps: dict[str, asyncio.Task[int]] = {}
+        # Runs a newer change cancelled, until their processes have ended.
+        self._dying: dict[str, asyncio.Task[int]] = {}
         self._slots: asyncio.Semaphore | None = None
         # Services whose build and swap belong to the batch in progress (swap order).
         self._batch: set[str] = set()
@@ -189,7 +192,7 @@ class Manager:
             if svc.state is not _S.STOPPED:
                 self._set(svc, _S.STOPPED, reason=None)
         self._forget_steps(set(self._steps), running_too=True)
-        await asyncio.gather(*self._steps.values(), return_exceptions=True)
+        await asyncio.gather(*self._dying.values(), return_exceptions=True)
         for svc in self._services.values():
             reaper.remove_tempdir(svc.tmpdir)
 
@@ -348,12 +351,18 @@ class Manager:
         """Run one build step, or, for a shared one, join its run in this batch."""
         if build_step.shared_key is None:
             return await self._step(build_step, ctx)
-        task = self._steps.get(build_step.shared_key)
+        key = build_step.shared_key
+        task = self._steps.get(key)
+        if task is None:
+            dying = self._dying.get(key)
+            if dying is not None:  # never two runs of one step at once
+                await asyncio.wait({dying})
+            task = self._steps.get(key)
         if task is None:
             task = asyncio.create_task(
                 self._step(build_step, ctx), name=f"build-step-{build_step.step.name}"
             )
-            self._steps[build_step.shared_key] = task
+            self._steps[key] = task
         # Shielded: a build cancelled by a newer change must not cancel a step another
         # service waits for; a newer change to this step cancels it in `_forget_steps`.
         return await asyncio.shield(task)
@@ -379,6 +388,12 @@ class Manager:
             elif running_too:
                 del self._steps[key]
                 task.cancel()
+                self._dying[key] = task
+                task.add_done_callback(functools.partial(self._forget_dying, key))
+
+    def _forget_dying(self, key: str, task: asyncio.Task[int]) -> None:
+        if self._dying.get(key) is task:
+            del self._dying[key]
 
     async def _after_dependencies(self, svc: _Service) -> None:
         """Dependencies first: wait for services this one depends on that rebuild in the same

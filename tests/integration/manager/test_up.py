@@ -330,3 +330,74 @@ def test_a_trigger_file_swaps_a_service_without_a_build(tmp_path: Path) -> None:
             await stopped_cleanly(manager, env)
 
     run(scenario)
+
+
+def test_builds_of_different_services_run_in_parallel_up_to_jobs(tmp_path: Path) -> None:
+    """Each build waits (with a deadline) until the other one has started: they only both
+    succeed if they run at the same time."""
+    env = Env(tmp_path)
+    (tmp_path / "out").mkdir()
+    for name, other in (("a", "b"), ("b", "a")):
+        env.ports[name] = free_port()
+        (tmp_path / name).mkdir()
+        (tmp_path / "out" / name).write_text(f"{name}-v1\n")
+        env.parts.append(
+            f"""
+            [tasks.build-{name}]
+            script = '''
+            touch out/{name}.started
+            for i in $(seq 200); do [ -e out/{other}.started ] && exit 0; sleep 0.05; done
+            echo "{other} never started beside {name}" >&2; exit 1
+            '''
+
+            [tasks.{name}]
+            dependencies = ["build-{name}"]
+            command = "{sys.executable}"
+            args = ["{FD_APP}", "out/{name}"]
+            watch = {{ watch = ["{name}"] }}
+            service = {{ listen = "127.0.0.1:{env.ports[name]}", ready = {{ notify = true }} }}
+            """
+        )
+
+    async def scenario() -> None:
+        manager = env.manager()
+        manager.jobs = 2
+        try:
+            assert await manager.start() is True
+            assert {r.last_build_ok for r in manager.status()} == {True}
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_restart_stop_and_start_one_service(tmp_path: Path) -> None:
+    """The verbs the control socket calls: restart swaps without downtime; stop_service frees
+    its address and leaves the others serving; start_service brings it back."""
+    env = Env(tmp_path)
+    env.service("db", [])
+    env.service("api", ["db"])
+
+    async def scenario() -> None:
+        manager = env.manager(watch=False)
+        try:
+            assert await manager.start() is True
+            api_pid = row(manager, "api").pid
+            async with Load.new_connections(env.address("db"), clients=2) as load:
+                await manager.restart("db")
+                assert row(manager, "db").version == 2
+                assert row(manager, "db").restarts == 1
+                await load.async_wait_for_more(20, each=True)
+            assert load.failures == []
+            await manager.stop_service("db")
+            assert row(manager, "db").state is ServiceState.STOPPED
+            assert not port_open(*env.address("db"))
+            assert row(manager, "api").state is ServiceState.SERVING
+            assert row(manager, "api").pid == api_pid
+            await manager.start_service("db")
+            assert row(manager, "db").state is ServiceState.SERVING
+            assert port_open(*env.address("db"))
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
