@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import pid_alive, port_open, wait_until
+from tests.helpers import collect_lines, pid_alive, port_open, wait_until
 from tests.load import Load
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
@@ -201,6 +201,8 @@ def test_verbs_reach_a_foreground_up_and_down_ends_it(daemon: Daemon) -> None:
             30,
             "the foreground up serves",
         )
+        second = daemon.run("up", "--no-watch")
+        assert second.returncode == 2 and f"pid {foreground.pid}" in second.stderr
         stop = daemon.run("stop", "web")
         assert stop.returncode == 0, stop.stderr
         assert [r["state"] for r in daemon.ps()] == ["serving", "stopped"]
@@ -238,3 +240,36 @@ def test_up_d_with_bad_input_starts_no_daemon(daemon: Daemon) -> None:
     assert up.returncode == 2
     assert "apy" in up.stderr and "api" in up.stderr and "Traceback" not in up.stderr
     assert daemon.pid() is None
+
+
+def test_logs_follow_and_events_json_stream_what_happens(daemon: Daemon) -> None:
+    assert daemon.run("up", "-d", "--no-watch").returncode == 0
+    env = {"XDG_RUNTIME_DIR": str(daemon.runtime)}
+    follow = daemon.project.popen("logs", "-f", "-n", "0", "web", **env)
+    events = daemon.project.popen("events", "--json", **env)
+    try:
+        logs_lines = collect_lines(follow.stdout)  # type: ignore[arg-type]
+        event_lines = collect_lines(events.stdout)  # type: ignore[arg-type]
+
+        def swapped() -> bool:
+            # The streams may connect after a first restart: restart until both saw one.
+            found = any(json.loads(line)["type"] == "swapped" for line in event_lines) and any(
+                "serves" in line for line in logs_lines
+            )
+            if not found:
+                assert daemon.run("restart", "web").returncode == 0
+            return found
+
+        wait_until(swapped, 30, "a swap in both streams", interval=0.2)
+        assert all(line.startswith("web | ") for line in logs_lines), logs_lines
+        for line in event_lines:
+            assert {"type", "time", "service", "instance"} <= json.loads(line).keys()
+        assert follow.poll() is None and events.poll() is None  # still following
+        assert daemon.run("down").returncode == 0
+        # The daemon's exit ends both streams.
+        assert follow.wait(timeout=20) == 0 and events.wait(timeout=20) == 0
+    finally:
+        for child in (follow, events):
+            if child.poll() is None:
+                child.kill()
+            child.wait()
