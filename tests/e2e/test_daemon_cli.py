@@ -120,6 +120,8 @@ def test_daemon_life_up_ps_logs_restart_under_load_down(daemon: Daemon) -> None:
         assert pid_alive(int(str(row["pid"])))
     assert rows[0]["address"] == f"127.0.0.1:{daemon.api}"
     pids = [int(str(r["pid"])) for r in rows]
+    # The daemon's mark is for the daemon only; its services don't see it.
+    assert b"PITSTOP_DAEMON=" not in Path(f"/proc/{pids[0]}/environ").read_bytes()
 
     # Only its user can reach the daemon.
     sock = daemon.socket_path()

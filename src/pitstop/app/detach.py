@@ -34,6 +34,13 @@ def is_daemon() -> bool:
     return os.environ.get(DAEMON_VARIABLE) == "1"
 
 
+def forget_daemon_mark() -> None:
+    """PITSTOP_DAEMON is a word to this process only: its services and builds must not see
+    it (a build that runs `pitstop up -d` would think it is the daemon). The one change to
+    os.environ, once, before any child starts."""
+    os.environ.pop(DAEMON_VARIABLE, None)
+
+
 class DaemonFailed(PitstopError):
     """The daemon ended before its services were up; its own exit code, else 1."""
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from pitstop.app.detach import is_daemon
+from pitstop.app.detach import forget_daemon_mark, is_daemon
 from pitstop.engine.output import OutputMode, Printer
 from pitstop.errors import UserError
 from pitstop.manager.graph import ServiceGraph, load_graph
@@ -50,10 +50,12 @@ def run_up(
     from pitstop.app.event_loop import serve_async
 
     project, graph = prepare_up(taskfile, request, cwd, skip)
-    if request.up.detach and not is_daemon():
+    daemon = is_daemon()
+    if request.up.detach and not daemon:
         from pitstop.app.detach import run_detached
 
         return run_detached(taskfile.path, sys.argv[1:], out, err)
+    forget_daemon_mark()
     printer = Printer(
         out,
         err,
@@ -67,18 +69,19 @@ def run_up(
     manager = Manager(project, graph, watch=request.up.watch)
     uses_proxy = any(n.spec.uses_proxy for n in graph.nodes)
     state = ProjectState.for_taskfile(taskfile.path)
-    return serve_async(up(manager, printer, state), stop_is_success=True, fast_loop=uses_proxy)
+    # The daemon's stdout is a file nobody rotates: the services' lines and events go to their
+    # own log files (serve_control), which are.
+    shown = None if daemon else printer
+    return serve_async(up(manager, shown, state), stop_is_success=True, fast_loop=uses_proxy)
 
 
-async def up(manager: Manager, printer: Printer, state: ProjectState) -> int:
+async def up(manager: Manager, printer: Printer | None, state: ProjectState) -> int:
     """Start everything, then serve until a signal or `pitstop down`; with --no-watch, end
     when nothing serves (every service failed at start). The control socket (`pitstop ps`,
     `logs`, `restart`...) serves meanwhile, in the foreground as in the daemon."""
     from pitstop.manager.control import serve_control
 
-    if not is_daemon():
-        # The daemon's stdout is a file nobody rotates: the services' lines and events go to
-        # their own log files (serve_control), which are.
+    if printer is not None:
         manager.subscribe(printer)
     async with serve_control(manager, state) as control:
         try:
