@@ -6,6 +6,8 @@ Ctrl-C or SIGTERM stops every service in reverse dependency order before pitstop
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import sys
 from pathlib import Path
@@ -81,9 +83,15 @@ async def up(manager: Manager, printer: Printer | None, state: ProjectState) -> 
     `logs`, `restart`...) serves meanwhile, in the foreground as in the daemon."""
     from pitstop.manager.control import serve_control
 
-    if printer is not None:
-        manager.subscribe(printer)
+    # The project's lock first: a second `up` is refused before it prints or starts anything.
     async with serve_control(manager, state) as control:
+        refresher = None
+        if printer is not None:
+            manager.subscribe(printer)
+            if printer.err.isatty() and os.environ.get("TERM") != "dumb":
+                # On a terminal, the services' table stays at the bottom; its uptimes tick.
+                printer.footer = manager.status
+                refresher = asyncio.create_task(_refresh(printer))
         try:
             control.started(await manager.start())
             if not manager.watch and all(row.version is None for row in manager.status()):
@@ -91,4 +99,16 @@ async def up(manager: Manager, printer: Printer | None, state: ProjectState) -> 
             await control.down_requested.wait()  # or Ctrl-C / SIGTERM cancels us
             return 0
         finally:
-            await manager.stop()
+            try:
+                await manager.stop()
+            finally:
+                if refresher is not None:
+                    refresher.cancel()
+                if printer is not None:
+                    printer.close_footer()
+
+
+async def _refresh(printer: Printer) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        printer.redraw_footer()

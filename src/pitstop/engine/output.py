@@ -7,6 +7,8 @@ pitstop's own lines go to stderr, so that stdout carries exactly what the tasks 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -109,6 +111,10 @@ class Printer:
     # `pitstop up`: several services on one stream. A service's state changes are its event
     # lines (the supervisors' own one-line summaries would say the same thing again).
     services: bool = False
+    # `pitstop up` on a terminal: a status table kept at the bottom, erased before and drawn
+    # again after every line (and by the caller each second, for the uptimes).
+    footer: Callable[[], list[ServiceStatus]] | None = None
+    _footer_lines: int = 0
     _colours: dict[str, str] = field(default_factory=dict)
     _width: int = 0
     _blocks: dict[str, Spool] = field(default_factory=dict)
@@ -143,8 +149,7 @@ class Printer:
         elif isinstance(event, Notice):
             self.notice(event)
         elif isinstance(event, ErrorReported):
-            self.err.write(format_error(event.error, colour=error_colour(self.err)))
-            self.err.flush()
+            self._write_text(self.err, format_error(event.error, colour=error_colour(self.err)))
         elif isinstance(event, RunFinished):
             self._run_finished(event)
 
@@ -235,10 +240,105 @@ class Printer:
             return text
         return f"\x1b[{code}m{text}\x1b[0m"
 
-    @staticmethod
-    def _write(stream: TextIO, line: str) -> None:
-        stream.write(line + "\n")
+    def _write(self, stream: TextIO, line: str) -> None:
+        self._write_text(stream, line + "\n")
+
+    def _write_text(self, stream: TextIO, text: str) -> None:
+        live = self._footer_live() and _is_terminal(stream)
+        if live:
+            self._erase_footer()
+        stream.write(text)
         stream.flush()
+        if live:
+            self._draw_footer()
+
+    # ------------------------------------------------------------------ the status footer
+
+    def redraw_footer(self) -> None:
+        if self._footer_live():
+            self._erase_footer()
+            self._draw_footer()
+
+    def close_footer(self) -> None:
+        """Erase the table for good (pitstop is about to exit)."""
+        if self._footer_live():
+            self._erase_footer()
+            self.err.flush()
+        self.footer = None
+
+    def _footer_live(self) -> bool:
+        return self.footer is not None and _is_terminal(self.err)
+
+    def _erase_footer(self) -> None:
+        if self._footer_lines:
+            # To the start of the table's first line, then clear to the end of the screen.
+            self.err.write(f"\x1b[{self._footer_lines}F\x1b[J")
+            self._footer_lines = 0
+
+    def _draw_footer(self) -> None:
+        assert self.footer is not None
+        rows = format_status_table(self.footer(), time.time(), _columns(self.err))
+        self.err.write(
+            "".join(f"{self._paint(row, '7') if i == 0 else row}\n" for i, row in enumerate(rows))
+        )
+        self.err.flush()
+        self._footer_lines = len(rows)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+_TABLE_HEADER = ("SERVICE", "STATE", "VERSION", "PID", "ADDRESS", "UPTIME", "RESTARTS", "BUILD")
+
+
+def format_status_table(rows: list[ServiceStatus], now: float, width: int = 0) -> list[str]:
+    """The services as a table: a header, one line per service, the reason last; each line
+    cut to `width` characters (0: no limit) so that a terminal never wraps it."""
+    cells = [_TABLE_HEADER]
+    reasons = [""]
+    for row in rows:
+        uptime = row.uptime(now)
+        if row.last_build_ok is None or row.last_build_s is None:
+            build = "-"
+        else:
+            build = f"{'ok' if row.last_build_ok else 'failed'} {row.last_build_s:.2f}s"
+        cells.append(
+            (
+                row.name,
+                row.state.value,
+                f"#{row.version}" if row.version is not None else "-",
+                str(row.pid) if row.pid is not None else "-",
+                row.address,
+                _uptime_text(uptime) if uptime is not None else "-",
+                str(row.restarts),
+                build,
+            )
+        )
+        reasons.append(escape(row.reason) if row.reason else "")
+    widths = [max(len(line[i]) for line in cells) for i in range(len(_TABLE_HEADER))]
+    lines = []
+    for line, reason in zip(cells, reasons, strict=True):
+        text = "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+        text = f"{text}  {reason}".rstrip()
+        lines.append(text[: width - 1] if width > 1 else text)
+    return lines
+
+
+def _uptime_text(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def describe_state(status: ServiceStatus) -> str:

@@ -465,7 +465,7 @@ class Manager:
 
         why = describe_trigger(batch, self.project.cwd, self.project.request.watch.why)
         self._emit(Notice("info", f"{why}: rebuilding {', '.join(affected)}"))
-        self._batch = set(affected)
+        self._batch |= set(affected)
         for name in affected:
             supervisor = self._services[name].supervisor
             assert supervisor is not None
