@@ -57,7 +57,7 @@ def run_verb(request: UserRequest, cwd: Path, out: TextIO, err: TextIO) -> int:
 
 def _ps(client: ControlClient, flags: ControlFlags, out: TextIO) -> int:
     rows = client.get("/v1/services")
-    out.write(json.dumps(rows, indent=2) + "\n" if flags.json else status_table(rows))
+    out.write(json.dumps(rows, indent=2) + "\n" if flags.json else status_table(rows, time.time()))
     out.flush()
     return 0
 

@@ -62,7 +62,7 @@ def run_detached(taskfile: Path, argv: Sequence[str], out: TextIO, err: TextIO) 
     child, log_from = _spawn(state, argv)
     result = _wait_started(state, child, log_from)
     rows: list[dict[str, Any]] = result.get("services", [])
-    out.write(status_table(rows))
+    out.write(status_table(rows, time.time()))
     out.write(f"pitstop up runs as a daemon (pid {child.pid}); its log: {state.daemon_log}\n")
     out.flush()
     if result.get("ok"):

@@ -1,61 +1,47 @@
-"""`pitstop ps`'s table, from the rows the control socket gives (status_json's dicts)."""
+"""`pitstop ps`'s table: the control socket's rows (status_json's dicts) back into
+ServiceStatus values, printed by the same table as the foreground `up`'s live status."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-COLUMNS = ("NAME", "STATE", "VERSION", "PID", "ADDRESS", "UPTIME", "RESTARTS", "LAST BUILD")
+from pitstop.manager.status import ServiceState, ServiceStatus
 
 
-def duration(seconds: float | None) -> str:
-    """A short uptime: 42s, 5m03s, 2h05m, 3d04h."""
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
-def last_build(row: dict[str, Any]) -> str:
-    ok, seconds = row.get("last_build_ok"), row.get("last_build_s")
-    if ok is None:
-        return "-"
-    took = f" {seconds:.1f}s" if isinstance(seconds, int | float) else ""
-    return ("ok" if ok else "failed") + took
-
-
-def cells(row: dict[str, Any]) -> tuple[str, ...]:
-    def text(value: object) -> str:
-        return "-" if value is None or value == "" else str(value)
-
-    version = row.get("version")
-    return (
-        text(row.get("name")),
-        text(row.get("state")),
-        f"#{version}" if version is not None else "-",
-        text(row.get("pid")),
-        text(row.get("address")),
-        duration(row.get("uptime_s")),
-        text(row.get("restarts")),
-        last_build(row),
+def status_from_json(row: dict[str, Any], now: float) -> ServiceStatus:
+    """The inverse of status_json (uptime_s becomes started_at relative to `now`)."""
+    uptime = row.get("uptime_s")
+    try:
+        state = ServiceState(row.get("state"))
+    except ValueError:
+        state = ServiceState.STOPPED
+    return ServiceStatus(
+        name=str(row.get("name", "?")),
+        state=state,
+        version=_int(row.get("version")),
+        pid=_int(row.get("pid")),
+        address=str(row.get("address") or "-"),
+        restarts=_int(row.get("restarts")) or 0,
+        started_at=now - float(uptime) if isinstance(uptime, int | float) else None,
+        last_build_ok=row.get("last_build_ok")
+        if isinstance(row.get("last_build_ok"), bool)
+        else None,
+        last_build_s=_float(row.get("last_build_s")),
+        reason=str(row["reason"]) if row.get("reason") else None,
     )
 
 
-def status_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The table, then one line per service that failed or is blocked, saying why."""
-    lines = [COLUMNS, *(cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
-    text = "".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n"
-        for line in lines
-    )
-    for row in rows:
-        if row.get("reason"):
-            text += f"{row.get('name')}: {row.get('state')}: {row['reason']}\n"
-    return text
+def status_table(rows: Sequence[dict[str, Any]], now: float) -> str:
+    from pitstop.engine.output import format_status_table
+
+    table = format_status_table([status_from_json(row, now) for row in rows], now)
+    return "".join(line + "\n" for line in table)
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
