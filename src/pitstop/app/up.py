@@ -66,6 +66,7 @@ def run_up(
         colour=False if request.up.no_colour else None,
         services=True,
     )
+    # Prefixes line up for services, their build steps and instances up to #999.
     names = [*graph.names, *(b.step.name for n in graph.nodes for b in n.build)]
     printer.prepare(names + [f"{n}#000" for n in graph.names])
     manager = Manager(project, graph, watch=request.up.watch)

@@ -401,3 +401,70 @@ def test_restart_stop_and_start_one_service(tmp_path: Path) -> None:
             await stopped_cleanly(manager, env)
 
     run(scenario)
+
+
+def test_after_a_shared_build_dependencies_swap_first(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "src").write_text("s-v1\n")
+    env.parts.append(
+        """
+        [tasks.compile]
+        script = "mkdir -p out && cp shared/src out/shared"
+        """
+    )
+    for name, deps in (("back", '"compile"'), ("front", '"back", "compile"')):
+        env.ports[name] = free_port()
+        env.parts.append(
+            f"""
+            [tasks.{name}]
+            dependencies = [{deps}]
+            command = "{sys.executable}"
+            args = ["{FD_APP}", "out/shared"]
+            watch = {{ watch = ["shared"] }}
+            service = {{ listen = "127.0.0.1:{env.ports[name]}", ready = {{ notify = true }} }}
+            """
+        )
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            env.events.clear()
+            (tmp_path / "shared" / "src").write_text("s-v2\n")
+            await serving(manager, "back", "front", version=2)
+            states = env.states()
+            back_swapped = states.index(("back", ServiceState.SERVING))
+            assert states.index(("front", ServiceState.SWAPPING)) > back_swapped
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_service_whose_address_is_taken_fails_and_blocks_only_its_dependants(
+    tmp_path: Path,
+) -> None:
+    env = Env(tmp_path)
+    env.service("db", [])
+    env.service("api", ["db"])
+    env.service("solo", [])
+    with socket.socket() as squatter:
+        squatter.bind(env.address("db"))
+        squatter.listen()
+
+        async def scenario() -> None:
+            manager = env.manager(watch=False)
+            try:
+                assert await manager.start() is False
+                db = row(manager, "db")
+                assert db.state is ServiceState.FAILED
+                assert db.reason is not None and db.reason.startswith("cannot listen")
+                assert row(manager, "api").state is ServiceState.BLOCKED
+                assert row(manager, "solo").state is ServiceState.SERVING
+            finally:
+                pids = manager.pids()
+                await manager.stop()
+                assert [p for p in pids if pid_alive(p)] == []
+
+        run(scenario)
