@@ -335,3 +335,11 @@ def test_curl_speaks_to_the_socket(daemon: _Daemon) -> None:
         check=True,
     )
     assert json.loads(answer.stdout)[0]["name"] == "api"
+
+
+def test_a_body_that_never_arrives_is_cut_off_and_not_acted_on(daemon: _Daemon) -> None:
+    sock = _connect(daemon)
+    sock.sendall(b"POST /v1/down HTTP/1.1\r\nContent-Length: 10\r\n\r\nab")
+    assert _answer(sock).startswith(b"HTTP/1.1 408 ")
+    assert daemon.services.calls == []
+    _ps_works(daemon)
