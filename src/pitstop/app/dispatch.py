@@ -25,6 +25,10 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
         out.write(completion_script(request.shell))
         return 0
     cwd = _working_directory(request.file.cwd)
+    if request.command is Command.CONTROL:
+        from pitstop.app.control_verbs import run_verb
+
+        return run_verb(request, cwd, out, err)
     taskfile = load_taskfile(request.file.makefile, cwd)
     _print_warnings(taskfile, err)
     if request.command is Command.TASK_NAMES:
@@ -36,11 +40,6 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
         # (often `docker compose up`), run as `makers up` would run it.
         request = request._replace(command=Command.RUN, task="up", args=request.up.services)
     if request.command is Command.UP:
-        if request.up.detach:
-            raise UserError(
-                "pitstop up -d is not available in this build",
-                hint="run `pitstop up` in the foreground",
-            )
         from pitstop.app.up import run_up
         from pitstop.settings import skip_pattern
 
