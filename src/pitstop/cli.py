@@ -274,8 +274,10 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
     control = ControlFlags()
     if command is Command.RUN and options.task in CONTROL_VERBS and not options.task_flag:
         command = Command.CONTROL
-        control = _verb_flags(options.task, options.args)
-        options.args = []
+        try:
+            control = _verb_flags(options.task, options.args)
+        except UserError as error:
+            control = ControlFlags(verb=CONTROL_VERBS[options.task], usage_error=error.message)
     up = UpFlags()
     if command is Command.RUN and options.task == UP and not options.task_flag:
         command = Command.UP

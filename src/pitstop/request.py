@@ -97,6 +97,9 @@ class ControlFlags(NamedTuple):
     json: bool = False  # ps --json, events --json
     follow: bool = False  # logs -f
     lines: int = 100  # logs -n
+    # The verb's flags did not parse. Raised only if the verb is meant: in a file with no
+    # service, a task of the verb's name (`start`, `logs`...) runs instead, with these args.
+    usage_error: str | None = None
 
 
 class UserRequest(NamedTuple):

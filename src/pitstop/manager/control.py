@@ -180,8 +180,8 @@ class ControlServer:
         if raw is None:
             return
         try:
-            request = http11.parse_request(raw)
-            framing, length = request.body_framing()
+            request = http11.scan_request(raw)
+            framing, length = request.framing, request.length
         except http11.HttpError as exc:
             raise _Reply(exc.status, exc.reason) from None
         self._waiting.pop(task, None)
@@ -381,9 +381,16 @@ def _allow(method: str, allowed: str) -> None:
         raise _Reply(405, f"use {allowed} here")
 
 
+def _head(start: bytes, fields: list[tuple[bytes, bytes]]) -> bytes:
+    """A response head: start line, header lines, blank line."""
+    return b"".join(
+        [start, b"\r\n", *(name + b": " + value + b"\r\n" for name, value in fields), b"\r\n"]
+    )
+
+
 def _stream_head() -> bytes:
     # No length: the body ends when the connection closes (RFC 9112 section 6.3, rule 8).
-    return http11.serialize(
+    return _head(
         b"HTTP/1.1 200 OK",
         [
             (b"Content-Type", b"application/x-ndjson"),
@@ -395,7 +402,7 @@ def _stream_head() -> bytes:
 
 def _json(status: int, obj: object) -> bytes:
     body = json.dumps(obj, ensure_ascii=False).encode() + b"\n"
-    head = http11.serialize(
+    head = _head(
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}".encode(),
         [
             (b"Content-Type", b"application/json"),
