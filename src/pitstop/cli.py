@@ -10,11 +10,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TextIO
 
 from pitstop import __version__
-from pitstop.errors import USAGE_EXIT_CODE, PitstopError, UserError
+from pitstop.errors import TYPE_CHECKING, USAGE_EXIT_CODE, PitstopError, UserError
+
+if TYPE_CHECKING:  # pathlib and typing cost ~5 ms, which `pitstop --version` need not pay
+    from pathlib import Path
+    from typing import TextIO
 
 # cargo-make flags that have no meaning for pitstop; accepted so existing scripts keep working.
 _IGNORED_FLAGS = (
@@ -236,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list in (["--version"], ["-V"]):
+        # What argparse's version action prints, without building the whole parser first.
+        print(f"pitstop {__version__}")
+        return 0
     debug = "--debug" in args_list
     try:
         options = build_parser().parse_args(args_list)
@@ -287,6 +293,8 @@ def _line_suffix(line: int, col: int) -> str:
 
 
 def _display_path(path: Path) -> str:
+    from pathlib import Path
+
     try:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
