@@ -97,6 +97,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--top", type=int, default=12, help="import offenders to show")
+    parser.add_argument(
+        "--baseline", help="another pitstop executable (e.g. main's) timed in the same turns"
+    )
     args = parser.parse_args()
     pitstop = Path(sys.executable).with_name("pitstop")
     with tempfile.TemporaryDirectory(prefix="pitstop-startup-") as tmp:
@@ -110,6 +113,9 @@ def main() -> int:
             "version": [str(pitstop), "--version"],
             "bare": [sys.executable, "-c", "pass"],
         }
+        if args.baseline:
+            commands["list-baseline"] = [args.baseline, "--list"]
+            commands["version-baseline"] = [args.baseline, "--version"]
         for command in commands.values():
             run_ms(command, cwd, env)  # warm-up: writes the bytecode cache
         runs: dict[str, list[float]] = {name: [] for name in commands}
@@ -140,6 +146,9 @@ def main() -> int:
     print(line(f"`pitstop --list`, {args.tasks} tasks", "list", LIST_AIM_MS))
     print(line("`pitstop --version`", "version", VERSION_AIM_MS))
     print(line("`python -c pass`", "bare", None))
+    if args.baseline:
+        print(line(f"baseline `{args.baseline} --list`", "list-baseline", None))
+        print(line(f"baseline `{args.baseline} --version`", "version-baseline", None))
     print(f"- imports: {len(imports)} modules, {sum(own for own, _, _ in imports) / 1000:.1f} ms")
     names = {name for _, _, name in imports}
     print(f"- asyncio imported: {'yes' if 'asyncio' in names else 'no'}")

@@ -91,6 +91,11 @@ EnvValue = (
 
 @dataclass(frozen=True)
 class EnvEntry:
+    """One `KEY = value` of an env table.
+
+    (A docstring also spares dataclass the inspect.signature call it makes to write one.)
+    """
+
     key: str
     value: EnvValue
     location: Location
@@ -112,6 +117,8 @@ class EnvFile:
 
 @dataclass(frozen=True)
 class FilesModified:
+    """cargo-make's `files_modified` condition: input globs against output globs."""
+
     input: tuple[str, ...]
     output: tuple[str, ...]
 
