@@ -1,15 +1,24 @@
 """Throughput and latency through pitstop's proxy versus straight to the app.
 
     .venv/bin/python benchmarks/proxy.py [--duration 5] [--connections 50] [--rounds 3]
-        [--app asyncio|uvicorn|both] [--client wrk|python]
+        [--app asyncio|uvicorn|both|none] [--client wrk|python] [--latency-connections 20]
 
 Two apps: a tiny asyncio HTTP/1.1 server (so the app is not the bottleneck) and uvicorn
 with a trivial ASGI app (closer to what a dev server costs). App and proxy each run in
 their own process (on uvloop if it is installed), all on 127.0.0.1. The load comes from
 `wrk` when it is installed, else from a small asyncio client in this file. Each scenario
 (keep-alive, new connection per request) alternates direct and proxied runs `--rounds`
-times, so both see the same machine noise, and reports the medians. Prints a markdown
+times, so both see the same machine noise, and reports the medians, with the proxy
+process's own CPU time per request (steadier than req/s on a busy machine). Prints a markdown
 table and the command that made it.
+
+A second table is keep-alive latency at low load, the proxy on asyncio's default loop and
+on uvloop: `--latency-connections` clients (the small asyncio client in this file, so that
+each request waits for the one before) send requests one after another to an app built on
+`http.server` (with TCP_NODELAY on its own sockets), which writes a response's head and body
+in two send() calls. The proxy then forwards them in two writes too, and that is where
+Nagle's algorithm meets the client's delayed ACK when TCP_NODELAY is missing on a socket of
+the proxy: ~40 ms per request instead of well under one.
 """
 
 from __future__ import annotations
@@ -24,10 +33,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+# A proxy started for --baseline-src runs another checkout's pitstop (PITSTOP_BENCH_SRC).
+sys.path.insert(
+    0, os.environ.get("PITSTOP_BENCH_SRC") or str(Path(__file__).resolve().parents[1] / "src")
+)
 
 from pitstop.supervisor.proxy.server import Backend, Proxy, free_port
 
@@ -80,6 +94,31 @@ def serve_uvicorn(port: int) -> None:
     uvicorn.run(asgi_app, host=HOST, port=port, log_level="warning", backlog=1024)
 
 
+def serve_http_server(port: int) -> None:
+    """http.server, as a typical small dev server: head and body in separate writes."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Its own sends go out at once, so any stall measured is the proxy's.
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            self.wfile.write(BODY)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    ThreadingHTTPServer.request_queue_size = 1024
+    server = ThreadingHTTPServer((HOST, port), Handler)
+    print("READY", flush=True)
+    server.serve_forever()
+
+
 async def serve_proxy(port: int, backend_port: int) -> None:
     proxy = Proxy("http")
     listener = socket.create_server((HOST, port), backlog=1024)
@@ -89,13 +128,17 @@ async def serve_proxy(port: int, backend_port: int) -> None:
     await asyncio.Event().wait()
 
 
-def run_server(coro: object) -> None:
-    try:
-        import uvloop
+def run_server(coro: object, loop: str = "uvloop") -> None:
+    """Run `coro` on uvloop if it is installed and wanted, else on asyncio's default loop."""
+    if loop == "uvloop":
+        try:
+            import uvloop
 
-        uvloop.run(coro)  # type: ignore[arg-type]
-    except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+            uvloop.run(coro)  # type: ignore[arg-type]
+            return
+        except ImportError:
+            pass
+    asyncio.run(coro)  # type: ignore[arg-type]
 
 
 # --- load generation -------------------------------------------------------------------
@@ -107,6 +150,32 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # the proxy process's CPU time (user + sys) per request
+
+
+# The pid of the proxy serving each port, so its CPU time can be read around a run.
+PROXY_PIDS: dict[int, int] = {}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(load: Callable[[int, int, float, bool], Result], port: int, *args: Any) -> Result:
+    """`load` against `port`, with the CPU time per request of the proxy behind it."""
+    pid = PROXY_PIDS.get(port)
+    before = cpu_seconds(pid) if pid else 0.0
+    result = load(port, *args)
+    if pid and result.rps:
+        duration = args[1]
+        result.cpu_us = (cpu_seconds(pid) - before) / (result.rps * duration) * 1e6
+    return result
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -179,11 +248,12 @@ def run_python(port: int, connections: int, duration: float, keep_alive: bool) -
 # --- orchestration ----------------------------------------------------------------------
 
 
-def start(role: str, *ports: int) -> subprocess.Popen[str]:
+def start(role: str, *ports: int | str, src: str | None = None) -> subprocess.Popen[str]:
     argv = [sys.executable, __file__, role, *map(str, ports)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "PITSTOP_BENCH_SRC": src} if src else None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     if role == "--serve-uvicorn":
-        wait_for_port(ports[0])
+        wait_for_port(int(ports[0]))
     else:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
     return proc
@@ -207,27 +277,104 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client", choices=["wrk", "python"], default=None)
-    parser.add_argument("--app", choices=["asyncio", "uvicorn", "both"], default="both")
+    parser.add_argument("--app", choices=["asyncio", "uvicorn", "both", "none"], default="both")
+    parser.add_argument("--latency-connections", type=int, default=20)
+    parser.add_argument(
+        "--baseline-src",
+        help="also run, alternating with the others, a proxy from this src/ folder "
+        "(e.g. an older checkout's), as the target 'baseline'",
+    )
     args = parser.parse_args()
     client = args.client or ("wrk" if shutil.which("wrk") else "python")
     load = run_wrk if client == "wrk" else run_python
-    rows = []
-    for app in ("asyncio", "uvicorn") if args.app == "both" else (args.app,):
-        app_port, proxy_port = free_port(HOST), free_port(HOST)
+    rows: list[Row] = []
+    apps = {"both": ("asyncio", "uvicorn"), "none": ()}.get(args.app, (args.app,))
+    for app in apps:
+        app_port = free_port(HOST)
         procs = [start("--serve-app" if app == "asyncio" else "--serve-uvicorn", app_port)]
-        procs.append(start("--serve-proxy", proxy_port, app_port))
+        targets = {"direct": app_port}
         try:
+            targets.update(start_proxies(procs, app_port, "uvloop", args.baseline_src))
             for keep_alive in (True, False):
-                direct, proxied = [], []
+                results: dict[str, list[Result]] = {name: [] for name in targets}
                 for _ in range(args.rounds):
-                    direct.append(load(app_port, args.connections, args.duration, keep_alive))
-                    proxied.append(load(proxy_port, args.connections, args.duration, keep_alive))
-                rows.append((app, keep_alive, median(direct), median(proxied)))
+                    for name, port in targets.items():
+                        results[name].append(
+                            measured(load, port, args.connections, args.duration, keep_alive)
+                        )
+                scenario = "keep-alive" if keep_alive else "new connection per request"
+                rows.append((app, scenario, {k: median(v) for k, v in results.items()}))
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait()
-    print_table(rows, client, args)
+            stop(procs)
+    if rows:
+        print_table(rows, client, args)
+    if args.latency_connections:
+        print_latency(latency_rows(args), args)
+
+
+Row = tuple[str, str, dict[str, Result]]  # app or loop, scenario, result per target
+
+
+def start_proxies(
+    procs: list[subprocess.Popen[str]], app_port: int, loop: str, baseline: str | None
+) -> dict[str, int]:
+    """A proxy to `app_port` (and a baseline one); their ports by target name."""
+    targets = {}
+    for name, src in (("proxy", None), ("baseline", baseline)):
+        if name == "proxy" or src:
+            port = free_port(HOST)
+            procs.append(start("--serve-proxy", port, app_port, loop, src=src))
+            PROXY_PIDS[port] = procs[-1].pid
+            targets[name] = port
+    return targets
+
+
+def stop(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        proc.terminate()
+        proc.wait()
+
+
+def latency_rows(args: argparse.Namespace) -> list[Row]:
+    """Keep-alive latency to an http.server app, direct and through the proxy on each loop."""
+    app_port = free_port(HOST)
+    app = [start("--serve-http-server", app_port)]
+    rows = []
+    try:
+        for loop in ("asyncio", "uvloop"):
+            procs: list[subprocess.Popen[str]] = []
+            targets = {"direct": app_port}
+            try:
+                targets.update(start_proxies(procs, app_port, loop, args.baseline_src))
+                results: dict[str, list[Result]] = {name: [] for name in targets}
+                for _ in range(args.rounds):
+                    for name, port in targets.items():
+                        n, d = args.latency_connections, args.duration
+                        results[name].append(run_python(port, n, d, True))
+                rows.append((loop, "keep-alive", {k: median(v) for k, v in results.items()}))
+            finally:
+                stop(procs)
+    finally:
+        stop(app)
+    return rows
+
+
+def print_latency(rows: list[Row], args: argparse.Namespace) -> None:
+    print(
+        f"\nKeep-alive latency: {args.latency_connections} connections, requests one after "
+        f"another on each, app http.server, client python, {args.duration:g} s per run, "
+        f"median of {args.rounds}\n"
+    )
+    print("| proxy loop | target | p50 | p99 | added p50 | errors |")
+    print("|---|---|---:|---:|---:|---:|")
+    for loop, _, results in rows:
+        direct = results["direct"]
+        for target, r in results.items():
+            added = "" if target == "direct" else f"{r.p50_ms - direct.p50_ms:+.2f} ms"
+            print(
+                f"| {loop} | {target} | {r.p50_ms:.2f} ms | {r.p99_ms:.2f} ms | {added} "
+                f"| {r.errors} |"
+            )
 
 
 def median(results: list[Result]) -> Result:
@@ -236,12 +383,11 @@ def median(results: list[Result]) -> Result:
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
+        statistics.median(r.cpu_us for r in results),
     )
 
 
-def print_table(
-    rows: list[tuple[str, bool, Result, Result]], client: str, args: argparse.Namespace
-) -> None:
+def print_table(rows: list[Row], client: str, args: argparse.Namespace) -> None:
     try:
         import uvloop  # noqa: F401
 
@@ -251,19 +397,23 @@ def print_table(
     print("$ .venv/bin/python benchmarks/proxy.py " + " ".join(sys.argv[1:]))
     print(
         f"\n{args.connections} connections, {args.duration:g} s per run, median of "
-        f"{args.rounds} alternating direct/proxy runs, client {client}, loop {loop}, "
+        f"{args.rounds} alternating runs per target, client {client}, loop {loop}, "
         f"{os.cpu_count()} CPUs shared by client, app and proxy, Python {sys.version.split()[0]}\n"
     )
-    print("| app | scenario | target | req/s | p50 | p99 | errors | proxy/direct | added p50 |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-    for app, keep_alive, direct, proxied in rows:
-        name = "keep-alive" if keep_alive else "new connection per request"
-        ratio = f"{100 * proxied.rps / direct.rps:.0f} %"
-        added = f"{proxied.p50_ms - direct.p50_ms:+.2f} ms"
-        for target, r, extra in (("direct", direct, ("", "")), ("proxy", proxied, (ratio, added))):
+    print(
+        "| app | scenario | target | req/s | p50 | p99 | errors | proxy/direct | added p50 "
+        "| proxy CPU per request |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for app, name, results in rows:
+        direct = results["direct"]
+        for target, r in results.items():
+            ratio = "" if target == "direct" else f"{100 * r.rps / direct.rps:.0f} %"
+            added = "" if target == "direct" else f"{r.p50_ms - direct.p50_ms:+.2f} ms"
+            cpu = f"{r.cpu_us:.1f} µs" if r.cpu_us else ""
             print(
                 f"| {app} | {name} | {target} | {r.rps:,.0f} | {r.p50_ms:.2f} ms "
-                f"| {r.p99_ms:.2f} ms | {r.errors} | {extra[0]} | {extra[1]} |"
+                f"| {r.p99_ms:.2f} ms | {r.errors} | {ratio} | {added} | {cpu} |"
             )
 
 
@@ -272,7 +422,10 @@ if __name__ == "__main__":
         run_server(serve_app(int(sys.argv[2])))
     elif len(sys.argv) >= 3 and sys.argv[1] == "--serve-uvicorn":
         serve_uvicorn(int(sys.argv[2]))
+    elif len(sys.argv) >= 3 and sys.argv[1] == "--serve-http-server":
+        serve_http_server(int(sys.argv[2]))
     elif len(sys.argv) >= 4 and sys.argv[1] == "--serve-proxy":
-        run_server(serve_proxy(int(sys.argv[2]), int(sys.argv[3])))
+        loop = sys.argv[4] if len(sys.argv) >= 5 else "uvloop"
+        run_server(serve_proxy(int(sys.argv[2]), int(sys.argv[3])), loop)
     else:
         main()

@@ -49,14 +49,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from pitstop.engine import process  # noqa: E402
 from pitstop.errors import Location  # noqa: E402
-from pitstop.supervisor import (  # noqa: E402
-    BuildStarted,
-    InstanceCommand,
-    InstanceReady,
-    Supervisor,
-    parse_service,
-    sockets,
-)
+from pitstop.supervisor import sockets  # noqa: E402
+from pitstop.supervisor.events import BuildStarted, InstanceReady  # noqa: E402
+from pitstop.supervisor.instance import InstanceCommand  # noqa: E402
+from pitstop.supervisor.supervisor import Supervisor  # noqa: E402
+from pitstop.taskfile.service import parse_service  # noqa: E402
 
 FD_APP = ROOT / "tests" / "apps" / "fd_app.py"
 RUST = ROOT / "examples" / "rust-service"
@@ -119,8 +116,14 @@ class Load:
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
 
+#: The client's own time bound: it ends even if this script dies without telling it (a
+#: non-daemon multiprocessing child would otherwise keep the dead script's exit waiting).
+MAX_LOAD_S = 900.0
+
+
 def client(address: tuple[str, int], send: Any, stop: Any) -> None:
-    while not stop.is_set():
+    deadline = time.monotonic() + MAX_LOAD_S
+    while not stop.is_set() and time.monotonic() < deadline:
         try:
             body = get(address)
         except OSError:
@@ -258,7 +261,11 @@ class PitstopStrategy(Strategy):
         )
         command = InstanceCommand(service.argv, service.root, service.env)
         self.events: list[tuple[float, object]] = []
-        self.sup = Supervisor(spec, command, lambda: run_build(service), self._record)
+
+        async def build(_changes: frozenset[Path]) -> InstanceCommand | None:
+            return command if await run_build(service) else None
+
+        self.sup = Supervisor(spec, command, build, self._record)
         self.address = ("127.0.0.1", port)
 
     def _record(self, event: object) -> None:

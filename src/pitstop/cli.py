@@ -10,13 +10,24 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from pitstop import __version__
-from pitstop.errors import TYPE_CHECKING, USAGE_EXIT_CODE, PitstopError, UserError
+from pitstop.durations import parse_duration
+from pitstop.errors import USAGE_EXIT_CODE, PitstopError, UserError
+from pitstop.request import (
+    Command,
+    FileFlags,
+    ListFlags,
+    PlanFlags,
+    RunFlags,
+    UpFlags,
+    UserRequest,
+    WatchFlags,
+)
 
-if TYPE_CHECKING:  # pathlib and typing cost ~5 ms, which `pitstop --version` need not pay
-    from pathlib import Path
-    from typing import TextIO
+# `pitstop up ...` is the up command, not a task named "up" (`pitstop -t up` runs such a task).
+UP = "up"
 
 # cargo-make flags that have no meaning for pitstop; accepted so existing scripts keep working.
 _IGNORED_FLAGS = (
@@ -31,6 +42,11 @@ _IGNORED_VALUE_FLAGS = ("--output-file",)
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{message} (see `pitstop --help`)")
+
+
+class _UpParser(_Parser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"pitstop up: {message} (see `pitstop up --help`)")
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -204,10 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--exts", metavar="LIST", help="only watch these extensions, e.g. py,rs")
     watch.add_argument(
         "--debounce",
-        type=int,
         default=None,
         metavar="MS",
-        help="coalesce changes within MS milliseconds (default 50)",
+        help="coalesce changes within MS milliseconds, or a duration such as 200ms (default 50)",
     )
     watch.add_argument(
         "--on-busy",
@@ -236,6 +251,115 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_request(argv: Sequence[str]) -> UserRequest:
+    """argv -> the typed request; the one place that knows the flags' spelling."""
+    options = build_parser().parse_args(list(argv))
+    if options.completions:
+        command = Command.COMPLETION
+    elif options.task_names:
+        command = Command.TASK_NAMES
+    elif options.list_steps or options.list_category_steps:
+        command = Command.LIST
+    elif options.print_steps:
+        command = Command.PRINT_STEPS
+    else:
+        command = Command.RUN
+    up = UpFlags()
+    if command is Command.RUN and options.task == UP and not options.task_flag:
+        command = Command.UP
+        up, jobs = _up_flags(options.args)
+        options.jobs = jobs if jobs is not None else options.jobs
+        options.args = []
+        up = up._replace(no_colour=up.no_colour or options.no_color)
+    return UserRequest(
+        command=command,
+        task=options.task_flag or options.task,
+        args=tuple(options.args),
+        file=FileFlags(
+            makefile=options.makefile,
+            cwd=options.cwd,
+            profile=options.profile,
+            env=tuple(options.env),
+            env_file=options.env_file,
+        ),
+        plan=PlanFlags(
+            allow_private=options.allow_private,
+            skip_tasks=options.skip_tasks,
+            skip_init_end=options.skip_init_end_tasks,
+            no_on_error=options.no_on_error,
+        ),
+        listing=ListFlags(
+            category=options.list_category_steps,
+            hide_uninteresting=options.hide_uninteresting,
+            output_format=options.output_format,
+        ),
+        run=RunFlags(
+            jobs=options.jobs,
+            output=options.output,
+            time_summary=options.time_summary,
+            quiet=options.quiet or options.loglevel in ("error", "off"),
+            verbose=options.verbose,
+            stop_signal=options.stop_signal,
+            stop_timeout=_duration(options.stop_timeout, "--stop-timeout"),
+        ),
+        watch=WatchFlags(
+            enabled=options.watch,
+            paths=tuple(options.watch_path),
+            poll=options.poll,
+            no_git_ignore=options.no_git_ignore,
+            ignore=tuple(options.ignore),
+            exts=tuple(e.strip().lstrip(".") for e in (options.exts or "").split(",") if e.strip()),
+            debounce_ms=_milliseconds(options.debounce, "--debounce"),
+            on_busy=options.on_busy,
+            why=options.why,
+            clear=options.clear,
+            postpone=options.postpone,
+        ),
+        shell=options.completions,
+        up=up,
+    )
+
+
+def _up_flags(argv: Sequence[str]) -> tuple[UpFlags, int | None]:
+    """`pitstop up [SERVICE...] [--no-watch] [-j N] [-d]`: the flags after `up`."""
+    parser = _UpParser(
+        prog="pitstop up",
+        formatter_class=_Formatter,
+        description="Start every service task (or the named ones and the services they depend "
+        "on), rebuild and swap each on its own changes; Ctrl-C stops them all.",
+    )
+    parser.add_argument("services", nargs="*", metavar="SERVICE")
+    parser.add_argument("--no-watch", action="store_true", help="do not rebuild on changes")
+    parser.add_argument("-j", "--jobs", type=int, metavar="N", help="builds in parallel")
+    parser.add_argument("-d", "--detach", action="store_true", help="run as a daemon")
+    parser.add_argument("--no-color", action="store_true", help="no colours")
+    options = parser.parse_args(list(argv))
+    flags = UpFlags(
+        services=tuple(options.services),
+        watch=not options.no_watch,
+        detach=options.detach,
+        no_colour=options.no_color,
+    )
+    return flags, options.jobs
+
+
+def _duration(text: str, flag: str) -> float:
+    """A flag's duration, in the task file's grammar (`pitstop.durations`)."""
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise UserError(f"{flag} {text!r}: {error}", hint="write e.g. 500ms, 5s, 1m30s") from None
+
+
+def _milliseconds(text: str | None, flag: str) -> int | None:
+    """A bare number is milliseconds here (as it always was for --debounce); else a duration."""
+    if text is None:
+        return None
+    if text.strip().isdigit():
+        return int(text)
+    return round(_duration(text, flag) * 1000)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list in (["--version"], ["-V"]):
@@ -244,10 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     debug = "--debug" in args_list
     try:
-        options = build_parser().parse_args(args_list)
+        request = parse_request(args_list)
         from pitstop.app.dispatch import dispatch
 
-        return dispatch(options)
+        return dispatch(request, sys.stdout, sys.stderr)
     except PitstopError as error:
         if debug:
             import traceback
@@ -265,43 +389,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def render_error(error: PitstopError, stream: TextIO) -> None:
     """`error: message`, then the file:line, the source line with a caret, and a hint."""
-    colour = stream.isatty() and not os.environ.get("NO_COLOR")
-    label = "\x1b[1;31merror\x1b[0m" if colour else "error"
-    lines = [f"{label}: {error.message}"]
-    location = error.location
-    if location is not None:
-        lines.append(
-            f"  --> {_display_path(location.path)}{_line_suffix(location.line, location.col)}"
-        )
-        source = location.source_line()
-        if source is not None:
-            gutter = str(location.line)
-            lines.append(f"{' ' * len(gutter)} |")
-            lines.append(f"{gutter} | {source}")
-            if location.col > 0:
-                lines.append(f"{' ' * len(gutter)} | {' ' * (location.col - 1)}^")
-    if error.hint:
-        lines.append(f"hint: {error.hint}")
-    stream.write("\n".join(lines) + "\n")
+    from pitstop.engine.output import error_colour, format_error
+
+    stream.write(format_error(error, colour=error_colour(stream)))
     stream.flush()
-
-
-def _line_suffix(line: int, col: int) -> str:
-    if line <= 0:
-        return ""
-    return f":{line}:{col}" if col > 0 else f":{line}"
-
-
-def _display_path(path: Path) -> str:
-    from pathlib import Path
-
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
 
-__all__ = ["USAGE_EXIT_CODE", "build_parser", "main", "render_error"]
+__all__ = ["USAGE_EXIT_CODE", "build_parser", "main", "parse_request", "render_error"]

@@ -3,6 +3,7 @@ plain number of seconds. Callers turn the ValueError into an error with their ow
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -18,6 +19,9 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(_EXPECTED)
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            # TOML has `inf` and `nan`; a timeout of either would never fire or never wait.
+            raise ValueError("a duration must be a finite number of seconds")
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 from pitstop.errors import Location
-from pitstop.supervisor import InstanceCommand, Supervisor, parse_service
+from pitstop.supervisor.instance import InstanceCommand
+from pitstop.supervisor.supervisor import Supervisor
+from pitstop.taskfile.service import parse_service
 
 FD_APP = Path(__file__).with_name("fd_app.py")
 

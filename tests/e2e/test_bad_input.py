@@ -83,6 +83,43 @@ CASES = {
         4,
         "args",
     ),
+    # cargo-make's EnvValue has no float kind (SEMANTICS.md §6.2): serde rejects the file.
+    "global env float": (
+        """
+        [config]
+        skip_core_tasks = true
+        [env]
+        A = 1.5
+        [tasks.a]
+        command = "true"
+        """,
+        "a",
+        5,
+        "env.A",
+    ),
+    "task env float": (
+        """
+        [config]
+        skip_core_tasks = true
+        [tasks.a]
+        command = "true"
+        env = { A = 1.5 }
+        """,
+        "a",
+        6,
+        "env.A",
+    ),
+    "task not a table": (
+        """
+        [config]
+        skip_core_tasks = true
+        [tasks]
+        a = 1
+        """,
+        "a",
+        5,
+        "tasks.a must be a table",
+    ),
 }
 
 
@@ -145,3 +182,21 @@ def test_unknown_key_is_a_warning_with_its_line(project: Project) -> None:
     assert result.stdout.strip() == "ran"
     assert "Makefile.toml:5" in result.stderr
     assert "colour" in result.stderr
+
+
+def test_an_undefined_init_task_fails_the_plan_at_its_line(project: Project) -> None:
+    project.makefile(
+        """[config]
+skip_core_tasks = true
+init_task = "setup"
+[tasks.a]
+script = "echo a"
+"""
+    )
+    result = project.run("a")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert 'Task "setup" not found' in result.stderr
+    assert "Makefile.toml:3" in result.stderr
+    assert project.run("--skip-init-end-tasks", "a").returncode == 0

@@ -55,6 +55,8 @@ def test_cwd_flag_runs_in_that_directory(project: Project) -> None:
 def test_list_category_steps_and_private_tasks(project: Project) -> None:
     project.makefile(
         """
+        [config]
+        skip_core_tasks = true
         [tasks.build]
         category = "Build"
         description = "Compiles"

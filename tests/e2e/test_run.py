@@ -327,3 +327,25 @@ def test_time_summary_lists_each_task(project: Project) -> None:
     result = project.run("--time-summary", "root")
     assert "Time Summary" in result.stderr
     assert any(line.split("INFO - ")[-1].startswith("a ") for line in result.stderr.splitlines())
+
+
+def test_task_cwd_updates_cargo_make_working_directory_for_that_task(project: Project) -> None:
+    (project.root / "sub").mkdir()
+    project.write("sub/marker", "")
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+        [tasks.a]
+        cwd = "sub"
+        condition = { files_exist = ["${CARGO_MAKE_WORKING_DIRECTORY}/marker"] }
+        script = 'echo "a $(basename "$CARGO_MAKE_WORKING_DIRECTORY") $(basename "$PWD")"'
+        [tasks.b]
+        dependencies = ["a"]
+        script = 'echo "b $(basename "$CARGO_MAKE_WORKING_DIRECTORY") $(basename "$PWD")"'
+        """
+    )
+    result = project.run("b")
+    assert result.returncode == 0, result.stderr
+    top = project.root.name
+    assert result.stdout.splitlines() == ["a sub sub", f"b {top} {top}"]

@@ -11,14 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Project
 from tests.helpers import collect_lines, pid_alive, port_open, wait_until
+from tests.load import Load
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
 
@@ -53,34 +52,6 @@ def _get(port: int) -> str | None:
         return body
     except OSError:
         return None
-
-
-class Load:
-    """A client making one new connection per request until stopped (bounded in time)."""
-
-    def __init__(self, port: int, seconds: float = 60.0) -> None:
-        self.port = port
-        self.ok = 0
-        self.failed: list[str] = []
-        self._stop = threading.Event()
-        self._deadline = time.monotonic() + seconds
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            body = _get(self.port)
-            if body is None:
-                self.failed.append("request failed")
-            else:
-                self.ok += 1
 
 
 def _release(project: Project, port: int, *versions: str) -> None:
@@ -136,10 +107,10 @@ def test_watch_serve_swaps_without_a_failed_request_and_survives_a_broken_build(
     stderr = collect_lines(proc.stderr)
     try:
         wait_until(lambda: _get(port) == "v1", timeout=30)
-        with Load(port) as load:
+        with Load.new_connections(("127.0.0.1", port)) as load:
             _release(project, port, "v2", "v3")
-            wait_until(lambda: load.ok > 50, timeout=30)
-        assert load.failed == [], f"{len(load.failed)} failed of {load.ok + len(load.failed)}"
+            load.wait_for_more(50)
+        assert load.failures == [], f"{len(load.failures)} failed of {len(load.bodies)}"
 
         (project.root / "source.txt").write_text("broken\n")
         wait_until(lambda: any("failed" in line for line in stderr[-20:]), timeout=30)
@@ -211,23 +182,6 @@ service = {{ proxy = "127.0.0.1:{port}", ready = {{ http = "/health" }}, ready_t
 """
 
 
-class KeepAliveLoad(Load):
-    """Like Load, but every request goes over one keep-alive connection, as browsers do."""
-
-    def _run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            try:
-                conn.request("GET", "/")
-                conn.getresponse().read()
-                self.ok += 1
-            except (OSError, http.client.HTTPException) as error:
-                self.failed.append(repr(error))
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        conn.close()
-
-
 def test_proxy_mode_swaps_a_port_app_under_keep_alive_load(project: Project) -> None:
     port = _free_port()
     app = Path(__file__).resolve().parents[1] / "apps" / "port_app.py"
@@ -236,32 +190,12 @@ def test_proxy_mode_swaps_a_port_app_under_keep_alive_load(project: Project) -> 
     proc = project.popen("--watch", "serve")
     try:
         wait_until(lambda: _get(port) == "v1", timeout=30)
-        with KeepAliveLoad(port) as load:
+        with Load.keep_alive(("127.0.0.1", port)) as load:
             _release(project, port, "v2", "v3")
-            wait_until(lambda: load.ok > 50, timeout=30)
-        assert load.failed == []
+            load.wait_for_more(50)
+        assert load.failures == []
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert proc.returncode == 0
     wait_until(lambda: not port_open("127.0.0.1", port), timeout=10)
-
-
-def test_a_plain_task_cannot_depend_on_a_service(project: Project) -> None:
-    project.makefile(
-        """
-        [tasks.both]
-        dependencies = ["api"]
-        script = "echo never"
-
-        [tasks.api]
-        command = "python3"
-        args = ["-m", "http.server"]
-        service = { proxy = "127.0.0.1:0" }
-        """
-    )
-    result = project.run("both")
-    assert result.returncode == 2
-    assert "Makefile.toml:9" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert "never" not in result.stdout

@@ -135,6 +135,42 @@ def test_broken_task_file_waits_then_fixed_file_runs(watched: Project, tmp_path:
     assert proc.returncode == 0
 
 
+# Watches only a-file, with --exts txt: the task file is outside both.
+NARROW_TASKFILE = """
+[tasks.record]
+script = '''
+echo "run {tag}" >> "$LOG"
+'''
+watch = {{ watch = ["a-file"] }}
+"""
+
+
+def test_editing_the_task_file_reloads_it_when_the_watch_paths_leave_it_out(
+    project: Project, tmp_path: Path
+) -> None:
+    project.write("a-file", "1\n")
+    project.makefile(NARROW_TASKFILE.format(tag="v1"))
+    log = tmp_path / "runs.log"
+    proc = _start(project, log, "--exts", "txt")
+    try:
+        wait_until(lambda: _runs(log) == ["run v1"], timeout=20)
+        counter = 0
+
+        def reloaded() -> bool:
+            nonlocal counter
+            if any("v2" in run for run in _runs(log)):
+                return True
+            counter += 1  # the first write may land before inotify is set up
+            project.makefile(NARROW_TASKFILE.format(tag=f"v2 {counter}"))
+            return False
+
+        wait_until(reloaded, timeout=20, interval=0.2)
+    finally:
+        _, err = _stop(proc)
+    assert proc.returncode == 0, err
+    assert "reloaded Makefile.toml" in err
+
+
 def test_quit_leaves_no_process_behind(watched: Project, tmp_path: Path) -> None:
     watched.makefile(
         """

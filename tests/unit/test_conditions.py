@@ -10,7 +10,7 @@ import pytest
 
 from pitstop.errors import Location, UserError
 from pitstop.steps.conditions import (
-    check_condition,
+    check_criteria,
     condition_result,
     is_truthy,
     needs_script,
@@ -26,7 +26,7 @@ def cond(**kw: Any) -> Condition:
 
 
 def check(c: Condition | None, env: dict[str, str] = ENV, cwd: Path = Path("."), **kw: Any) -> bool:
-    return check_condition(
+    return check_criteria(
         c,
         env,
         profile=kw.get("profile", "development"),

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from pitstop.errors import Location, TaskFileError, UserError
+from pitstop.steps.builtin_vars import builtin_env, is_ci, is_pr, task_env
 from pitstop.steps.env import (
     CLI_LOCATION,
     ScriptOutput,
     apply_cli_env,
     apply_env,
-    builtin_env,
-    git_env,
-    is_ci,
-    is_pr,
     order_global_env,
     references,
-    task_env,
 )
+from pitstop.steps.gitinfo import git_env
 from pitstop.taskfile.model import (
     Condition,
     EnvConditional,
@@ -53,7 +51,7 @@ def run(
     cwd: Path = Path("."),
 ) -> dict[str, str]:
     env = {} if env is None else env
-    apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd)
+    asyncio.run(apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd))
     return env
 
 
@@ -193,18 +191,20 @@ def test_env_script_failure_is_a_user_error(tmp_path: Path) -> None:
 def test_env_script_condition_and_injected_runner(tmp_path: Path) -> None:
     calls: list[Sequence[str]] = []
 
-    def fake(lines: Sequence[str], env: Mapping[str, str], cwd: Path) -> ScriptOutput:
+    async def fake(lines: Sequence[str], env: Mapping[str, str], cwd: Path) -> ScriptOutput:
         calls.append(lines)
         return ScriptOutput(0, "x\r\ny\r\n\n", "")
 
     never = Condition(Location(MAKEFILE), env_set=("NOPE",))
     env: dict[str, str] = {}
-    apply_env(
-        [e("A", EnvScript(("one",))), e("B", EnvScript(("two",), condition=never))],
-        env,
-        profile="development",
-        cwd=tmp_path,
-        run_script=fake,
+    asyncio.run(
+        apply_env(
+            [e("A", EnvScript(("one",))), e("B", EnvScript(("two",), condition=never))],
+            env,
+            profile="development",
+            cwd=tmp_path,
+            run_script=fake,
+        )
     )
     assert env == {"A": "y"}
     assert calls == [("one",)]
@@ -277,7 +277,7 @@ def test_cli_env_needs_key_value() -> None:
 
 def test_case_20_task_env_persists() -> None:
     env: dict[str, str] = {}
-    apply_env([e("SHARED", "set-by-first")], env, profile="development", cwd=Path("."))
+    asyncio.run(apply_env([e("SHARED", "set-by-first")], env, profile="development", cwd=Path(".")))
     # the second task's args see it: nothing is restored between tasks
     from pitstop.steps.expand import expand
 
@@ -298,7 +298,6 @@ def test_builtin_env(tmp_path: Path) -> None:
         profile="development",
         additional_profiles=["x", "y"],
         base_env={},
-        git=False,
     )
     assert out["CARGO_MAKE"] == "true"
     assert out["CARGO_MAKE_TASK"] == "build"
@@ -343,7 +342,6 @@ def test_ci_vendor_branch_and_pr() -> None:
         makefile=MAKEFILE,
         profile="development",
         base_env=base,
-        git=False,
     )
     assert out["CARGO_MAKE_CI"] == "true"
     assert out["CARGO_MAKE_PR"] == "true"

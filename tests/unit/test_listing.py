@@ -44,6 +44,8 @@ def test_category_filter_and_hide_uninteresting(tmp_path: Path) -> None:
     taskfile = load(
         tmp_path,
         """
+        [config]
+        skip_core_tasks = true
         [tasks.pre-build]
         [tasks.build]
         [tasks.post-build]
@@ -87,6 +89,40 @@ def test_bytewise_order_and_alias_chains(tmp_path: Path) -> None:
     )
 
 
+def test_service_tasks_are_marked_after_their_name(tmp_path: Path) -> None:
+    taskfile = load(
+        tmp_path,
+        """
+        [tasks.build]
+        category = "X"
+        description = "Compile"
+        [tasks.web]
+        category = "X"
+        description = "The site"
+        deprecated = "use api"
+        service = { listen = "127.0.0.1:8080" }
+        [tasks.api]
+        category = "X"
+        extend = "web"
+        deprecated = false
+        [tasks.site]
+        alias = "web"
+        [tasks.worker]
+        category = "X"
+        [tasks.worker.linux]
+        service = { proxy = 8081 }
+        """,
+    )
+    assert list_all_steps(taskfile, category="X", platform="linux") == (
+        "X\n----------\n"
+        "api [service] - The site\n"
+        "build - Compile\n"
+        "web [service] - The site (deprecated - use api) [aliases: site]\n"
+        "worker [service] - No Description.\n\n"
+    )
+    assert "worker - No Description." in list_all_steps(taskfile, category="X", platform="mac")
+
+
 def test_alias_cycle_breaks_listing(tmp_path: Path) -> None:
     taskfile = load(tmp_path, '[tasks.a]\nalias = "b"\n[tasks.b]\nalias = "a"\n')
     with pytest.raises(PlanError, match="Detected cycle"):
@@ -104,6 +140,8 @@ def test_print_steps_default_format(tmp_path: Path) -> None:
     )
     text = print_steps(build_plan(taskfile, "a", platform="linux"))
     lines = text.splitlines()
-    assert lines[0] == "Plan for a (4 steps):"
+    assert lines[0] == 'Plan for "a" (4 steps):'
+    single = print_steps(build_plan(taskfile, "b", platform="linux", skip_init_end=True))
+    assert single.splitlines()[0] == 'Plan for "b" (1 step):'
     assert lines[3].startswith("  3. a") and lines[3].endswith("after: init, b")
     assert lines[4].endswith("after: init, b, a")

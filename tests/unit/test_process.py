@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pitstop.engine import process, reaper
-from tests.helpers import async_wait_until, pid_alive
+from tests.helpers import async_wait_until, pid_alive, wait_until
 
 T = TypeVar("T")
 Lines = list[tuple[str, str]]
@@ -335,11 +335,38 @@ def test_exit_status() -> None:
     assert process.exit_status(-signal.SIGTERM) == 128 + signal.SIGTERM
 
 
-@pytest.mark.parametrize("name", ["SIGTERM", "TERM", "term", " 15 ", 15])
-def test_signal_by_name(name: str | int) -> None:
-    assert process.signal_by_name(name) is signal.SIGTERM
+# --------------------------------------------------------------------------- capture
 
 
-def test_signal_by_name_unknown() -> None:
-    with pytest.raises(ValueError, match="unknown signal"):
-        process.signal_by_name("NOPE")
+def test_capture_gives_stdout_stderr_status_and_takes_stdin(backend: str) -> None:
+    script = "cat; printf 'crlf\\r\\nlast'; echo oops >&2; exit 5"
+    done = run(process.capture(["sh", "-c", script], stdin=b"given\n"))
+    assert done == process.Captured(5, "given\ncrlf\nlast", "oops\n")
+
+
+def test_capture_leaves_no_descriptor_open(backend: str) -> None:
+    async def main() -> None:
+        for _ in range(3):
+            done = await process.capture(["sh", "-c", "echo x; echo y >&2"], stdin=b"z")
+            assert done.status == 0
+
+    run(main())
+    before = open_fds()
+    run(main())
+    assert open_fds() <= before
+
+
+def test_a_cancelled_capture_ends_the_group(backend: str, tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {pid_file}; wait"
+
+    async def main() -> int:
+        job = asyncio.create_task(process.capture(["sh", "-c", script]))
+        await async_wait_until(lambda: pid_file.is_file() and pid_file.read_text().strip())
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        return int(pid_file.read_text())
+
+    pid = run(main())
+    wait_until(lambda: not pid_alive(pid), timeout=5, message="the grandchild outlived capture")

@@ -6,6 +6,10 @@ import textwrap
 import tomllib
 from pathlib import Path
 
+import pytest
+
+from pitstop.errors import Location, TaskFileError
+from pitstop.taskfile.addresses import ListenAddress
 from pitstop.taskfile.locate import locate
 from pitstop.taskfile.model import (
     Condition,
@@ -21,6 +25,7 @@ from pitstop.taskfile.model import (
     Taskfile,
     WatchOptions,
 )
+from pitstop.taskfile.service import ReadyHttp, ServiceSpec
 from pitstop.taskfile.validate import validate
 
 PATH = Path("/project/Makefile.toml")
@@ -205,18 +210,79 @@ def test_platform_tables() -> None:
     assert task.linux.location.line == 4 and task.mac is None
 
 
-def test_service_is_passed_through_with_its_location() -> None:
+def test_service_is_parsed_into_a_typed_spec_with_its_location() -> None:
     taskfile = check(
         """
         [tasks.web]
         command = "serve"
-        service = { port = 8000, ready = { http = "/health" } }
+        service = { proxy = 8000, ready = { http = "/health" } }
         """
     )
     web = taskfile.tasks["web"]
-    assert web.service == {"port": 8000, "ready": {"http": "/health"}}
-    assert web.where("service").line == 4
+    assert isinstance(web.service, ServiceSpec)
+    assert web.service.proxy == ListenAddress("tcp", "127.0.0.1", 8000)
+    assert web.service.ready == ReadyHttp("/health")
+    assert web.service.location == web.where("service") == Location(PATH, 4, 1)
     assert taskfile.warnings == ()
+
+
+def test_a_platform_table_service_is_parsed_too() -> None:
+    task = check(
+        """
+        [tasks.web]
+        command = "serve"
+        [tasks.web.linux]
+        service = { listen = 8000 }
+        """
+    ).tasks["web"]
+    assert task.service is None
+    assert task.linux is not None and task.linux.service is not None
+
+
+def service_error(text: str) -> TaskFileError:
+    with pytest.raises(TaskFileError) as info:
+        check(text)
+    return info.value
+
+
+def test_a_service_mistake_points_at_its_key_in_an_inline_table() -> None:
+    error = service_error(
+        """
+        [tasks.web]
+        command = "serve"
+        service = { listen = "127.0.0.1:8080", ready = { delay = "soon" } }
+        """
+    )
+    assert error.location == Location(PATH, 4, 50)
+    assert error.message.startswith('task "web" in Makefile.toml: service.ready.delay must be')
+
+
+def test_a_service_mistake_points_at_its_key_in_a_sub_table() -> None:
+    error = service_error(
+        """
+        [tasks.web]
+        command = "serve"
+
+        [tasks.web.service]
+        listen = ["127.0.0.1:8080",
+                  "127.0.0.1:99999"]
+        """
+    )
+    assert error.location == Location(PATH, 7, 11)
+    assert "service.listen[1] is not an address" in error.message
+    assert error.exit_code == 2
+
+
+def test_a_service_that_is_not_a_table_points_at_the_service_key() -> None:
+    error = service_error(
+        """
+        [tasks.web]
+        command = "serve"
+          service = "8080"
+        """
+    )
+    assert error.location == Location(PATH, 4, 3)
+    assert "service must be a table" in error.message
 
 
 # ----------------------------------------------------------------------------- env
@@ -308,11 +374,11 @@ def test_rust_specific_keys_warn_but_are_accepted() -> None:
     taskfile = check(
         """
         [config]
-        default_to_workspace = false
+        default_to_workspace = true
         [tasks.t]
-        install_crate = "cargo-foo"
-        workspace = false
-        condition = { channels = ["nightly"] }
+        install_script = "cargo install foo"
+        workspace = true
+        condition = { rust_version = { min = "1.70.0" } }
         [plugins.impl.x]
         script = "x"
         """
@@ -320,6 +386,21 @@ def test_rust_specific_keys_warn_but_are_accepted() -> None:
     lines = sorted(w.location.line for w in taskfile.warnings)
     assert lines == [3, 5, 6, 7, 8]
     assert all("Rust-specific" in w.message for w in taskfile.warnings)
+
+
+def test_rust_settings_asking_for_what_pitstop_does_are_silent() -> None:
+    taskfile = check(
+        """
+        [config]
+        default_to_workspace = false
+        load_cargo_aliases = false
+        time_summary = true
+        [tasks.t]
+        workspace = false
+        """
+    )
+    assert taskfile.warnings == ()
+    assert taskfile.config.time_summary is True
 
 
 TRICKY = "\n".join(

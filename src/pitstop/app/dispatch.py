@@ -1,66 +1,69 @@
 """Use cases: list, print, run, watch and serve — wiring loader -> planner -> runner.
 
-Prints only what a command is asked to print (listings to stdout); the run's own progress
-goes through events to the printer.
+Writes only what a command is asked to print (listings to `out`, which the command line hands
+in); the run's own progress goes through events to the printer.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from pitstop.errors import UserError
+from pitstop.request import Command, UserRequest
 from pitstop.taskfile.loader import load_taskfile
 from pitstop.taskfile.model import Taskfile, current_platform
 
-DEFAULT_PROFILE = "development"
 
-
-@dataclass(frozen=True)
-class Settings:
-    """Run settings, resolved once: command line > environment variable > task file > default."""
-
-    jobs: int
-    stop_signal: int
-    stop_timeout: float
-
-
-def dispatch(options: argparse.Namespace) -> int:
-    if options.loglevel in ("error", "off"):
-        options.quiet = True
-    if options.completions:
+def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
+    if request.command is Command.COMPLETION:
         from pitstop.completion import completion_script
 
-        sys.stdout.write(completion_script(options.completions))
+        assert request.shell is not None
+        out.write(completion_script(request.shell))
         return 0
-    cwd = _working_directory(options.cwd)
-    taskfile = load_taskfile(options.makefile, cwd)
-    _print_warnings(taskfile, options.quiet)
-    if options.task_names:
+    cwd = _working_directory(request.file.cwd)
+    taskfile = load_taskfile(request.file.makefile, cwd)
+    _print_warnings(taskfile, err)
+    if request.command is Command.TASK_NAMES:
         names = sorted(name for name, task in taskfile.tasks.items() if not task.private)
-        sys.stdout.write("".join(f"{name}\n" for name in names))
+        out.write("".join(f"{name}\n" for name in names))
         return 0
-    target = options.task_flag or options.task or taskfile.config.default_task_name or "default"
-    if options.list_steps or options.list_category_steps:
+    if request.command is Command.UP and _is_a_task_runner_up(taskfile):
+        # cargo-make compatibility: in a file with no service, `up` is the user's own task
+        # (often `docker compose up`), run as `makers up` would run it.
+        request = request._replace(command=Command.RUN, task="up", args=request.up.services)
+    if request.command is Command.UP:
+        if request.up.detach:
+            raise UserError(
+                "pitstop up -d is not available in this build",
+                hint="run `pitstop up` in the foreground",
+            )
+        from pitstop.app.up import run_up
+        from pitstop.settings import skip_pattern
+
+        return run_up(taskfile, request, cwd, skip_pattern(request.plan), out, err)
+    target = request.task or taskfile.config.default_task_name or "default"
+    if request.command is Command.LIST:
         from pitstop.taskfile.listing import list_all_steps
 
         listing = list_all_steps(
             taskfile,
-            category=options.list_category_steps,
-            hide_uninteresting=options.hide_uninteresting,
+            category=request.listing.category,
+            hide_uninteresting=request.listing.hide_uninteresting,
         )
-        sys.stdout.write(listing)
+        out.write(listing)
         return 0
-    skip = _skip_pattern(options.skip_tasks)
-    if options.print_steps:
-        return _print_steps(taskfile, target, options, skip)
+    from pitstop.settings import skip_pattern
+
+    skip = skip_pattern(request.plan)
+    if request.command is Command.PRINT_STEPS:
+        return _print_steps(taskfile, target, request, skip, out)
     from pitstop.app.run import run_command
 
-    return run_command(taskfile, target, options, cwd, skip)
+    return run_command(taskfile, target, request, cwd, skip, out, err)
 
 
 def _working_directory(cwd: str | None) -> Path:
@@ -73,26 +76,18 @@ def _working_directory(cwd: str | None) -> Path:
     return path
 
 
-def _print_warnings(taskfile: Taskfile, quiet: bool) -> None:
+def _print_warnings(taskfile: Taskfile, err: TextIO) -> None:
     for warning in taskfile.warnings:
         # The message already starts with file:line:col.
-        sys.stderr.write(f"[pitstop] WARN - {warning.message}\n")
-
-
-def _skip_pattern(text: str | None) -> re.Pattern[str] | None:
-    if not text:
-        return None
-    try:
-        return re.compile(text)
-    except re.error as error:
-        raise UserError(
-            f"--skip-tasks {text!r} is not a valid regular expression: {error}",
-            hint="quote the pattern for your shell, e.g. --skip-tasks 'lint|fmt'",
-        ) from None
+        err.write(f"[pitstop] WARN - {warning.message}\n")
 
 
 def _print_steps(
-    taskfile: Taskfile, target: str, options: argparse.Namespace, skip: re.Pattern[str] | None
+    taskfile: Taskfile,
+    target: str,
+    request: UserRequest,
+    skip: re.Pattern[str] | None,
+    out: TextIO,
 ) -> int:
     from pitstop.taskfile.listing import print_steps, print_steps_short
     from pitstop.taskfile.planner import build_plan
@@ -103,12 +98,19 @@ def _print_steps(
         target,
         allow_private=False,
         skip_tasks=skip,
-        skip_init_end=options.skip_init_end_tasks,
+        skip_init_end=request.plan.skip_init_end,
         platform=current_platform(),
         cwd=Path.cwd(),
     )
-    if options.output_format == "short-description":
-        sys.stdout.write(print_steps_short(plan))
+    if request.listing.output_format == "short-description":
+        out.write(print_steps_short(plan))
     else:
-        sys.stdout.write(print_steps(plan))
+        out.write(print_steps(plan))
     return 0
+
+
+def _is_a_task_runner_up(taskfile: Taskfile) -> bool:
+    """A task named `up` and no service task: `pitstop up` means that task."""
+    return "up" in taskfile.tasks and not any(
+        task.service is not None for task in taskfile.tasks.values()
+    )

@@ -1,40 +1,27 @@
-"""The `run` use case: environment, plan, and an asyncio run with signals handled in one loop.
+"""The `run` use case: environment, plan, and one run of it in an asyncio loop
+(`app.event_loop`: a signal cancels the run, which ends every process group it started).
 
-Signal handlers only record the signal and cancel the main task; cancellation travels down
-to every running step, which ends its process group (the same signal, a grace period, then
-SIGKILL). A second Ctrl-C kills at once.
+A task with `service = {...}` is served (`app.serve`); with --watch or `watch = true` it is
+watched (`app.watch`). A second Ctrl-C kills at once.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
-import warnings
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TextIO
 
-from pitstop.engine.events import Notice, RunFinished
-from pitstop.engine.output import OutputMode, Printer
-from pitstop.engine.process import signal_by_name
-from pitstop.errors import Interrupted, Location, PitstopError, UserError
-from pitstop.steps.env import apply_cli_env, apply_env, builtin_env, order_global_env
-from pitstop.steps.envfile import load_env_file, load_env_files
+from pitstop.app.event_loop import serve_async
+from pitstop.engine.events import Emit, Notice, RunFinished
+from pitstop.engine.output import Printer
+from pitstop.errors import PitstopError, UserError
+from pitstop.request import PlanFlags, UserRequest
+from pitstop.settings import RunSettings, resolve_run, watch_enabled
+from pitstop.steps.envsetup import initial_env
 from pitstop.steps.perform import RunContext, Runner
-from pitstop.steps.scripts import script_invocation
 from pitstop.taskfile.model import Task, Taskfile, current_platform
-from pitstop.taskfile.planner import Plan, build_plan
-
-T = TypeVar("T")
-
-_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+from pitstop.taskfile.planner import Plan, Step, build_plan
 
 
 @dataclass
@@ -44,34 +31,38 @@ class Invocation:
 
     taskfile: Taskfile
     target: str
-    options: argparse.Namespace
+    request: UserRequest
+    settings: RunSettings
     cwd: Path
     skip: re.Pattern[str] | None
     printer: Printer
-    jobs: int
     load_failed: bool = False
+
+    @property
+    def jobs(self) -> int:
+        return self.settings.jobs
 
     def plan(self) -> Plan:
         return build_plan(
             self.taskfile,
             self.target,
-            allow_private=self.options.allow_private,
+            allow_private=self.request.plan.allow_private,
             skip_tasks=self.skip,
-            skip_init_end=self.options.skip_init_end_tasks,
+            skip_init_end=self.request.plan.skip_init_end,
             platform=current_platform(),
             cwd=self.cwd,
         )
 
-    def fresh_run(self) -> tuple[Plan, RunContext]:
+    async def fresh_run(self) -> tuple[Plan, RunContext]:
         """A new plan and a new context (environment) from the current task file."""
-        context = make_context(
+        context = await make_context(
             self.taskfile,
             self.target,
-            self.options,
+            self.request,
+            self.settings,
             self.cwd,
             self.skip,
             self.printer,
-            self.jobs > 1,
         )
         return self.plan(), context
 
@@ -97,26 +88,49 @@ class Invocation:
 def run_command(
     taskfile: Taskfile,
     target: str,
-    options: argparse.Namespace,
+    request: UserRequest,
     cwd: Path,
     skip: re.Pattern[str] | None,
+    out: TextIO,
+    err: TextIO,
 ) -> int:
-    jobs = resolve_jobs(options.jobs, taskfile)
-    invocation = Invocation(taskfile, target, options, cwd, skip, make_printer(options, jobs), jobs)
+    settings = resolve_run(request, taskfile)
+    printer = make_printer(settings, out, err)
+    invocation = Invocation(taskfile, target, request, settings, cwd, skip, printer)
     plan = invocation.plan()
     invocation.printer.prepare([step.name for step in plan.steps])
     root = _root_task(plan)
     if root is not None and root.service is not None:
         from pitstop.app.serve import run_service
 
-        return run_service(invocation, root)
+        return run_service(invocation, root, root.service)
     _refuse_service_dependencies(plan)
-    if options.watch or (root is not None and _watch_attribute(root.watch)):
+    if watch_enabled(request.watch, root):
         from pitstop.app.watch import run_watch
 
         return run_watch(invocation, root)
-    _, ctx = invocation.fresh_run()
-    return serve_async(run_once(plan, ctx, jobs, options))
+    if not any(_acts(step) for step in plan.steps):
+        # Nothing would start: say so rather than print "Build Done" after an empty run.
+        invocation.printer.notice(Notice("info", _nothing_to_run(plan)))
+        return 0
+    return serve_async(run_fresh(invocation, plan))
+
+
+def _acts(step: Step) -> bool:
+    """Whether the step does anything beyond setting variables."""
+    task = step.task
+    return step.proxy is not None or any(
+        getattr(task, attribute) is not None
+        for attribute in ("command", "script", "run_task", "install_crate")
+    )
+
+
+def _nothing_to_run(plan: Plan) -> str:
+    count = len(plan.steps)
+    steps = f"{count} step" if count == 1 else f"{count} steps"
+    return (
+        f'nothing to run: the plan for "{plan.target}" ({steps}) has no command, script or run_task'
+    )
 
 
 def _refuse_service_dependencies(plan: Plan) -> None:
@@ -139,76 +153,34 @@ def _root_task(plan: Plan) -> Task | None:
     return None
 
 
-def _watch_attribute(watch: object) -> bool:
-    if os.environ.get("CARGO_MAKE_DISABLE_WATCH", "").lower() in ("1", "true", "yes"):
-        return False
-    return bool(watch is not None and getattr(watch, "enabled", False))
+def make_printer(settings: RunSettings, out: TextIO, err: TextIO) -> Printer:
+    return Printer(
+        out,
+        err,
+        mode=settings.output,
+        quiet=settings.quiet,
+        time_summary=settings.time_summary,
+    )
 
 
-def resolve_jobs(flag: int | None, taskfile: Taskfile) -> int:
-    """--jobs > PITSTOP_JOBS > [config] jobs > 1."""
-    if flag is not None:
-        value = flag
-    elif os.environ.get("PITSTOP_JOBS"):
-        try:
-            value = int(os.environ["PITSTOP_JOBS"])
-        except ValueError:
-            raise UserError(
-                f"PITSTOP_JOBS={os.environ['PITSTOP_JOBS']!r} is not a number"
-            ) from None
-    else:
-        value = taskfile.config.jobs or 1
-    if value < 1:
-        raise UserError(
-            f"--jobs must be at least 1, not {value}", hint="use -j 1 for one task at a time"
-        )
-    return value
-
-
-def parse_duration(text: str, what: str) -> float:
-    """A flag's duration, in the task file's grammar (`pitstop.durations`)."""
-    from pitstop.durations import parse_duration as parse
-
-    try:
-        return parse(text)
-    except ValueError as error:
-        raise UserError(f"{what} {text!r}: {error}", hint="write e.g. 500ms, 5s, 1m30s") from None
-
-
-def make_printer(options: argparse.Namespace, jobs: int) -> Printer:
-    if jobs > 1:
-        mode = OutputMode.GROUP if options.output == "group" else OutputMode.PREFIX
-    else:
-        mode = OutputMode.INHERIT
-    return Printer(mode=mode, quiet=options.quiet, time_summary=options.time_summary)
-
-
-def make_context(
+async def make_context(
     taskfile: Taskfile,
     target: str,
-    options: argparse.Namespace,
+    request: UserRequest,
+    settings: RunSettings,
     cwd: Path,
     skip: re.Pattern[str] | None,
-    printer: Printer,
-    capture: bool,
+    printer: Emit,
 ) -> RunContext:
-    profile = options.profile or os.environ.get("CARGO_MAKE_PROFILE_DEFAULT") or "development"
-    profile = profile.strip().lower()
-    try:
-        stop_signal = signal_by_name(options.stop_signal)
-    except ValueError:
-        raise UserError(
-            f"--stop-signal {options.stop_signal!r} is not a signal",
-            hint="use e.g. SIGTERM or SIGINT",
-        ) from None
-    env = initial_env(
+    profile = settings.profile
+    env = await initial_env(
         taskfile,
         task=target,
-        task_args=list(options.args),
+        task_args=list(request.args),
         profile=profile,
         cwd=cwd,
-        cli_env=list(options.env),
-        env_file=options.env_file,
+        cli_env=list(request.file.env),
+        env_file=request.file.env_file,
     )
     return RunContext(
         taskfile=taskfile,
@@ -216,100 +188,38 @@ def make_context(
         emit=printer,
         profile=profile,
         additional_profiles=taskfile.config.additional_profiles,
-        task_args=tuple(options.args),
+        task_args=request.args,
         cwd=cwd,
         skip_tasks=skip,
-        capture_output=capture,
-        verbose_scripts=options.verbose,
-        stop_signal=stop_signal,
-        stop_timeout=parse_duration(options.stop_timeout, "--stop-timeout"),
+        capture_output=settings.jobs > 1,
+        verbose_scripts=settings.verbose,
+        stop_signal=settings.stop_signal,
+        stop_timeout=settings.stop_timeout,
         platform=current_platform(),
     )
 
 
-def initial_env(
-    taskfile: Taskfile,
-    *,
-    task: str,
-    task_args: list[str],
-    profile: str,
-    cwd: Path,
-    cli_env: list[str],
-    env_file: str | None,
-) -> dict[str, str]:
-    """The run's environment before the first task (cargo-make's setup_env, SEMANTICS §6.1)."""
-    env = dict(os.environ)
-    if env_file:
-        load_env_file(Path(env_file).resolve(), env, defaults_only=False, location=None)
-    additional = taskfile.config.additional_profiles
-    env.update(
-        builtin_env(
-            task=task,
-            task_args=task_args,
-            cwd=cwd,
-            makefile=taskfile.path,
-            profile=profile,
-            additional_profiles=additional,
-            base_env=env,
-        )
-    )
-    if taskfile.env_files:
-        load_env_files(
-            taskfile.env_files,
-            env,
-            profile=profile,
-            additional_profiles=additional,
-            working_dir=cwd,
-            scope="global",
-        )
-    entries = order_global_env(apply_cli_env(taskfile.env, cli_env), env)
-    apply_env(entries, env, profile=profile, additional_profiles=additional, cwd=cwd)
-    _run_env_scripts(taskfile, env, cwd, task_args)
-    return env
+async def run_fresh(invocation: Invocation, plan: Plan) -> int:
+    """Set up the environment (env scripts may run), then run the plan once."""
+    _, ctx = await invocation.fresh_run()
+    return await run_once(plan, ctx, invocation.jobs, invocation.request.plan)
 
 
-def _run_env_scripts(
-    taskfile: Taskfile, env: dict[str, str], cwd: Path, task_args: list[str]
-) -> None:
-    """`env_scripts`: run like task scripts, output shown; a failure stops before any task."""
-    if not taskfile.env_scripts:
-        return
-    with tempfile.TemporaryDirectory(prefix="pitstop-env-") as tmp:
-        for text in taskfile.env_scripts:
-            argv = script_invocation(
-                text,
-                runner=None,
-                runner_args=None,
-                extension=None,
-                cwd=cwd,
-                task_args=task_args,
-                tmpdir=Path(tmp),
-                location=Location(taskfile.path),
-            )
-            done = subprocess.run(argv, cwd=cwd, env=env, check=False)
-            if done.returncode != 0:
-                raise UserError(
-                    f"an env_scripts entry failed with exit code {done.returncode}",
-                    Location(taskfile.path),
-                    "fix the script or remove it from env_scripts",
-                )
-
-
-async def run_once(plan: Plan, ctx: RunContext, jobs: int, options: argparse.Namespace) -> int:
+async def run_once(plan: Plan, ctx: RunContext, jobs: int, flags: PlanFlags) -> int:
     """One run of the plan; on failure, the on_error_task; the exit status."""
     runner = Runner(ctx)
     try:
         result = await runner.run_plan(plan, jobs)
         if not result.ok:
-            await _on_error(ctx, options)
+            await _on_error(ctx, flags)
         return result.status
     finally:
         ctx.cleanup()
 
 
-async def _on_error(ctx: RunContext, options: argparse.Namespace) -> RunFinished | None:
+async def _on_error(ctx: RunContext, flags: PlanFlags) -> RunFinished | None:
     name = ctx.taskfile.config.on_error_task
-    if not name or options.no_on_error:
+    if not name or flags.no_on_error:
         return None
     plan = build_plan(
         ctx.taskfile,
@@ -320,69 +230,3 @@ async def _on_error(ctx: RunContext, options: argparse.Namespace) -> RunFinished
         cwd=ctx.cwd,
     )
     return await Runner(ctx).run_plan(plan, report=False)
-
-
-def serve_async(
-    coro: Coroutine[Any, Any, int], *, stop_is_success: bool = False, fast_loop: bool = False
-) -> int:
-    """Run `coro` in a fresh loop with SIGINT/SIGTERM/SIGHUP turned into a clean cancellation.
-
-    A one-off run that is interrupted fails (128 + N). Watching and serving run until they
-    are told to stop, so with `stop_is_success` a signal ends them with status 0.
-    `fast_loop` uses uvloop where it is installed (the proxy forwards every request).
-    """
-    loop_factory = _uvloop_factory() if fast_loop else None
-    if loop_factory is None:
-        _install_child_watcher()
-    try:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(_with_signals(coro))
-    except Interrupted:
-        if stop_is_success:
-            return 0
-        raise
-
-
-async def _with_signals(coro: Coroutine[Any, Any, int]) -> int:
-    loop = asyncio.get_running_loop()
-    main = asyncio.ensure_future(coro)
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        main.cancel()
-
-    for signum in _HANDLED_SIGNALS:
-        loop.add_signal_handler(signum, on_signal, signum)
-    try:
-        return await main
-    except asyncio.CancelledError:
-        if received:
-            raise Interrupted(received[0]) from None
-        raise
-    finally:
-        for signum in _HANDLED_SIGNALS:
-            loop.remove_signal_handler(signum)
-
-
-def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
-def _install_child_watcher() -> None:
-    """On Python 3.11, wait for children with pidfds instead of a thread per child."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            fd = os.pidfd_open(os.getpid())
-        except OSError:
-            return
-        os.close(fd)
-        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())

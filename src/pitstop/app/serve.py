@@ -8,29 +8,26 @@ keeps serving, and swaps only to a new instance that built and became ready.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pitstop.engine.events import Notice
-from pitstop.engine.output import Printer
+from pitstop.engine import reaper
+from pitstop.engine.events import ErrorReported, Notice, Source
 from pitstop.errors import PitstopError, UserError
 from pitstop.steps.perform import RunContext, Runner
-from pitstop.supervisor import events as ev
 from pitstop.supervisor.instance import InstanceCommand
-from pitstop.supervisor.spec import ServiceSpec, parse_service
 from pitstop.taskfile.model import Task
 from pitstop.taskfile.planner import Plan
+from pitstop.taskfile.service import ServiceSpec
 
 if TYPE_CHECKING:
     from pitstop.app.run import Invocation
-    from pitstop.supervisor.swap import Supervisor
+    from pitstop.supervisor.supervisor import Supervisor
 
 
-def prepare(invocation: Invocation) -> tuple[Plan, Plan, RunContext]:
+async def prepare(invocation: Invocation) -> tuple[Plan, Plan, RunContext]:
     """(whole plan, build plan, context) from the current task file."""
-    plan, ctx = invocation.fresh_run()
+    plan, ctx = await invocation.fresh_run()
     return plan, build_part(plan), ctx
 
 
@@ -55,7 +52,7 @@ def service_task(plan: Plan) -> Task:
     return next(s.task for s in reversed(plan.steps) if s.name == plan.target)
 
 
-def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> InstanceCommand:
+async def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> InstanceCommand:
     """The service's action as an argv, in its cwd, with its env applied to the run's env."""
     runner = Runner(ctx)
     if task.run_task is not None:
@@ -64,7 +61,7 @@ def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> InstanceComma
             task.where("run_task"),
             'write command = "./target/debug/app" (or a script) in the service task',
         )
-    runner.apply_task_env(task)
+    await runner.apply_task_env(task)
     cwd = runner.task_cwd(task)
     ctx.keep_scripts_in(tmpdir)
     argv = runner.argv(task, cwd)
@@ -77,99 +74,60 @@ def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> InstanceComma
     return InstanceCommand(tuple(argv), cwd, {**ctx.env, **ctx.extra_env})
 
 
-def render_event(printer: Printer, name: str, event: ev.SupervisorEvent) -> None:
-    """Supervisor events as lines: instance output prefixed, everything else as notices."""
-    if isinstance(event, ev.InstanceOutput):
-        printer.task_line(f"{name}#{event.n}", event.stream, event.line)
-        return
-    text = describe(event)
-    if text is not None:
-        failed = isinstance(event, ev.BuildFailed | ev.RolledBack | ev.GaveUp)
-        printer.notice(Notice("error" if failed else "info", text))
+def run_service(invocation: Invocation, root: Task, spec: ServiceSpec) -> int:
+    from pitstop.app.event_loop import serve_async
 
-
-def describe(event: ev.SupervisorEvent) -> str | None:
-    match event:
-        case ev.Status(text):
-            return text
-        case ev.RolledBack(n, reason, serving):
-            kept = f"; #{serving} keeps serving" if serving is not None else ""
-            return f"instance #{n} rolled back: {reason}{kept}"
-        case ev.InstanceExited(n, status):
-            return f"instance #{n} exited with status {status}"
-        case ev.CrashRestart(n, delay):
-            return f"restarting after a crash of #{n} in {delay:.1f}s"
-        case ev.GaveUp(reason):
-            return f"not restarting: {reason}; waiting for a change"
-        case ev.InstanceStatus(n, text):
-            return f"#{n}: {text}"
-    return None
-
-
-def run_service(invocation: Invocation, root: Task) -> int:
-    from pitstop.app.run import serve_async
-
-    spec = parse_service(root.service, root.where("service"))
-    for warning in spec.warnings:
-        invocation.printer.notice(Notice("warning", f"{warning.location}: {warning.message}"))
-    tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-serve-"))
-    try:
+    with reaper.temporary_directory("pitstop-serve-") as tmpdir:
         return serve_async(
             serve(invocation, spec, root, tmpdir),
             stop_is_success=True,
             fast_loop=spec.uses_proxy,
         )
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: Path) -> int:
     """Build and serve until stopped; with --watch, rebuild and swap on every change."""
-    from pitstop.supervisor.swap import Supervisor
+    from pitstop.supervisor.supervisor import Supervisor
 
-    pending_paths: set[Path] = set()
     last_build_status = 0
 
-    async def build() -> bool:
+    async def build(paths: frozenset[Path]) -> InstanceCommand | None:
+        """Reload the task file if it changed, run the build plan; the new instance's command."""
         nonlocal last_build_status
-        paths = frozenset(pending_paths)
-        pending_paths.clear()
         try:
             invocation.reload_if_changed(paths)
-            plan, build_plan, ctx = prepare(invocation)
+            plan, build_plan, ctx = await prepare(invocation)
         except PitstopError as error:
-            _show_error(error)
-            return False
+            invocation.printer(ErrorReported(error, Source(invocation.target)))
+            return None
         try:
             result = await Runner(ctx).run_plan(build_plan, invocation.jobs, report=False)
         finally:
             ctx.cleanup()
         last_build_status = result.status
         if not result.ok:
-            return False
+            return None
         # The instance runs with the env the build left, as the next cargo-make step would.
         try:
-            supervisor.command = instance_command(service_task(plan), ctx, tmpdir)
+            return await instance_command(service_task(plan), ctx, tmpdir)
         except PitstopError as error:
-            _show_error(error)
-            return False
-        return True
+            invocation.printer(ErrorReported(error, Source(invocation.target)))
+            return None
 
-    _, _, first_ctx = prepare(invocation)
+    _, _, first_ctx = await prepare(invocation)
     supervisor = Supervisor(
         spec,
-        instance_command(root, first_ctx, tmpdir),
+        await instance_command(root, first_ctx, tmpdir),
         build,
-        lambda event: render_event(invocation.printer, invocation.target, event),
+        invocation.printer,
+        name=invocation.target,
     )
     # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
     # so that `pitstop serve` alone just builds and serves.
-    watching = bool(invocation.options.watch)
+    watching = invocation.request.watch.enabled
     # Watch from the start: a save during the first build must not be missed.
     follower = (
-        asyncio.create_task(_follow_changes(invocation, root, supervisor, pending_paths))
-        if watching
-        else None
+        asyncio.create_task(_follow_changes(invocation, root, supervisor)) if watching else None
     )
     try:
         try:
@@ -194,29 +152,21 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         await supervisor.stop()
 
 
-def _show_error(error: PitstopError) -> None:
-    import sys
-
-    from pitstop.cli import render_error
-
-    render_error(error, sys.stderr)
-
-
-async def _follow_changes(
-    invocation: Invocation, root: Task, supervisor: Supervisor, pending_paths: set[Path]
-) -> None:
+async def _follow_changes(invocation: Invocation, root: Task, supervisor: Supervisor) -> None:
     """Each batch of changes starts a rebuild; Enter/r rebuilds now, q quits."""
-    from pitstop.app.watch import describe_trigger, watch_options, watch_source
-    from pitstop.watch import OnBusy, terminal_keys
+    from pitstop.app.watch import describe_trigger, watch_source
+    from pitstop.settings import resolve_watch
+    from pitstop.watch.keys import terminal_keys
+    from pitstop.watch.loop import OnBusy
 
-    settings = watch_options(invocation.options, root, invocation.taskfile, OnBusy.RESTART)
+    flags = invocation.request.watch
+    settings = resolve_watch(flags, root, invocation.taskfile, OnBusy.RESTART)
     quit_event = asyncio.Event()
     with terminal_keys(supervisor.changed, quit_event.set):
         source = watch_source(
             settings, invocation.cwd, stop_event=quit_event, always=(invocation.taskfile.path,)
         )
         async for batch in source:
-            why = describe_trigger(batch, invocation.cwd, invocation.options.why)
-            invocation.printer.notice(Notice("info", why))
-            pending_paths.update(batch)
+            why = describe_trigger(batch, invocation.cwd, flags.why)
+            invocation.printer.notice(Notice("info", why, Source(invocation.target)))
             supervisor.changed(batch)

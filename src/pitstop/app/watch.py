@@ -7,69 +7,38 @@ exiting. The changed paths reach the tasks in PITSTOP_CHANGED_PATHS (never in a 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import shutil
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pitstop.engine.events import Notice
+from pitstop.engine import reaper
+from pitstop.engine.events import ErrorReported, Notice, Source
 from pitstop.errors import PitstopError, UserError
+from pitstop.escape import escape
+from pitstop.settings import WatchSettings, resolve_watch
 from pitstop.steps.perform import Runner
-from pitstop.taskfile.model import Task, Taskfile
-from pitstop.watch import (
-    DEFAULT_DEBOUNCE_MS,
+from pitstop.taskfile.model import Task
+from pitstop.watch.changes import changed_paths_env, watch_changes
+from pitstop.watch.filters import PathFilter
+from pitstop.watch.keys import terminal_keys
+from pitstop.watch.loop import (
     ChangesIgnored,
     OnBusy,
-    PathFilter,
     RunCancelled,
-    RunFinished,
+    RunEnded,
     RunStarting,
     WatchEvent,
     WatchLoop,
-    WatchOptions,
-    changed_paths_env,
-    terminal_keys,
-    watch_changes,
 )
 
 if TYPE_CHECKING:
     from pitstop.app.run import Invocation
 
-_CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
-
-
-def watch_options(
-    options: argparse.Namespace, task: Task | None, taskfile: Taskfile, default_on_busy: OnBusy
-) -> WatchOptions:
-    """Command line > task file `watch = {...}` > defaults."""
-    spec = task.watch if task is not None else None
-    paths: list[Path] = [Path(p) for p in options.watch_path]
-    if not paths and spec is not None and spec.paths:
-        paths = [taskfile.directory / p for p in spec.paths]
-    if not paths:
-        paths = [taskfile.directory]
-    task_ignores = spec.ignore_pattern if spec is not None else ()
-    no_git_ignore = options.no_git_ignore or (spec is not None and spec.no_git_ignore)
-    exts = tuple(e.strip().lstrip(".") for e in (options.exts or "").split(",") if e.strip())
-    return WatchOptions(
-        paths=tuple(paths),
-        poll=options.poll,
-        git_ignore=not no_git_ignore,
-        ignore_globs=(*options.ignore, *task_ignores),
-        exts=exts,
-        debounce_ms=options.debounce if options.debounce is not None else DEFAULT_DEBOUNCE_MS,
-        on_busy=OnBusy(options.on_busy) if options.on_busy else default_on_busy,
-        postpone=options.postpone or (spec is not None and spec.postpone),
-    )
-
 
 def watch_source(
-    settings: WatchOptions,
+    settings: WatchSettings,
     base: Path,
     stop_event: asyncio.Event | None = None,
     always: tuple[Path, ...] = (),
@@ -116,7 +85,7 @@ def watch_source(
 
 def describe_trigger(paths: frozenset[Path], cwd: Path, show_all: bool) -> str:
     """`src/app.py changed` or `src/app.py and 4 more changed` (every path with --why)."""
-    names = sorted(_relative(p, cwd) for p in paths)
+    names = sorted(escape(_relative(p, cwd)) for p in paths)
     if show_all or len(names) == 1:
         return ", ".join(names) + " changed"
     return f"{names[0]} and {len(names) - 1} more changed"
@@ -130,21 +99,19 @@ def _relative(path: Path, cwd: Path) -> str:
 
 
 async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
-    options = invocation.options
-    settings = watch_options(options, task, invocation.taskfile, OnBusy.QUEUE)
-    show_all = options.why or bool(task is not None and task.watch is not None and task.watch.why)
+    flags = invocation.request.watch
+    settings = resolve_watch(flags, task, invocation.taskfile, OnBusy.QUEUE)
+    show_all = settings.why
     printer = invocation.printer
 
     async def run_once(paths: frozenset[Path]) -> bool:
-        if options.clear:
-            sys.stderr.write(_CLEAR_SCREEN)
+        if flags.clear:
+            printer.clear_screen()
         try:
             invocation.reload_if_changed(paths)
-            plan, ctx = invocation.fresh_run()
+            plan, ctx = await invocation.fresh_run()
         except PitstopError as error:
-            from pitstop.cli import render_error
-
-            render_error(error, sys.stderr)
+            printer(ErrorReported(error, Source(invocation.target)))
             return False
         if paths:
             ctx.extra_env = changed_paths_env(paths, tmpdir)
@@ -157,22 +124,35 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
     def notify(event: WatchEvent) -> None:
         if isinstance(event, RunStarting) and event.trigger_paths:
             why = describe_trigger(event.trigger_paths, invocation.cwd, show_all)
-            printer.notice(Notice("info", why))
-        elif isinstance(event, RunFinished):
+            printer.notice(Notice("info", why, event.source))
+        elif isinstance(event, RunEnded):
             state = "ok" if event.ok else "failed"
             level: Literal["info", "error"] = "info" if event.ok else "error"
             printer.notice(
-                Notice(level, f"{state} in {event.duration_s:.2f}s · waiting for changes")
+                Notice(
+                    level,
+                    f"{state} in {event.duration_s:.2f}s · waiting for changes",
+                    event.source,
+                )
             )
         elif isinstance(event, RunCancelled):
-            printer.notice(Notice("info", "run cancelled: files changed (--on-busy restart)"))
+            printer.notice(
+                Notice("info", "run cancelled: files changed (--on-busy restart)", event.source)
+            )
         elif isinstance(event, ChangesIgnored):
             why = describe_trigger(event.paths, invocation.cwd, show_all)
-            printer.notice(Notice("info", f"ignored while busy: {why} (--on-busy ignore)"))
+            printer.notice(
+                Notice("info", f"ignored while busy: {why} (--on-busy ignore)", event.source)
+            )
 
     changes = watch_source(settings, invocation.cwd, always=(invocation.taskfile.path,))
     loop = WatchLoop(
-        run_once, changes, on_busy=settings.on_busy, postpone=settings.postpone, notify=notify
+        run_once,
+        changes,
+        on_busy=settings.on_busy,
+        postpone=settings.postpone,
+        notify=notify,
+        source=Source(invocation.target),
     )
     started = time.monotonic()
     with terminal_keys(loop.trigger_now, loop.stop):
@@ -182,10 +162,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
 
 
 def run_watch(invocation: Invocation, task: Task | None) -> int:
-    from pitstop.app.run import serve_async
+    from pitstop.app.event_loop import serve_async
 
-    tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-watch-"))
-    try:
+    with reaper.temporary_directory("pitstop-watch-") as tmpdir:
         return serve_async(watch(invocation, task, tmpdir), stop_is_success=True)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)

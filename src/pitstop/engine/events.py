@@ -1,4 +1,8 @@
-"""What the engine reports. The executor emits these; only `output.py` turns them into text."""
+"""What the engine reports. The executor emits these; only `output.py` turns them into text.
+
+Every event names its `source` (a task, or a service and its instance), so that the events of
+several tasks and services can share one stream and one printer.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +10,46 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from pitstop.errors import PitstopError
+
+Stream = Literal["stdout", "stderr"]  # which of a child's output streams a line came from
+
 
 @dataclass(frozen=True)
-class TaskStarted:
+class Source:
+    """Where an event comes from: a task or a service, and for a service the instance number."""
+
     name: str
+    instance: int | None = None
+
+
+@dataclass(frozen=True)
+class _TaskEvent:
+    name: str  # the task, as the plan names it
+
+    @property
+    def source(self) -> Source:
+        return Source(self.name)
+
+
+@dataclass(frozen=True)
+class TaskStarted(_TaskEvent):
     command: str | None = None  # a short description of what runs, for verbose output
 
 
 @dataclass(frozen=True)
-class TaskSkipped:
-    name: str
+class TaskSkipped(_TaskEvent):
     reason: str
 
 
 @dataclass(frozen=True)
-class TaskOutput:
-    name: str
-    stream: Literal["stdout", "stderr"]
+class TaskOutput(_TaskEvent):
+    stream: Stream
     line: str
 
 
 @dataclass(frozen=True)
-class TaskFinished:
-    name: str
+class TaskFinished(_TaskEvent):
     status: int  # exit status; 0 is success
     duration: float
     ignored: bool = False  # the task failed but ignore_errors let the flow go on
@@ -40,6 +61,16 @@ class Notice:
 
     level: Literal["info", "warning", "error"]
     message: str
+    source: Source | None = None  # None: pitstop itself
+
+
+@dataclass(frozen=True)
+class ErrorReported:
+    """An error that does not end the command: a broken task file during watch or serve is
+    shown, and pitstop waits for the next change."""
+
+    error: PitstopError
+    source: Source | None = None  # the task or service whose file or build broke
 
 
 @dataclass(frozen=True)
@@ -51,7 +82,8 @@ class RunFinished:
     not_run: tuple[str, ...] = ()
     stopped: tuple[str, ...] = ()  # were running when the failure came, and were terminated
     durations: tuple[tuple[str, float], ...] = ()
+    source: Source | None = None  # the plan's target, where the runner knows it
 
 
-Event = TaskStarted | TaskSkipped | TaskOutput | TaskFinished | Notice | RunFinished
+Event = TaskStarted | TaskSkipped | TaskOutput | TaskFinished | Notice | ErrorReported | RunFinished
 Emit = Callable[[Event], None]

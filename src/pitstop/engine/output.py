@@ -7,12 +7,15 @@ pitstop's own lines go to stderr, so that stdout carries exactly what the tasks 
 from __future__ import annotations
 
 import os
-import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import TextIO
 
 from pitstop.engine.events import (
+    ErrorReported,
     Event,
     Notice,
     RunFinished,
@@ -21,8 +24,14 @@ from pitstop.engine.events import (
     TaskSkipped,
     TaskStarted,
 )
+from pitstop.engine.spool import Spool
+from pitstop.errors import PitstopError
+from pitstop.escape import escape
+from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
+from pitstop.supervisor import events as ev
 
 # Distinct, readable foreground colours for task prefixes (cyan, yellow, green, magenta, blue...).
+_CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
 _PALETTE = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
 
 
@@ -41,17 +50,74 @@ def use_colour(stream: TextIO) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+def error_colour(stream: TextIO) -> bool:
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def format_error(error: PitstopError, *, colour: bool) -> str:
+    """`error: message`, then the file:line, the source line with a caret, and a hint.
+
+    Every piece may quote a file's name or content, so each is escaped (see escape.py).
+    """
+    label = "\x1b[1;31merror\x1b[0m" if colour else "error"
+    lines = [f"{label}: {escape(error.message)}"]
+    location = error.location
+    if location is not None:
+        lines.append(
+            f"  --> {escape(_display_path(location.path))}"
+            f"{_line_suffix(location.line, location.col)}"
+        )
+        source = location.source_line()
+        if source is not None:
+            gutter = str(location.line)
+            lines.append(f"{' ' * len(gutter)} |")
+            lines.append(f"{gutter} | {escape(source)}")
+            if location.col > 0:
+                lines.append(f"{' ' * len(gutter)} | {_caret_padding(source[: location.col - 1])}^")
+    if error.hint:
+        lines.append(f"hint: {escape(error.hint)}")
+    return "\n".join(lines) + "\n"
+
+
+def _caret_padding(before: str) -> str:
+    """Blanks as wide as the escaped text before the caret; tabs kept, so they line up."""
+    return "".join(c if c == "\t" else " " for c in escape(before))
+
+
+def _line_suffix(line: int, col: int) -> str:
+    if line <= 0:
+        return ""
+    return f":{line}:{col}" if col > 0 else f":{line}"
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 @dataclass
 class Printer:
+    """The one printer. The command line hands it the streams: `out` gets the tasks' own
+    output, `err` everything pitstop says."""
+
+    out: TextIO
+    err: TextIO
     mode: OutputMode = OutputMode.INHERIT
     quiet: bool = False
     time_summary: bool = False
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
     colour: bool | None = None
+    # `pitstop up`: several services on one stream. A service's state changes are its event
+    # lines (the supervisors' own one-line summaries would say the same thing again).
+    services: bool = False
+    # `pitstop up` on a terminal: a status table kept at the bottom, erased before and drawn
+    # again after every line (and by the caller each second, for the uptimes).
+    footer: Callable[[], list[ServiceStatus]] | None = None
+    _footer_lines: int = 0
     _colours: dict[str, str] = field(default_factory=dict)
     _width: int = 0
-    _blocks: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    _blocks: dict[str, Spool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.colour is None:
@@ -63,8 +129,16 @@ class Printer:
         for i, name in enumerate(sorted(set(names))):
             self._colours[name] = _PALETTE[i % len(_PALETTE)]
 
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, TaskOutput):
+    def __call__(self, event: Event | ev.SupervisorEvent | StateChanged) -> None:
+        if isinstance(event, ev.InstanceOutput):
+            # A service's output, always prefixed with the service and its instance.
+            self.task_line(f"{event.service}#{event.n}", event.stream, event.line, event.service)
+        elif isinstance(event, StateChanged):
+            self._state_line(event.status)
+        elif isinstance(event, ev.SupervisorEvent):
+            if not self.services:
+                self._service_event(event)
+        elif isinstance(event, TaskOutput):
             self._output(event)
         elif isinstance(event, TaskStarted):
             self._log(f"Running Task: {event.name}")
@@ -74,8 +148,15 @@ class Printer:
             self._finished(event)
         elif isinstance(event, Notice):
             self.notice(event)
+        elif isinstance(event, ErrorReported):
+            self._write_text(self.err, format_error(event.error, colour=error_colour(self.err)))
         elif isinstance(event, RunFinished):
             self._run_finished(event)
+
+    def clear_screen(self) -> None:
+        """--clear: before each run of a watch."""
+        self.err.write(_CLEAR_SCREEN)
+        self.err.flush()
 
     # ------------------------------------------------------------------ pieces
 
@@ -84,15 +165,26 @@ class Printer:
             return
         label = {"info": "INFO", "warning": "WARN", "error": "ERROR"}[event.level]
         colour = {"info": "", "warning": "33", "error": "31"}[event.level]
-        self._write(
-            self.err,
-            f"{self._paint('[pitstop]', '1')} {self._paint(label, colour)} - {event.message}",
-        )
+        head = self._paint("[pitstop]", "1")
+        if self.services and event.source is not None:
+            head = self._prefix(event.source.name) + head
+        self._write(self.err, f"{head} {self._paint(label, colour)} - {event.message}")
 
-    def task_line(self, name: str, stream: str, line: str) -> None:
+    def task_line(self, name: str, stream: str, line: str, colour_of: str | None = None) -> None:
         """One line of a long-running process's output, always prefixed (services)."""
         target = self.out if stream == "stdout" else self.err
-        self._write(target, self._prefix(name) + line)
+        self._write(target, self._prefix(name, colour_of) + line)
+
+    def _state_line(self, status: ServiceStatus) -> None:
+        if self.quiet and status.state not in (ServiceState.FAILED, ServiceState.BLOCKED):
+            return
+        self._write(self.err, self._prefix(status.name) + describe_state(status))
+
+    def _service_event(self, event: ev.SupervisorEvent) -> None:
+        text = _describe_service_event(event)
+        if text is not None:
+            failed = isinstance(event, ev.BuildFailed | ev.RolledBack | ev.GaveUp)
+            self.notice(Notice("error" if failed else "info", text, event.source))
 
     def _log(self, message: str) -> None:
         if not self.quiet:
@@ -100,22 +192,23 @@ class Printer:
 
     def _output(self, event: TaskOutput) -> None:
         if self.mode is OutputMode.GROUP:
-            self._blocks.setdefault(event.name, []).append((event.stream, event.line))
+            spool = self._blocks.get(event.name) or self._blocks.setdefault(event.name, Spool())
+            spool.append(event.stream, event.line)
             return
         stream = self.out if event.stream == "stdout" else self.err
         self._write(stream, self._prefix(event.name) + event.line)
 
-    def _prefix(self, name: str) -> str:
+    def _prefix(self, name: str, colour_of: str | None = None) -> str:
         # Sub-flow tasks (run_task) are not in the plan: widen as they appear.
         self._width = max(self._width, len(name))
         text = f"{name:<{self._width}} | "
-        return self._paint(text, self._colours.get(name, _PALETTE[0]))
+        return self._paint(text, self._colours.get(colour_of or name, _PALETTE[0]))
 
     def _finished(self, event: TaskFinished) -> None:
-        block = self._blocks.pop(event.name, [])
-        for stream_name, line in block:
-            stream = self.out if stream_name == "stdout" else self.err
-            self._write(stream, self._prefix(event.name) + line)
+        with self._blocks.pop(event.name, None) or Spool() as block:
+            for stream_name, line in block.replay():
+                stream = self.out if stream_name == "stdout" else self.err
+                self._write(stream, self._prefix(event.name) + line)
         if event.status != 0 and event.ignored:
             self._log(f"Task {event.name} failed with exit code {event.status} (errors ignored)")
 
@@ -147,7 +240,147 @@ class Printer:
             return text
         return f"\x1b[{code}m{text}\x1b[0m"
 
-    @staticmethod
-    def _write(stream: TextIO, line: str) -> None:
-        stream.write(line + "\n")
+    def _write(self, stream: TextIO, line: str) -> None:
+        self._write_text(stream, line + "\n")
+
+    def _write_text(self, stream: TextIO, text: str) -> None:
+        live = self._footer_live() and _is_terminal(stream)
+        if live:
+            self._erase_footer()
+        stream.write(text)
         stream.flush()
+        if live:
+            self._draw_footer()
+
+    # ------------------------------------------------------------------ the status footer
+
+    def redraw_footer(self) -> None:
+        if self._footer_live():
+            self._erase_footer()
+            self._draw_footer()
+
+    def close_footer(self) -> None:
+        """Erase the table for good (pitstop is about to exit)."""
+        if self._footer_live():
+            self._erase_footer()
+            self.err.flush()
+        self.footer = None
+
+    def _footer_live(self) -> bool:
+        return self.footer is not None and _is_terminal(self.err)
+
+    def _erase_footer(self) -> None:
+        if self._footer_lines:
+            # To the start of the table's first line, then clear to the end of the screen.
+            self.err.write(f"\x1b[{self._footer_lines}F\x1b[J")
+            self._footer_lines = 0
+
+    def _draw_footer(self) -> None:
+        assert self.footer is not None
+        rows = format_status_table(self.footer(), time.time(), _columns(self.err))
+        self.err.write(
+            "".join(f"{self._paint(row, '7') if i == 0 else row}\n" for i, row in enumerate(rows))
+        )
+        self.err.flush()
+        self._footer_lines = len(rows)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+_TABLE_HEADER = ("SERVICE", "STATE", "VERSION", "PID", "ADDRESS", "UPTIME", "RESTARTS", "BUILD")
+
+
+def format_status_table(rows: list[ServiceStatus], now: float, width: int = 0) -> list[str]:
+    """The services as a table: a header, one line per service, the reason last; each line
+    cut to `width` characters (0: no limit) so that a terminal never wraps it."""
+    cells = [_TABLE_HEADER]
+    reasons = [""]
+    for row in rows:
+        uptime = row.uptime(now)
+        if row.last_build_ok is None or row.last_build_s is None:
+            build = "-"
+        else:
+            build = f"{'ok' if row.last_build_ok else 'failed'} {row.last_build_s:.2f}s"
+        cells.append(
+            (
+                row.name,
+                row.state.value,
+                f"#{row.version}" if row.version is not None else "-",
+                str(row.pid) if row.pid is not None else "-",
+                row.address,
+                _uptime_text(uptime) if uptime is not None else "-",
+                str(row.restarts),
+                build,
+            )
+        )
+        reasons.append(escape(row.reason) if row.reason else "")
+    widths = [max(len(line[i]) for line in cells) for i in range(len(_TABLE_HEADER))]
+    lines = []
+    for line, reason in zip(cells, reasons, strict=True):
+        text = "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+        text = f"{text}  {reason}".rstrip()
+        lines.append(text[: width - 1] if width > 1 else text)
+    return lines
+
+
+def _uptime_text(seconds: float) -> str:
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def describe_state(status: ServiceStatus) -> str:
+    """A service's state as its event line: `serving #2 (pid 4711) on 127.0.0.1:8080`."""
+    state = status.state
+    serving = f"#{status.version}" if status.version is not None else None
+    build = ""
+    if status.last_build_s is not None:
+        result = "ok" if status.last_build_ok else "failed"
+        build = f" · last build {result} in {status.last_build_s:.2f}s"
+    if state is ServiceState.SERVING:
+        text = f"serving {serving} (pid {status.pid}) on {status.address}"
+        if status.restarts:
+            text += f" · swapped, {status.restarts} restart{'s' if status.restarts != 1 else ''}"
+        if status.reason:
+            text += f" · {status.reason}"
+        return text + build
+    if state is ServiceState.BUILDING:
+        return "building" + (f" ({serving} keeps serving)" if serving else "")
+    if state is ServiceState.SWAPPING:
+        return f"starting a new instance beside {serving}"
+    if state in (ServiceState.FAILED, ServiceState.BLOCKED):
+        return f"{state.value}: {status.reason or 'no reason given'}"
+    if state is ServiceState.STARTING and status.reason:
+        return f"starting ({status.reason})"
+    return str(state.value)
+
+
+def _describe_service_event(event: ev.SupervisorEvent) -> str | None:
+    """The supervisor's events worth a line; the rest show in the status line or not at all."""
+    match event:
+        case ev.Status(text):
+            return text
+        case ev.RolledBack(n, reason, serving):
+            kept = f"; #{serving} keeps serving" if serving is not None else ""
+            return f"instance #{n} rolled back: {reason}{kept}"
+        case ev.InstanceExited(n, status):
+            return f"instance #{n} exited with status {status}"
+        case ev.CrashRestart(n, delay):
+            return f"restarting after a crash of #{n} in {delay:.1f}s"
+        case ev.GaveUp(reason):
+            return f"not restarting: {reason}; waiting for a change"
+        case ev.InstanceStatus(n, text):
+            return f"#{n}: {text}"
+    return None

@@ -22,15 +22,19 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import NamedTuple
 
 from pitstop.engine import reaper
+from pitstop.engine.events import (
+    Stream as Stream,  # defined with the events; re-exported for callers
+)
 
 log = logging.getLogger(__name__)
 
-Stream = Literal["stdout", "stderr"]
 LineSink = Callable[[Stream, str], None]
 
 # A line longer than this is handed to `on_line` in pieces of at most this many bytes.
@@ -43,19 +47,12 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def signal_by_name(name: str | int) -> signal.Signals:
-    """`SIGTERM`, `TERM`, `term` or `15` -> signal.SIGTERM; raises ValueError if unknown."""
-    if isinstance(name, int):
-        return signal.Signals(name)
-    text = name.strip().upper()
-    if text.isdigit():
-        return signal.Signals(int(text))
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return signal.Signals[text]
-    except KeyError:
-        raise ValueError(f"unknown signal {name!r}") from None
+class Files(NamedTuple):
+    """Open file descriptors a child gets as its stdin, stdout and stderr."""
+
+    stdin: int
+    stdout: int
+    stderr: int
 
 
 class Child:
@@ -152,23 +149,94 @@ async def spawn(
     on_line: LineSink | None = None,
     pass_fds: Sequence[int] = (),
     stdin_devnull: bool = False,
+    files: Files | None = None,
 ) -> Child:
     """Start `argv` in a new session.
 
-    With `on_line`, stdout and stderr are read line by line and handed to it; without, the
-    child writes straight to pitstop's own stdout and stderr (so colours and progress bars
-    of a sequential run look as they would in a terminal).
+    With `on_line`, stdout and stderr are read line by line and handed to it; with `files`,
+    the child reads and writes those descriptors; without either, the child writes straight
+    to pitstop's own stdout and stderr (so colours and progress bars of a sequential run
+    look as they would in a terminal).
     Raises FileNotFoundError / PermissionError if the program cannot be started.
     """
+    assert on_line is None or files is None, "on_line and files exclude each other"
     child_env = dict(env if env is not None else os.environ)
     reaper.child_environment(child_env)
     reaper.ensure_started()
     if _pidfds_work():
-        child = _spawn_pidfd(argv, cwd, child_env, on_line, pass_fds, stdin_devnull)
+        child = _spawn_pidfd(argv, cwd, child_env, on_line, pass_fds, stdin_devnull, files)
     else:
-        child = await _spawn_asyncio(argv, cwd, child_env, on_line, pass_fds, stdin_devnull)
+        child = await _spawn_asyncio(argv, cwd, child_env, on_line, pass_fds, stdin_devnull, files)
     reaper.track(child.pid)
     return child
+
+
+# --------------------------------------------------------------------------- to the end
+
+
+@dataclass(frozen=True)
+class Captured:
+    """What a child printed, whole, and how it ended (`status` as `exit_status` gives it)."""
+
+    status: int
+    stdout: str
+    stderr: str
+
+
+async def run_to_end(
+    child: Child, *, stop_signal: int = signal.SIGTERM, stop_timeout: float = 5.0
+) -> int:
+    """Wait for `child`; if the waiter is cancelled, end its group first (signal, grace, kill)."""
+    try:
+        return await child.wait()
+    except asyncio.CancelledError:
+        await child.terminate(stop_signal, stop_timeout)
+        raise
+    finally:
+        if child.returncode is None:
+            child.kill_now()
+
+
+async def capture(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes = b"",
+    stop_signal: int = signal.SIGTERM,
+    stop_timeout: float = 5.0,
+) -> Captured:
+    """Run `argv` to the end with `stdin` as its input and its output captured whole.
+
+    The asynchronous `subprocess.run(capture_output=True, text=True)`: the loop goes on
+    while the child runs. Output goes to unlinked temporary files, not pipes, so that it
+    keeps its exact bytes (a last line without newline, carriage returns) and a child
+    cannot stall on a full pipe; it is decoded as UTF-8 with universal newlines, as
+    `text=True` does. Raises what `spawn` raises when the program cannot be started.
+    """
+    with (
+        tempfile.TemporaryFile(prefix="pitstop-in-") as given,
+        tempfile.TemporaryFile(prefix="pitstop-out-") as out,
+        tempfile.TemporaryFile(prefix="pitstop-err-") as err,
+    ):
+        if stdin:
+            given.write(stdin)
+            given.seek(0)
+        child = await spawn(
+            argv, cwd=cwd, env=env, files=Files(given.fileno(), out.fileno(), err.fileno())
+        )
+        status = await run_to_end(child, stop_signal=stop_signal, stop_timeout=stop_timeout)
+        return Captured(status, _text(out.fileno()), _text(err.fileno()))
+
+
+def _text(fd: int) -> str:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, _READ_SIZE, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    text = b"".join(chunks).decode("utf-8", errors="replace")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 # --------------------------------------------------------------------------- pidfd (Linux)
@@ -197,6 +265,7 @@ def _spawn_pidfd(
     on_line: LineSink | None,
     pass_fds: Sequence[int],
     stdin_devnull: bool,
+    files: Files | None,
 ) -> Child:
     loop = asyncio.get_running_loop()
     pipes: list[int] = []  # read end, write end, read end, write end
@@ -204,15 +273,8 @@ def _spawn_pidfd(
         if on_line is not None:
             pipes.extend(os.pipe())
             pipes.extend(os.pipe())
-        pid, popen = _start(
-            argv,
-            cwd,
-            env,
-            stdin_devnull,
-            pipes[1] if pipes else None,
-            pipes[3] if pipes else None,
-            pass_fds,
-        )
+        stdin, stdout, stderr = _stdio(files, pipes, stdin_devnull)
+        pid, popen = _start(argv, cwd, env, stdin, stdout, stderr, pass_fds)
     except BaseException:
         for fd in pipes:
             os.close(fd)
@@ -256,24 +318,22 @@ def _start(
     argv: Sequence[str],
     cwd: Path | str | None,
     env: dict[str, str],
-    stdin_devnull: bool,
+    stdin: int | None,
     stdout: int | None,
     stderr: int | None,
     pass_fds: Sequence[int],
 ) -> tuple[int, subprocess.Popen[bytes] | None]:
-    """Start `argv` in a new session: posix_spawn where it can, else subprocess.Popen."""
+    """Start `argv` in a new session: posix_spawn where it can, else subprocess.Popen.
+
+    `stdin` is None (inherit), subprocess.DEVNULL or a descriptor; `stdout`/`stderr` None or a
+    descriptor, as for Popen.
+    """
     if _CAN_POSIX_SPAWN and not pass_fds and argv:
+        actions = _file_actions(stdin, stdout, stderr)
         here = os.getcwd()
-        if cwd is None or os.fspath(cwd) == here:
+        if actions is not None and (cwd is None or os.fspath(cwd) == here):
             executable = _resolve(argv[0], env, here)
             if executable is not None:
-                actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = []
-                if stdin_devnull:
-                    actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
-                if stdout is not None:
-                    actions.append((os.POSIX_SPAWN_DUP2, stdout, 1))
-                if stderr is not None:
-                    actions.append((os.POSIX_SPAWN_DUP2, stderr, 2))
                 try:
                     pid = os.posix_spawn(
                         executable,
@@ -291,7 +351,7 @@ def _start(
         argv,
         cwd=cwd,
         env=env,
-        stdin=subprocess.DEVNULL if stdin_devnull else None,
+        stdin=stdin,
         stdout=stdout,
         stderr=stderr,
         start_new_session=True,
@@ -299,6 +359,29 @@ def _start(
         pass_fds=tuple(pass_fds),
     )
     return popen.pid, popen
+
+
+def _file_actions(
+    stdin: int | None, stdout: int | None, stderr: int | None
+) -> list[tuple[int, ...] | tuple[int, int, str, int, int]] | None:
+    """posix_spawn's file actions for the three streams; None where Popen must do it.
+
+    A standard descriptor (0-2) given as a stream is left to Popen: dup2 onto itself does not
+    clear close-on-exec everywhere, and swapped streams need Popen's ordering.
+    """
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = []
+    if stdin == subprocess.DEVNULL:
+        actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
+    elif stdin is not None:
+        if stdin < 3:
+            return None
+        actions.append((os.POSIX_SPAWN_DUP2, stdin, 0))
+    for fd, target in ((stdout, 1), (stderr, 2)):
+        if fd is not None:
+            if fd < 3:
+                return None
+            actions.append((os.POSIX_SPAWN_DUP2, fd, target))
+    return actions
 
 
 def _encoded(env: dict[str, str]) -> dict[bytes, bytes]:
@@ -346,6 +429,15 @@ def _resolve(program: str, env: dict[str, str], here: str) -> str | None:
         _resolved.clear()
     _resolved[key] = found
     return found
+
+
+def _stdio(
+    files: Files | None, pipes: Sequence[int], stdin_devnull: bool
+) -> tuple[int | None, int | None, int | None]:
+    if files is not None:
+        return files
+    stdin = subprocess.DEVNULL if stdin_devnull else None
+    return stdin, (pipes[1] if pipes else None), (pipes[3] if pipes else None)
 
 
 class _ExitWatch:
@@ -472,16 +564,22 @@ async def _spawn_asyncio(
     on_line: LineSink | None,
     pass_fds: Sequence[int],
     stdin_devnull: bool,
+    files: Files | None,
 ) -> Child:
     """asyncio's subprocess support, where pidfds are missing (macOS, old Linux kernels)."""
     pipe = asyncio.subprocess.PIPE if on_line else None
+    stdin, stdout, stderr = files or (
+        asyncio.subprocess.DEVNULL if stdin_devnull else None,
+        pipe,
+        pipe,
+    )
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
         env=env,
-        stdin=asyncio.subprocess.DEVNULL if stdin_devnull else None,
-        stdout=pipe,
-        stderr=pipe,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
         start_new_session=True,
         pass_fds=tuple(pass_fds),
         limit=LINE_LIMIT,

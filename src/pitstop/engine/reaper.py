@@ -11,6 +11,10 @@ whatever the cause) the watchdog terminates, then after a grace period kills:
   child gets the token in its environment, and so does everything it starts, even before
   pitstop had a chance to register its group, and even if it left the group (setsid).
 
+Once they are gone it removes every temporary folder pitstop registered (`D<hex path>` /
+`d<hex path>` lines): script files, the service's runtime folder, changed-path lists. So
+pitstop makes its temporary folders only through `mkdtemp` / `temporary_directory` here.
+
 PR_SET_PDEATHSIG alone would not do: it reaches only the direct child, not the programs a
 shell script started, and it needs a Python `preexec_fn`, which makes every spawn slower.
 """
@@ -22,8 +26,12 @@ import atexit
 import contextlib
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 ANCESTRY_VARIABLE = "PITSTOP_ANCESTRY"
 
@@ -35,12 +43,17 @@ for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(s, signal.SIG_IGN)
 token = sys.argv[2].encode()
 groups = set()
+folders = set()
 for line in sys.stdin:
     line = line.strip()
     if line[:1] == "+":
         groups.add(int(line[1:]))
     elif line[:1] == "-":
         groups.discard(int(line[1:]))
+    elif line[:1] == "D":
+        folders.add(bytes.fromhex(line[1:]))
+    elif line[:1] == "d":
+        folders.discard(bytes.fromhex(line[1:]))
 me = os.getpid()
 def marked():
     found = set()
@@ -82,6 +95,15 @@ while time.monotonic() < deadline:
         break
     time.sleep(0.05)
 signal_all(signal.SIGKILL, marked())
+if folders:
+    # After the children, who may still be writing into them; a killed process can finish
+    # the system call it was in, so wait (briefly) until they are really gone.
+    deadline = time.monotonic() + 1.0
+    while (marked() or any(alive(g) for g in groups)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    import shutil
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
 """
 
 GRACE_SECONDS = 3.0
@@ -142,7 +164,7 @@ _flush_loop: asyncio.AbstractEventLoop | None = None
 _pending_at_exit: list[object] = []  # non-empty once _flush is registered with atexit
 
 
-def _send(pgid: int, register: bool) -> None:
+def _send_group(pgid: int, register: bool) -> None:
     global _flush_timer, _flush_loop
     if not register and _pending.get(pgid) is True:
         del _pending[pgid]  # never sent: nothing to take back
@@ -161,6 +183,16 @@ def _send(pgid: int, register: bool) -> None:
         _pending_at_exit.append(atexit.register(_flush))
     _flush_loop = loop
     _flush_timer = loop.call_later(BATCH_SECONDS, _flush)
+
+
+def _send(line: str) -> None:
+    """Write `line` now (after the pending group lines)."""
+    _flush()
+    fd = _pipe()
+    if fd is None:
+        return
+    with contextlib.suppress(OSError):
+        os.write(fd, line.encode())
 
 
 def _flush() -> None:
@@ -183,15 +215,42 @@ def _flush() -> None:
 def track(pgid: int) -> None:
     """Register a process group to end if pitstop dies."""
     if _pipe() is not None:
-        _send(pgid, True)
+        _send_group(pgid, True)
 
 
 def untrack(pgid: int) -> None:
     """Forget a process group that has been ended."""
     if _watchdog is not None:
-        _send(pgid, False)
+        _send_group(pgid, False)
 
 
 def watchdog_pid() -> int | None:
     """The watchdog's pid, for tests."""
     return _watchdog.pid if _watchdog is not None else None
+
+
+def mkdtemp(prefix: str = "pitstop-") -> Path:
+    """A private (0700) temporary folder that the watchdog removes if pitstop dies.
+
+    Remove it with `remove_tempdir` (which also tells the watchdog to forget it).
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    _send(f"D{os.fsencode(path).hex()}\n")
+    return path
+
+
+def remove_tempdir(path: Path | str) -> None:
+    """Remove a folder made by `mkdtemp`, and forget it."""
+    shutil.rmtree(path, ignore_errors=True)
+    if _watchdog is not None:
+        _send(f"d{os.fsencode(path).hex()}\n")
+
+
+@contextlib.contextmanager
+def temporary_directory(prefix: str = "pitstop-") -> Iterator[Path]:
+    """`tempfile.TemporaryDirectory`, but removed by the watchdog too if pitstop dies."""
+    path = mkdtemp(prefix)
+    try:
+        yield path
+    finally:
+        remove_tempdir(path)

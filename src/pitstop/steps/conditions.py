@@ -14,6 +14,7 @@ not its README (which describes GroupOr the other way round, case 24):
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -126,6 +127,10 @@ def _criteria(
     return [
         (cond.platforms is not None, lambda: cond.platforms is None or platform in cond.platforms),
         (cond.profiles is not None, lambda: cond.profiles is None or profile in cond.profiles),
+        (
+            cond.channels is not None,
+            lambda: cond.channels is None or env.get("CARGO_MAKE_RUST_CHANNEL") in cond.channels,
+        ),
         (cond.env is not None, lambda: _pairs(cond.env or (), _env_equal(env), any_item)),
         (
             cond.env_not is not None,
@@ -191,9 +196,38 @@ def check_criteria(
     return not failed or not group_or
 
 
-# The name the executor uses: a task condition's in-process part (criteria). A task with a
-# `condition_script` also needs `needs_script` and `condition_result`.
-check_condition = check_criteria
+def reads_files(cond: Condition | None) -> bool:
+    """Whether checking `cond` may touch the file system (exists checks, globs, mtimes)."""
+    return cond is not None and (
+        cond.files_exist is not None
+        or cond.files_not_exist is not None
+        or cond.files_modified is not None
+    )
+
+
+async def check_criteria_off_loop(
+    cond: Condition | None,
+    env: Mapping[str, str],
+    *,
+    profile: str,
+    platform: str | None = None,
+    cwd: Path,
+) -> bool:
+    """`check_criteria` for callers on the event loop.
+
+    A condition that looks at files is checked in a worker thread (a recursive glob over a
+    big tree, or a slow file system, would stall the loop), with a copy of `env`: the run's
+    env may change meanwhile. The others take microseconds and are checked in place.
+    """
+    if not reads_files(cond):
+        return check_criteria(cond, env, profile=profile, platform=platform, cwd=cwd)
+    snapshot = dict(env)
+    return await asyncio.to_thread(
+        lambda: check_criteria(cond, snapshot, profile=profile, platform=platform, cwd=cwd)
+    )
+
+
+# A task with a `condition_script` also needs `needs_script` and `condition_result`.
 
 
 def needs_script(

@@ -1,24 +1,29 @@
-"""The run's environment: ordering and applying `[env]` entries, and the built-in variables.
+"""The run's environment: ordering and applying `[env]` entries.
 
 pitstop never touches `os.environ`. The executor owns one `dict[str, str]` (a copy of
 os.environ at start) and mutates it the way cargo-make mutates its process environment:
 global setup once, then each task's env when the task runs, never restored (§6.5, case 20).
 Children get it as `env=`.
+
+Applying is asynchronous: a `{ script = ... }` value runs a child through the engine's
+process path, and a glob or a condition that looks at files runs in a worker thread, so
+the loop that serves a proxy and watches files goes on meanwhile.
+
+Glob values are listed by `envglob`, the built-in variables come from `builtin_vars`, and
+the setup before the first task is `envsetup`.
 """
 
 from __future__ import annotations
 
-import glob as globlib
-import os
 import re
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pitstop.engine import process, reaper
 from pitstop.errors import Location, TaskFileError, UserError
-from pitstop.steps.conditions import check_criteria
+from pitstop.steps.conditions import check_criteria_off_loop
+from pitstop.steps.envglob import glob_paths
 from pitstop.steps.expand import expand
 from pitstop.steps.scripts import os_script_body
 from pitstop.taskfile.model import (
@@ -180,26 +185,21 @@ class ScriptOutput:
 
 
 # Runs an env script: (lines, env, cwd) -> its output. The executor may pass its own.
-ScriptRunner = Callable[[Sequence[str], Mapping[str, str], Path], ScriptOutput]
+ScriptRunner = Callable[[Sequence[str], Mapping[str, str], Path], Awaitable[ScriptOutput]]
 
 
-def run_env_script(lines: Sequence[str], env: Mapping[str, str], cwd: Path) -> ScriptOutput:
-    """Run env-script lines the way cargo-make does: an OS script under `sh`, output captured."""
+async def run_env_script(lines: Sequence[str], env: Mapping[str, str], cwd: Path) -> ScriptOutput:
+    """Run env-script lines the way cargo-make does: an OS script under `sh`, output captured.
+
+    The child is one of the engine's (its own process group, known to the reaper): if the
+    run is cancelled while it runs, it is ended with everything it started.
+    """
     body = os_script_body("\n".join(lines), cwd)
-    with tempfile.TemporaryDirectory(prefix="pitstop-env-") as tmp:
-        script = Path(tmp) / "script.sh"
+    with reaper.temporary_directory("pitstop-env-") as tmp:
+        script = tmp / "script.sh"
         script.write_text(body, encoding="utf-8")
-        done = subprocess.run(
-            ["sh", str(script)],
-            cwd=cwd,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            errors="replace",
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    return ScriptOutput(done.returncode, done.stdout, done.stderr)
+        done = await process.capture(["sh", str(script)], cwd=cwd, env=env)
+    return ScriptOutput(done.status, done.stdout, done.stderr)
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ class _Context:
     run_script: ScriptRunner
 
 
-def apply_env(
+async def apply_env(
     entries: Sequence[EnvEntry],
     env: MutableMapping[str, str],
     *,
@@ -230,30 +230,32 @@ def apply_env(
     for entry in entries:
         if isinstance(entry.value, EnvProfile):
             if entry.key == profile or entry.key in ctx.additional_profiles:
-                _apply_plain(entry.value.entries, env, ctx)
+                await _apply_plain(entry.value.entries, env, ctx)
         else:
-            _apply_one(entry, env, ctx)
+            await _apply_one(entry, env, ctx)
     for entry in entries:
         if entry.key == profile and isinstance(entry.value, EnvProfile):
-            _apply_plain(entry.value.entries, env, ctx)
+            await _apply_plain(entry.value.entries, env, ctx)
 
 
-def _apply_plain(entries: Sequence[EnvEntry], env: MutableMapping[str, str], ctx: _Context) -> None:
+async def _apply_plain(
+    entries: Sequence[EnvEntry], env: MutableMapping[str, str], ctx: _Context
+) -> None:
     # Inside a profile block, nested blocks are ignored (profiles do not nest).
     for entry in entries:
         if not isinstance(entry.value, EnvProfile):
-            _apply_one(entry, env, ctx)
+            await _apply_one(entry, env, ctx)
 
 
-def _condition_holds(
+async def _condition_holds(
     value: EnvScript | EnvDecode | EnvConditional, env: Mapping[str, str], ctx: _Context
 ) -> bool:
-    return check_criteria(
+    return await check_criteria_off_loop(
         value.condition, env, profile=ctx.profile, platform=current_platform(), cwd=ctx.cwd
     )
 
 
-def _apply_one(entry: EnvEntry, env: MutableMapping[str, str], ctx: _Context) -> None:
+async def _apply_one(entry: EnvEntry, env: MutableMapping[str, str], ctx: _Context) -> None:
     value = entry.value
     key = entry.key
     if isinstance(value, str):
@@ -263,25 +265,28 @@ def _apply_one(entry: EnvEntry, env: MutableMapping[str, str], ctx: _Context) ->
     elif isinstance(value, EnvUnset):
         env.pop(key, None)
     elif isinstance(value, EnvScript):
-        if _condition_holds(value, env, ctx):
-            env[key] = expand(_script_value(entry, value, env, ctx), env)
+        if await _condition_holds(value, env, ctx):
+            env[key] = expand(await _script_value(entry, value, env, ctx), env)
     elif isinstance(value, EnvDecode):
-        if _condition_holds(value, env, ctx):
+        if await _condition_holds(value, env, ctx):
             source = expand(value.source, env)
             mapped = dict(value.mapping).get(source)
             if mapped is None:
                 mapped = value.default_value if value.default_value is not None else source
             env[key] = expand(mapped, env)
     elif isinstance(value, EnvConditional):
-        if _condition_holds(value, env, ctx):
+        if await _condition_holds(value, env, ctx):
             # cargo-make expands the value, then expands the result again when setting it.
             env[key] = expand(expand(value.value, env), env)
     elif isinstance(value, EnvGlob):
-        env[key] = LIST_SEPARATOR.join(expand(p, env) for p in glob_paths(value, ctx.cwd))
+        paths = await glob_paths(value, ctx.cwd)
+        env[key] = LIST_SEPARATOR.join(expand(p, env) for p in paths)
 
 
-def _script_value(entry: EnvEntry, value: EnvScript, env: Mapping[str, str], ctx: _Context) -> str:
-    output = ctx.run_script(value.lines, env, ctx.cwd)
+async def _script_value(
+    entry: EnvEntry, value: EnvScript, env: Mapping[str, str], ctx: _Context
+) -> str:
+    output = await ctx.run_script(value.lines, env, ctx.cwd)
     if output.exit_code != 0:
         stderr = output.stderr.strip()
         raise UserError(
@@ -293,268 +298,3 @@ def _script_value(entry: EnvEntry, value: EnvScript, env: Mapping[str, str], ctx
         return output.stdout
     lines = [line for line in output.stdout.split("\n") if line]
     return lines[-1].replace("\r", "") if lines else ""
-
-
-# --------------------------------------------------------------------------- glob values
-
-
-def glob_paths(value: EnvGlob, cwd: Path) -> list[str]:
-    """Paths matching the glob, relative to cwd, each `./`-prefixed (cargo-make io.rs).
-
-    The pattern is not `${}`-expanded, as in cargo-make. Dotfiles match `*` (the Rust glob
-    crate's default). `ignore_type = "git"` drops paths git ignores.
-    """
-    absolute = os.path.isabs(value.glob)
-    found = sorted(
-        globlib.glob(
-            value.glob, root_dir=None if absolute else cwd, recursive=True, include_hidden=True
-        )
-    )
-    out: list[str] = []
-    for match in found:
-        full = Path(match) if absolute else cwd / match
-        if (value.include_dirs and full.is_dir()) or (value.include_files and full.is_file()):
-            text = match.replace("\\", "/")
-            out.append(text if absolute or text.startswith("./") else "./" + text)
-    if value.ignore_type == "git" and out:
-        ignored = _git_ignored(out, cwd)
-        out = [p for p in out if p not in ignored]
-    return out
-
-
-def _git_ignored(paths: Sequence[str], cwd: Path) -> set[str]:
-    try:
-        done = subprocess.run(
-            ["git", "check-ignore", "--stdin", "-z"],
-            cwd=cwd,
-            input="\0".join(paths) + "\0",
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
-        return set()
-    return {p for p in done.stdout.split("\0") if p}
-
-
-# --------------------------------------------------------------------------- built-ins (§6.1)
-
-# ci_info: the generic markers, then (vendor name, variable that reveals it).
-_CI_MARKERS = ("CI", "CONTINUOUS_INTEGRATION", "BUILD_NUMBER", "RUN_ID")
-_CI_VENDORS = (
-    ("GitHub Actions", "GITHUB_ACTIONS"),
-    ("GitLab CI", "GITLAB_CI"),
-    ("Travis CI", "TRAVIS"),
-    ("CircleCI", "CIRCLECI"),
-    ("AppVeyor", "APPVEYOR"),
-    ("Azure Pipelines", "TF_BUILD"),
-    ("Bitbucket Pipelines", "BITBUCKET_COMMIT"),
-    ("Buildkite", "BUILDKITE"),
-    ("Drone", "DRONE"),
-    ("Jenkins", "JENKINS_URL"),
-    ("TeamCity", "TEAMCITY_VERSION"),
-    ("AWS CodeBuild", "CODEBUILD_BUILD_ARN"),
-    ("Woodpecker", "CI_PIPELINE_NUMBER"),
-)
-
-
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def ci_vendor(env: Mapping[str, str]) -> str | None:
-    return next((name for name, var in _CI_VENDORS if var in env), None)
-
-
-def is_ci(env: Mapping[str, str]) -> bool:
-    """Whether this looks like a CI run, the way the `ci_info` crate decides it."""
-    if env.get("CI", "").lower() == "false":
-        return False
-    return any(var in env for var in _CI_MARKERS) or ci_vendor(env) is not None
-
-
-# Variables whose non-empty value means "this build is for a pull/merge request".
-_PR_MARKERS = (
-    "CI_MERGE_REQUEST_ID",
-    "CIRCLE_PULL_REQUEST",
-    "SYSTEM_PULLREQUEST_PULLREQUESTID",
-    "BITBUCKET_PR_ID",
-    "DRONE_PULL_REQUEST",
-)
-
-
-def is_pr(env: Mapping[str, str]) -> bool:
-    """Whether the CI build is for a pull request (a subset of `ci_info`'s vendor rules)."""
-    if env.get("GITHUB_EVENT_NAME", "").startswith("pull_request"):
-        return True
-    # Travis and Buildkite write "false" when it is not a pull request.
-    for var in ("TRAVIS_PULL_REQUEST", "BUILDKITE_PULL_REQUEST"):
-        if env.get(var, "false") not in ("", "false"):
-            return True
-    return any(env.get(var) for var in _PR_MARKERS)
-
-
-def ci_branch(env: Mapping[str, str]) -> str | None:
-    for var in (
-        "GITHUB_HEAD_REF",
-        "CI_COMMIT_REF_NAME",
-        "TRAVIS_BRANCH",
-        "CIRCLE_BRANCH",
-        "BITBUCKET_BRANCH",
-        "BUILDKITE_BRANCH",
-        "DRONE_BRANCH",
-        "BRANCH_NAME",
-    ):
-        if env.get(var):
-            return env[var]
-    ref = env.get("GITHUB_REF", "")
-    return ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
-
-
-def builtin_env(
-    *,
-    task: str,
-    task_args: Sequence[str],
-    cwd: Path,
-    makefile: Path,
-    profile: str,
-    additional_profiles: Sequence[str] = (),
-    base_env: Mapping[str, str],
-    command: str = "pitstop",
-    git: bool = True,
-) -> dict[str, str]:
-    """The general `CARGO_MAKE_*` variables (§6.1), to be merged into the run's env.
-
-    `base_env` is consulted for CI detection and for an inherited
-    `CARGO_MAKE_WORKSPACE_WORKING_DIRECTORY` (which cargo-make does not override). Git
-    information is read from the `.git` files directly, no subprocess; `git=False` skips it.
-    """
-    cwd = cwd.resolve()
-    out = {
-        "CARGO_MAKE": "true",
-        "CARGO_MAKE_TASK": task,
-        "CARGO_MAKE_COMMAND": command,
-        "CARGO_MAKE_TASK_ARGS": LIST_SEPARATOR.join(task_args),
-        "CARGO_MAKE_WORKING_DIRECTORY": str(cwd),
-        "CARGO_MAKE_WORKSPACE_WORKING_DIRECTORY": base_env.get(
-            "CARGO_MAKE_WORKSPACE_WORKING_DIRECTORY", str(cwd)
-        ),
-        "CARGO_MAKE_PROFILE": profile,
-        "CARGO_MAKE_ADDITIONAL_PROFILES": LIST_SEPARATOR.join(additional_profiles),
-        "CARGO_MAKE_MAKEFILE_PATH": str(makefile.resolve()),
-        "CARGO_MAKE_CI": _bool(is_ci(base_env)),
-        "CARGO_MAKE_PR": _bool(is_pr(base_env)),
-        "CARGO_MAKE_PROJECT_NAME": cwd.name,
-    }
-    vendor, branch = ci_vendor(base_env), ci_branch(base_env)
-    if vendor is not None:
-        out["CARGO_MAKE_CI_VENDOR"] = vendor
-    if branch is not None:
-        out["CARGO_MAKE_CI_BRANCH_NAME"] = branch
-    if git:
-        out.update(git_env(cwd, base_env))
-    return out
-
-
-def task_env(step_name: str, task_location: Location) -> dict[str, str]:
-    """`CARGO_MAKE_CURRENT_TASK_*` for a step: set before its condition is checked (§5 step 3)."""
-    makefile = task_location.path.resolve()
-    return {
-        "CARGO_MAKE_CURRENT_TASK_NAME": step_name,
-        "CARGO_MAKE_CURRENT_TASK_INITIAL_MAKEFILE": str(makefile),
-        "CARGO_MAKE_CURRENT_TASK_INITIAL_MAKEFILE_DIRECTORY": str(makefile.parent),
-    }
-
-
-# --------------------------------------------------------------------------- git, cheaply
-
-
-def _git_dir(start: Path) -> Path | None:
-    for directory in (start, *start.parents):
-        dot_git = directory / ".git"
-        if dot_git.is_dir():
-            return dot_git
-        if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
-            text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
-            if text.startswith("gitdir:"):
-                return (directory / text[len("gitdir:") :].strip()).resolve()
-    return None
-
-
-def _git_config_user(paths: Sequence[Path]) -> dict[str, str]:
-    """`user.name` / `user.email` from git config files (later files win)."""
-    found: dict[str, str] = {}
-    for path in paths:
-        for section, key, value in _config_items(path):
-            if section == "user" and key in ("name", "email"):
-                found[key] = value
-    return found
-
-
-def _config_items(path: Path) -> Iterator[tuple[str, str, str]]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return
-    section = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            section = line[1:].split("]", 1)[0].split()[0].lower() if "]" in line else ""
-            continue
-        key, sep, value = line.partition("=")
-        if sep:
-            yield section, key.strip().lower(), value.strip().strip('"')
-
-
-def git_env(cwd: Path, base_env: Mapping[str, str]) -> dict[str, str]:
-    """`CARGO_MAKE_GIT_BRANCH`, `_USER_NAME`, `_USER_EMAIL` and the head commit, from files."""
-    git_dir = _git_dir(cwd)
-    if git_dir is None:
-        return {}
-    out: dict[str, str] = {}
-    try:
-        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
-    except OSError:
-        head = ""
-    commit: str | None = None
-    if head.startswith("ref: "):
-        ref = head[5:]
-        out["CARGO_MAKE_GIT_BRANCH"] = ref.removeprefix("refs/heads/")
-        commit = _resolve_ref(git_dir, ref)
-    elif head:
-        commit = head
-    if commit:
-        out["CARGO_MAKE_GIT_HEAD_LAST_COMMIT_HASH"] = commit
-        out["CARGO_MAKE_GIT_HEAD_LAST_COMMIT_HASH_PREFIX"] = commit[:7]
-    home = Path(base_env.get("HOME", str(Path.home())))
-    xdg = Path(base_env.get("XDG_CONFIG_HOME", str(home / ".config")))
-    user = _git_config_user([xdg / "git" / "config", home / ".gitconfig", git_dir / "config"])
-    if "name" in user:
-        out["CARGO_MAKE_GIT_USER_NAME"] = user["name"]
-    if "email" in user:
-        out["CARGO_MAKE_GIT_USER_EMAIL"] = user["email"]
-    return out
-
-
-def _resolve_ref(git_dir: Path, ref: str) -> str | None:
-    # A worktree keeps its refs in the common dir.
-    common = git_dir
-    commondir = git_dir / "commondir"
-    if commondir.is_file():
-        common = (git_dir / commondir.read_text(encoding="utf-8").strip()).resolve()
-    for base in (git_dir, common):
-        loose = base / ref
-        if loose.is_file():
-            return loose.read_text(encoding="utf-8").strip() or None
-    try:
-        packed = (common / "packed-refs").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    for line in packed.splitlines():
-        sha, _, name = line.partition(" ")
-        if name == ref and line[0] not in "#^":
-            return sha
-    return None

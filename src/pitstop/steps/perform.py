@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import signal
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pitstop.engine import process
+from pitstop.engine import process, reaper
 from pitstop.engine.events import (
     Emit,
     Event,
     Notice,
     RunFinished,
+    Source,
     TaskFinished,
     TaskOutput,
     TaskSkipped,
@@ -31,8 +30,9 @@ from pitstop.engine.events import (
 )
 from pitstop.engine.executor import ScheduledStep, run_parallel, run_sequential
 from pitstop.errors import Location, UserError
-from pitstop.steps.conditions import check_condition, condition_result, needs_script
-from pitstop.steps.env import apply_env, task_env
+from pitstop.steps.builtin_vars import task_env
+from pitstop.steps.conditions import check_criteria_off_loop, condition_result, needs_script
+from pitstop.steps.env import apply_env
 from pitstop.steps.envfile import load_env_files
 from pitstop.steps.expand import expand, expand_args
 from pitstop.steps.functions import run_functions
@@ -43,6 +43,8 @@ from pitstop.taskfile.planner import Plan, Step, build_plan
 
 # Exit status of a command that could not be started, as a shell reports it.
 COMMAND_NOT_FOUND = 127
+# The Rust channel a `channels` condition is checked against (cargo-make sets it at start).
+_CHANNEL = "CARGO_MAKE_RUST_CHANNEL"
 
 
 @dataclass
@@ -68,7 +70,7 @@ class RunContext:
     def tmpdir(self) -> Path:
         """A private temporary folder for script files, removed by `cleanup()`."""
         if self._tmpdir is None:
-            self._tmpdir = Path(tempfile.mkdtemp(prefix="pitstop-"))
+            self._tmpdir = reaper.mkdtemp("pitstop-")
         return self._tmpdir
 
     def keep_scripts_in(self, folder: Path) -> None:
@@ -81,7 +83,7 @@ class RunContext:
 
     def cleanup(self) -> None:
         if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            reaper.remove_tempdir(self._tmpdir)
             self._tmpdir = None
 
 
@@ -96,7 +98,7 @@ class Runner:
     async def run_plan(self, plan: Plan, jobs: int = 1, *, report: bool = True) -> RunFinished:
         """Run every step; with jobs > 1, as a graph. `report=False` keeps sub-flows quiet."""
         steps = plan.steps
-        emit = self.ctx.emit if report else _ignore_run_finished(self.ctx.emit)
+        emit = _from_plan(self.ctx.emit, plan) if report else _ignore_run_finished(self.ctx.emit)
 
         async def run_index(index: int) -> int:
             return await self.run_step(steps[index])
@@ -123,12 +125,18 @@ class Runner:
         self.ctx.emit(TaskStarted(step.name))
         if task.deprecated:
             note = "" if task.deprecated is True else f" - {task.deprecated}"
-            self.ctx.emit(Notice("warning", f"Task: {step.name} is deprecated{note}"))
+            self.ctx.emit(
+                Notice("warning", f"Task: {step.name} is deprecated{note}", Source(step.name))
+            )
         if task.force and not task.ignore_errors:
             self.ctx.emit(
-                Notice("warning", f"Task: {step.name} uses deprecated 'force', use 'ignore_errors'")
+                Notice(
+                    "warning",
+                    f"Task: {step.name} uses deprecated 'force', use 'ignore_errors'",
+                    Source(step.name),
+                )
             )
-        self.apply_task_env(task)
+        await self.apply_task_env(task)
         started = time.monotonic()
         status = await self._action(step, task, cwd)
         ignored = status != 0 and bool(task.ignore_errors or task.force)
@@ -139,18 +147,38 @@ class Runner:
         if task.run_task is not None:
             return await self._run_sub_tasks(step, task)
         argv = self.argv(task, cwd)
+        missing = await self._missing_tool(task)
+        if missing is not None:
+            self.ctx.emit(Notice("error", f'task "{step.name}" cannot run: {missing}'))
+            return COMMAND_NOT_FOUND
         if argv is None:
             return 0
         return await self.spawn(step.name, argv, cwd, task.location)
 
     def argv(self, task: Task, cwd: Path) -> list[str] | None:
-        env = self.ctx.env
         if task.script is not None:
             return self._script_argv(task.script, task, cwd, self.ctx.task_args)
         if task.command is not None:
-            args = run_functions(task.args or (), env, task.where("args"))
-            return [expand(task.command, env), *expand_args(args, env, self.ctx.task_args)]
+            command = self.command_line(task)
+            toolchain = expand(task.toolchain, self.ctx.env) if task.toolchain else ""
+            # cargo-make's wrap_command: a toolchain runs the command through rustup.
+            return ["rustup", "run", toolchain, *command] if toolchain else command
         return None
+
+    def command_line(self, task: Task) -> list[str]:
+        assert task.command is not None
+        env = self.ctx.env
+        args = run_functions(task.args or (), env, task.where("args"))
+        return [expand(task.command, env), *expand_args(args, env, self.ctx.task_args)]
+
+    async def _missing_tool(self, task: Task) -> str | None:
+        """cargo-make's install_crate check (steps/tools.py), in a thread: it starts processes."""
+        if task.install_crate is None and task.command != "cargo":
+            return None
+        from pitstop.steps.tools import missing_tool
+
+        command = self.command_line(task) if task.command is not None else None
+        return await asyncio.to_thread(missing_tool, task, command)
 
     def _script_argv(
         self,
@@ -192,7 +220,9 @@ class Runner:
         except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
             self.ctx.emit(
                 Notice(
-                    "error", f"cannot run {argv[0]!r} for task {name} ({where}): {error.strerror}"
+                    "error",
+                    f"cannot run {argv[0]!r} for task {name} ({where}): {error.strerror}",
+                    Source(name),
                 )
             )
             return COMMAND_NOT_FOUND
@@ -232,7 +262,13 @@ class Runner:
         if cond is None and task.condition_script is None:
             return True
         env = {**self.ctx.env, **self._workdir_env(cwd)}
-        passed = check_condition(
+        if cond is not None and cond.channels is not None and _CHANNEL not in env:
+            from pitstop.steps.tools import rust_channel
+
+            channel = await asyncio.to_thread(rust_channel)
+            if channel is not None:
+                env[_CHANNEL] = channel
+        passed = await check_criteria_off_loop(
             cond, env, profile=self.ctx.profile, platform=self.ctx.platform, cwd=cwd
         )
         if task.condition_script is None:
@@ -246,18 +282,24 @@ class Runner:
         status = await self.spawn(task.name, argv, cwd, task.where("condition_script"))
         return condition_result(cond, passed, status == 0)
 
-    def apply_task_env(self, task: Task) -> None:
+    async def apply_task_env(self, task: Task) -> None:
         ctx = self.ctx
         if task.env_files:
-            load_env_files(
+            # Read in a worker thread, into a copy: with --jobs, other steps change the
+            # run's env on the loop meanwhile. Env files only set variables.
+            before = dict(ctx.env)
+            loaded = dict(before)
+            await asyncio.to_thread(
+                load_env_files,
                 task.env_files,
-                ctx.env,
+                loaded,
                 profile=ctx.profile,
-                working_dir=Path(ctx.env.get("CARGO_MAKE_WORKING_DIRECTORY", str(ctx.cwd))),
+                working_dir=Path(before.get("CARGO_MAKE_WORKING_DIRECTORY", str(ctx.cwd))),
             )
+            ctx.env.update({k: v for k, v in loaded.items() if before.get(k) != v})
         if task.env:
             # cargo-make applies a task's env with the current profile only.
-            apply_env(task.env, ctx.env, profile=ctx.profile, cwd=ctx.cwd)
+            await apply_env(task.env, ctx.env, profile=ctx.profile, cwd=ctx.cwd)
         # Task env may not change the profile (cargo-make re-asserts it after task env).
         ctx.env["CARGO_MAKE_PROFILE"] = ctx.profile
 
@@ -376,8 +418,19 @@ def schedule(plan: Plan) -> list[ScheduledStep]:
 def _has_work(task: Task) -> bool:
     return any(
         getattr(task, attribute) is not None
-        for attribute in ("command", "script", "run_task", "env", "env_files")
+        for attribute in ("command", "script", "run_task", "env", "env_files", "install_crate")
     )
+
+
+def _from_plan(emit: Emit, plan: Plan) -> Emit:
+    """The run's result names the plan's target as its source."""
+
+    def forward(event: Event) -> None:
+        if isinstance(event, RunFinished):
+            event = replace(event, source=Source(plan.target))
+        emit(event)
+
+    return forward
 
 
 def _ignore_run_finished(emit: Emit) -> Emit:

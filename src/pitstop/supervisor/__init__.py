@@ -1,58 +1,14 @@
 """Services with zero-downtime swaps: build while the old version serves, then hand over.
 
-The CLI drives a `Supervisor`:
+The app drives a `Supervisor` (import each name from its module; this file imports nothing,
+so that importing `supervisor.sockets` does not load the supervisor)::
 
-    spec = parse_service(task.service, task.where("service"))
-    sup = Supervisor(spec, InstanceCommand(argv, cwd, env), build, on_event)
+    spec = task.service        # a ServiceSpec (taskfile/service.py), checked when the file loaded
+    sup = Supervisor(spec, InstanceCommand(argv, cwd, env), build, on_event)  # supervisor.py
     await sup.start()          # build, first instance
     sup.changed(paths)         # from the watcher: rebuild and swap
     await sup.stop()           # everything stopped, addresses free
+
+frontends.py puts instances behind the public address (socket hand-off or the proxy);
+instance.py, readiness.py, notify.py and sockets.py start one instance and see it ready.
 """
-
-from pitstop.durations import parse_duration
-from pitstop.supervisor.events import (
-    BuildCancelled,
-    BuildFailed,
-    BuildStarted,
-    CrashRestart,
-    GaveUp,
-    InstanceExited,
-    InstanceOutput,
-    InstanceReady,
-    InstanceStarting,
-    InstanceStatus,
-    InstanceStopped,
-    RolledBack,
-    Status,
-    SupervisorEvent,
-    Swapped,
-)
-from pitstop.supervisor.instance import InstanceCommand
-from pitstop.supervisor.sockets import ListenAddress, parse_listen
-from pitstop.supervisor.spec import ServiceSpec, parse_service
-from pitstop.supervisor.swap import Supervisor
-
-__all__ = [
-    "BuildCancelled",
-    "BuildFailed",
-    "BuildStarted",
-    "CrashRestart",
-    "GaveUp",
-    "InstanceCommand",
-    "InstanceExited",
-    "InstanceOutput",
-    "InstanceReady",
-    "InstanceStarting",
-    "InstanceStatus",
-    "InstanceStopped",
-    "ListenAddress",
-    "RolledBack",
-    "ServiceSpec",
-    "Status",
-    "Supervisor",
-    "SupervisorEvent",
-    "Swapped",
-    "parse_duration",
-    "parse_listen",
-    "parse_service",
-]

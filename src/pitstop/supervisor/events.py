@@ -1,102 +1,119 @@
-"""What a Supervisor reports. The supervisor never prints: the CLI's printer turns these
-into lines (prefixed with the service name) and a status line."""
+"""What a Supervisor reports. The supervisor never prints: the printer (engine/output.py)
+turns these into lines (prefixed with the service name and instance) and a status line.
+
+Each event's `source` is the service (the Supervisor fills in `service`) and, for events about
+one instance, its number.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pitstop.engine.process import Stream
+from pitstop.engine.events import Source, Stream
 
 
 @dataclass(frozen=True)
-class BuildStarted:
+class _ServiceEvent:
+    service: str = field(default="", kw_only=True)
+
+    @property
+    def source(self) -> Source:
+        return Source(self.service)
+
+
+@dataclass(frozen=True)
+class _InstanceEvent(_ServiceEvent):
     n: int
 
+    @property
+    def source(self) -> Source:
+        return Source(self.service, self.n)
+
 
 @dataclass(frozen=True)
-class BuildFailed:
-    n: int
+class BuildStarted(_InstanceEvent):
+    pass
 
 
 @dataclass(frozen=True)
-class BuildCancelled:
+class BuildFailed(_InstanceEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class BuildCancelled(_InstanceEvent):
     """A newer change arrived during build `n`; its child processes are gone."""
 
-    n: int
-
 
 @dataclass(frozen=True)
-class InstanceStarting:
-    n: int
+class InstanceStarting(_InstanceEvent):
     pid: int | None = None
 
 
 @dataclass(frozen=True)
-class InstanceReady:
-    n: int
+class InstanceReady(_InstanceEvent):
+    pass
 
 
 @dataclass(frozen=True)
-class Swapped:
+class Swapped(_ServiceEvent):
     """Instance `new` serves; `old` (None when nothing served before) is being stopped."""
 
     old: int | None
     new: int
 
+    @property
+    def source(self) -> Source:
+        return Source(self.service, self.new)
+
 
 @dataclass(frozen=True)
-class RolledBack:
+class RolledBack(_InstanceEvent):
     """Instance `n` never became ready; it was killed and `serving` (if any) still serves."""
 
-    n: int
     reason: str
     serving: int | None = None
 
 
 @dataclass(frozen=True)
-class InstanceExited:
+class InstanceExited(_InstanceEvent):
     """The serving instance ended on its own (a crash, or a clean exit nobody asked for)."""
 
-    n: int
     status: int
 
 
 @dataclass(frozen=True)
-class InstanceStopped:
+class InstanceStopped(_InstanceEvent):
     """An instance pitstop asked to stop (replaced, or at shutdown) has ended."""
 
-    n: int
     status: int | None
 
 
 @dataclass(frozen=True)
-class CrashRestart:
-    n: int
+class CrashRestart(_InstanceEvent):
     delay: float
 
 
 @dataclass(frozen=True)
-class GaveUp:
+class GaveUp(_ServiceEvent):
     reason: str
 
 
 @dataclass(frozen=True)
-class InstanceOutput:
-    n: int
+class InstanceOutput(_InstanceEvent):
     stream: Stream
     line: str
 
 
 @dataclass(frozen=True)
-class InstanceStatus:
+class InstanceStatus(_InstanceEvent):
     """A STATUS=... message the instance sent over NOTIFY_SOCKET."""
 
-    n: int
     text: str
 
 
 @dataclass(frozen=True)
-class Status:
+class Status(_ServiceEvent):
     """The one-line summary, e.g. `serving #4 · building #5…`."""
 
     text: str

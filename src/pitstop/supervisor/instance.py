@@ -16,7 +16,7 @@ from pitstop.engine import process
 from pitstop.supervisor import sockets
 from pitstop.supervisor.notify import NotifySocket
 from pitstop.supervisor.readiness import LogWatcher, ReadyContext, wait_ready
-from pitstop.supervisor.spec import ReadyLog, ReadyNotify, ServiceSpec
+from pitstop.taskfile.service import ReadyLog, ReadyNotify, ServiceSpec
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pitstop.engine import process
 from pitstop.supervisor.notify import NotifySocket
-from pitstop.supervisor.spec import (
+from pitstop.taskfile.service import (
     ReadyCheck,
     ReadyCommand,
     ReadyDelay,

@@ -1,7 +1,8 @@
 """Task listings and plan printouts (cargo-make SEMANTICS §11) as text; nothing is printed here.
 
-`list_all_steps` reproduces `--list-all-steps` byte for byte; `print_steps_short` reproduces
-`--print-steps --output-format short-description`.
+`list_all_steps` reproduces `--list-all-steps` byte for byte, except that pitstop's service
+tasks (which cargo-make does not know) say so after their name; `print_steps_short`
+reproduces `--print-steps --output-format short-description`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # only in annotations: `--list` need not import the planner (
 NO_CATEGORY = "No Category"
 NO_DESCRIPTION = "No Description."
 NO_SHORT_DESCRIPTION = "no description"
+SERVICE_MARKER = " [service]"
 _UNINTERESTING = frozenset({"init", "end", "empty"})
 
 
@@ -35,6 +37,7 @@ def list_all_steps(
     platform = platform or current_platform()
     aliases = _aliases_by_target(taskfile, platform)
     alias_names = {alias for names in aliases.values() for alias in names}
+    # category -> task name -> its line; the name stays the key, since lines sort by name.
     categories: dict[str, dict[str, str]] = defaultdict(dict)
     for name in taskfile.tasks:
         if name in alias_names:  # folded into the target's line instead
@@ -42,7 +45,8 @@ def list_all_steps(
         task = normalize(taskfile.tasks, name, platform)
         if task.private or (hide_uninteresting and _uninteresting(name)):
             continue
-        line = (task.description or NO_DESCRIPTION) + deprecation_suffix(task)
+        marker = SERVICE_MARKER if task.service is not None else ""
+        line = f"{name}{marker} - {task.description or NO_DESCRIPTION}{deprecation_suffix(task)}"
         if aliases.get(name):
             line += f" [aliases: {', '.join(sorted(aliases[name], key=_bytewise))}]"
         categories[task.category or NO_CATEGORY][name] = line
@@ -72,7 +76,8 @@ def print_steps_short(plan: Plan) -> str:
 
 def print_steps(plan: Plan) -> str:
     """A readable plan: one step per line with what it waits for in a parallel run."""
-    lines = [f"Plan for {plan.target} ({len(plan.steps)} steps):"]
+    count = len(plan.steps)
+    lines = [f'Plan for "{plan.target}" ({count} step{"" if count == 1 else "s"}):']
     lines.extend(_step_line(number, step) for number, step in enumerate(plan.steps, start=1))
     return "\n".join(lines) + "\n"
 
@@ -103,7 +108,7 @@ def _uninteresting(name: str) -> bool:
 
 
 def _category_block(category: str, lines: dict[str, str]) -> str:
-    body = "".join(f"{name} - {lines[name]}\n" for name in sorted(lines, key=_bytewise))
+    body = "".join(f"{lines[name]}\n" for name in sorted(lines, key=_bytewise))
     return f"{category}\n----------\n{body}\n"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pitstop.errors import Location, TaskFileError
-from pitstop.taskfile.builtins import base_taskfile
+from pitstop.taskfile.builtins import base_taskfile, core_taskfile, modify_core
 from pitstop.taskfile.locate import KeyPath, Locator, locate
 from pitstop.taskfile.model import EnvEntry, EnvProfile, Task, Taskfile, Warning_
 from pitstop.taskfile.normalize import extend_task
@@ -71,8 +71,49 @@ def load_taskfile(path: Path | str | None, cwd: Path) -> Taskfile:
     base = _Layer(base_taskfile(), frozenset({"init_task", "end_task"}))
     if found is None:
         return dataclasses.replace(base.taskfile, path=cwd / CARGO_MAKE_FILE)
-    user = _load_layer(found, ())
-    return _merge(base, user).taskfile
+    own = _load_layer(found, ())
+    user = _merge(base, own)
+    if _skips_core_tasks(found, user):
+        return user.taskfile
+    core_tasks = core_taskfile()
+    if user.taskfile.config.modify_core_tasks is not None:
+        core_tasks = modify_core(core_tasks, user.taskfile.config.modify_core_tasks)
+    core = _Layer(core_tasks, frozenset())
+    merged = _merge(core, user, late=True).taskfile
+    shadowed = _shadowed_default(own.taskfile, merged)
+    if shadowed is not None:
+        merged = dataclasses.replace(merged, warnings=(*merged.warnings, shadowed))
+    return merged
+
+
+def _skips_core_tasks(found: Path, user: _Layer) -> bool:
+    """`[config] skip_core_tasks`, which defaults to false in a cargo-make file.
+
+    pitstop.toml is pitstop's own, language-neutral file: there the Rust tasks are loaded
+    only when it asks for them with skip_core_tasks = false.
+    """
+    if "skip_core_tasks" in user.config_keys:
+        return user.taskfile.config.skip_core_tasks
+    return found.name == PITSTOP_FILE
+
+
+def _shadowed_default(own: Taskfile, merged: Taskfile) -> Warning_ | None:
+    """A user `default` that extends the core `default` (an alias) never runs its own work.
+
+    That is cargo-make's behaviour (its README says to add clear = true); it is kept, and said.
+    """
+    mine, final = own.tasks.get("default"), merged.tasks.get("default")
+    if mine is None or final is None or mine.clear or mine.alias is not None:
+        return None
+    if final.alias is None or not (mine.actions() or mine.dependencies):
+        return None
+    where = mine.location
+    return Warning_(
+        f"{where}: [tasks.default] extends cargo-make's built-in default, an alias of "
+        f'"{final.alias}", so its own dependencies and action do not run (as in cargo-make); '
+        "add clear = true to replace it",
+        where,
+    )
 
 
 def parse_toml(text: str, path: Path) -> dict[str, Any]:
@@ -88,11 +129,26 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise TaskFileError(f"{path.name} is not valid UTF-8: {error}", Location(path)) from None
+        data = path.read_bytes()
     except OSError as error:
         raise TaskFileError(f"cannot read {path}: {error.strerror}", Location(path)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _encoding_error(path, data, error) from None
+
+
+def _encoding_error(path: Path, data: bytes, error: UnicodeDecodeError) -> TaskFileError:
+    """Point at the first byte that is not UTF-8: line, and column counted in characters."""
+    line_start = data.rfind(b"\n", 0, error.start) + 1
+    line = data.count(b"\n", 0, error.start) + 1
+    col = len(data[line_start : error.start].decode("utf-8", errors="replace")) + 1
+    return TaskFileError(
+        f"{path.name} is not valid UTF-8: byte 0x{data[error.start]:02x} at line {line}, "
+        f"column {col} ({error.reason})",
+        Location(path, line, col),
+        hint="save the file as UTF-8 (TOML files must be UTF-8)",
+    )
 
 
 def _syntax_error(message: str, text: str, path: Path) -> TaskFileError:
@@ -220,12 +276,21 @@ def _extend_root(relative: str, directory: Path) -> Path:
 # --------------------------------------------------------------------------- merging
 
 
-def _merge(base: _Layer, over: _Layer) -> _Layer:
-    """Lay `over` on top of `base` (cargo-make's merge_external_configs)."""
+def _merge(base: _Layer, over: _Layer, *, late: bool = False) -> _Layer:
+    """Lay `over` on top of `base` (cargo-make's merge_external_configs).
+
+    `late` is the user file laid over the core tasks, where a user task that does not set
+    `env` keeps the core task's env (cargo-make's merge_task_env).
+    """
     low, high = base.taskfile, over.taskfile
     tasks = dict(low.tasks)
     for name, task in high.tasks.items():
-        tasks[name] = _merge_task(tasks[name], task) if name in tasks else task
+        if name not in tasks:
+            tasks[name] = task
+        elif late:
+            tasks[name] = extend_task(tasks[name], task)
+        else:
+            tasks[name] = _merge_task(tasks[name], task)
     config_changes = {key: getattr(high.config, key) for key in over.config_keys}
     merged = Taskfile(
         path=high.path,

@@ -11,9 +11,12 @@ import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pitstop.errors import Location
+
+if TYPE_CHECKING:  # only in annotations: files without a service need not load its parser
+    from pitstop.taskfile.service import ServiceSpec
 
 Platform = Literal["linux", "mac", "windows"]
 
@@ -142,6 +145,8 @@ class Condition:
     files_not_exist: tuple[str, ...] | None = None
     files_modified: FilesModified | None = None
     fail_message: str | None = None
+    # Rust channels (stable, beta, nightly): checked against `rustc --version`.
+    channels: tuple[str, ...] | None = None
 
 
 # --------------------------------------------------------------------------- actions
@@ -179,6 +184,19 @@ class RunTaskSpec:
     cleanup_task: str | None = None
     condition: Condition | None = None
     condition_script: Script | None = None
+
+
+@dataclass(frozen=True)
+class InstallCrate:
+    """`install_crate`. pitstop installs nothing: it checks that the tool is there and, when
+    it is not, fails naming what to install. `enabled = False` (install_crate = false) skips
+    the check."""
+
+    enabled: bool = True
+    crate_name: str | None = None
+    binary: str | None = None
+    test_arg: tuple[str, ...] = ()
+    rustup_component: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,10 +255,12 @@ class Task:
     script_runner: str | None = None
     script_runner_args: tuple[str, ...] | None = None
     script_extension: str | None = None
+    install_crate: InstallCrate | None = None
+    toolchain: str | None = None
     run_task: tuple[RunTaskSpec, ...] | None = None
     dependencies: tuple[Dependency, ...] | None = None
-    # pitstop's extension: a long-running task. Parsed by pitstop.supervisor.spec.
-    service: Any = None
+    # pitstop's extension: a long-running task, checked when the file loads.
+    service: ServiceSpec | None = None
     linux: Task | None = None
     mac: Task | None = None
     windows: Task | None = None
@@ -289,6 +309,14 @@ TASK_ATTRIBUTES: tuple[str, ...] = tuple(
 
 
 @dataclass(frozen=True)
+class ModifyCoreTasks:
+    """`[config] modify_core_tasks`: how the built-in Rust tasks are loaded (SEMANTICS §2.1)."""
+
+    private: bool = False
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The `[config]` table (only the keys that are not Rust-specific)."""
 
@@ -299,6 +327,8 @@ class Config:
     default_task_name: str | None = None
     additional_profiles: tuple[str, ...] = ()
     reduce_output: bool | None = None
+    time_summary: bool | None = None
+    modify_core_tasks: ModifyCoreTasks | None = None
     jobs: int | None = None
     min_version: str | None = None
 

@@ -160,11 +160,35 @@ def not_found(
         message += f' ({what} "{required_by}"{where})'
     elif location is not None:
         message += f" (in {location.path.name})"
+    builtin = _builtin_note(name)
+    if builtin is not None:
+        # A cargo-make built-in: a close name from the user's file would be a wrong guess.
+        note, advice = builtin
+        return PlanError(f"{message}: {note}", location, advice)
     import difflib  # only for this message; it costs ~2 ms at every start
 
     close = difflib.get_close_matches(name, list(tasks), n=3)
     hint = "did you mean " + ", ".join(f'"{c}"' for c in close) + "?" if close else None
     return PlanError(message, location, hint)
+
+
+def _builtin_note(name: str) -> tuple[str, str] | None:
+    """(what the name is, what to do) when `name` is one of cargo-make's built-in tasks."""
+    from pitstop.taskfile.builtins import NOT_PROVIDED, core_taskfile
+
+    reason = NOT_PROVIDED.get(name)
+    if reason is not None:
+        return (
+            f"it is one of cargo-make's built-in tasks, which pitstop does not provide: {reason}",
+            f'define [tasks.{name}] in your task file, or remove the reference to "{name}"',
+        )
+    if name in core_taskfile().tasks:
+        return (
+            "it is one of cargo-make's built-in Rust tasks, which are not loaded because of "
+            "skip_core_tasks = true (or because the file is pitstop.toml)",
+            "set [config] skip_core_tasks = false to load them, or define the task yourself",
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- normalise
@@ -184,7 +208,9 @@ def normalize(
     recurses without bound on the latter; we report the circle instead).
     """
     target = resolve_alias(tasks, name, platform, required_by=required_by, location=location)
-    return _normalize_target(tasks, target, platform, ()).replace(name=name)
+    task = _normalize_target(tasks, target, platform, ())
+    # dataclasses.replace is the slow part of listing ~250 tasks: skip it when it is a no-op.
+    return task if task.name == name else task.replace(name=name)
 
 
 def _normalize_target(

@@ -9,7 +9,6 @@ anything runs (cargo-make overflows its stack).
 
 from __future__ import annotations
 
-import graphlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -72,13 +71,6 @@ class Plan:
 
     def names(self) -> list[str]:
         return [step.name for step in self.steps]
-
-    def sorter(self) -> graphlib.TopologicalSorter[int]:
-        """A scheduler over step indices (prepare/get_ready/done), for a parallel run."""
-        sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
-        for index, step in enumerate(self.steps):
-            sorter.add(index, *step.dep_steps)
-        return sorter
 
 
 def build_plan(
@@ -148,12 +140,14 @@ class _Builder:
 
     def visit_root(self, name: str) -> None:
         skipped = self.skip is not None and self.skip.search(name)
-        if not skipped and name not in self.taskfile.tasks and not self.taskfile.path.is_file():
+        if not skipped and not self.taskfile.path.is_file():
+            # Only the base tasks are loaded: running "default" would silently do nothing.
             directory = self.taskfile.directory
             raise PlanError(
-                f'Task "{name}" not found',
+                f"no task file: looked for pitstop.toml and Makefile.toml in {directory} "
+                f'(for task "{name}")',
                 Location(self.taskfile.path),
-                hint=f"there is no pitstop.toml or Makefile.toml in {directory}",
+                hint="create one of them, pass --makefile FILE, or --cwd DIR to run elsewhere",
             )
         self.visit(name, None, is_root=True)
 
@@ -238,15 +232,29 @@ class _Builder:
     def normalize(self, name: str, edge: Location | None) -> Task:
         required_by = self.stack[-1][0] if self.stack else None
         location = edge if edge is not None else Location(self.taskfile.path)
-        return normalize(
-            self.taskfile.tasks, name, self.platform, required_by=required_by, location=location
-        )
+        try:
+            return normalize(
+                self.taskfile.tasks, name, self.platform, required_by=required_by, location=location
+            )
+        except PlanError as error:
+            if len(self.stack) < 2 or location.path == self.taskfile.path:
+                raise
+            # Deep inside another file (the built-in tasks): name the way from what was asked.
+            chain = " -> ".join([*(entry[0] for entry in self.stack), name])
+            raise PlanError(f"{error.message} (via {chain})", error.location, error.hint) from None
 
     # ------------------------------------------------------------------ special steps
 
     def add_proxy(self, dependency: Dependency) -> int:
         """A step running the task in another file; never de-duplicated (§4.6)."""
         proxy = ProxyTarget.resolve(dependency, self.cwd)
+        if not proxy.directory.is_dir():
+            # Found now, not as "cannot run python3 ... No such file or directory" later.
+            raise PlanError(
+                f"folder {proxy.directory} (from `path` at {dependency.location}) does not exist",
+                dependency.location,
+                hint=f'`path = "{proxy.path}"` is relative to the working directory {self.cwd}',
+            )
         name = f"{dependency.name}_proxy"
         task = Task(name=name, location=dependency.location)
         self.drafts.append(_Draft(name, task, proxy=proxy))
@@ -306,11 +314,21 @@ def _check_one_action(name: str, task: Task) -> None:
     """Two actions can meet through extend or a file merge; cargo-make fails at run time."""
     actions = task.actions()
     if len(actions) > 1:
+        hint = "a task runs one of command, script or run_task; split it into two tasks"
+        first, second = (task.where(action) for action in actions[:2])
+        if first.path != second.path:
+            # Typically a Makefile.toml task laid over cargo-make's built-in of the same name.
+            inherited = first if first.path != task.location.path else second
+            kind = actions[0] if inherited is first else actions[1]
+            hint = (
+                f"[tasks.{name}] extends the definition at {inherited}, which sets {kind}; "
+                "add clear = true to replace it instead"
+            )
         raise PlanError(
             f"Invalid task: {name}, contains multiple actions ({' and '.join(actions)}) "
             f"(in {task.location.path.name})",
             task.where(actions[1]),
-            hint="a task runs one of command, script or run_task; split it into two tasks",
+            hint=hint,
         )
 
 

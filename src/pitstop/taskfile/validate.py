@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pitstop.errors import Location, TaskFileError
 from pitstop.taskfile.locate import KeyPath, Locator
+from pitstop.taskfile.messages import dotted, type_name
 from pitstop.taskfile.model import (
     Condition,
     ConditionType,
@@ -28,6 +29,8 @@ from pitstop.taskfile.model import (
     EnvUnset,
     EnvValue,
     FilesModified,
+    InstallCrate,
+    ModifyCoreTasks,
     RunTaskSpec,
     Script,
     ScriptFile,
@@ -38,13 +41,18 @@ from pitstop.taskfile.model import (
     WatchOptions,
 )
 
+if TYPE_CHECKING:
+    from pitstop.taskfile.service import ServiceSpec
+
 T = TypeVar("T")
 
 RUST_SPECIFIC = "not supported by pitstop (Rust-specific)"
 
-_TASK_RUST_KEYS = frozenset(
-    {"install_crate", "install_crate_args", "install_script", "toolchain", "workspace", "plugin"}
-)
+_TASK_RUST_KEYS = frozenset({"install_script", "workspace", "plugin"})
+# Rust-specific settings whose value asks for what pitstop does anyway: accepted silently.
+_TASK_RUST_HARMLESS: dict[str, object] = {"workspace": False}
+# cargo-make's own script engines, which pitstop cannot run.
+_FOREIGN_ENGINES = ("@duckscript", "@rust")
 _TASK_BOOL_KEYS = ("clear", "disabled", "private", "ignore_errors", "force")
 _TASK_STR_KEYS = (
     "description",
@@ -58,6 +66,7 @@ _TASK_STR_KEYS = (
     "command",
     "script_runner",
     "script_extension",
+    "toolchain",
 )
 _TASK_LIST_KEYS = ("args", "script_runner_args", "condition_script_runner_args")
 _TASK_OTHER_KEYS = frozenset(
@@ -75,6 +84,9 @@ _TASK_OTHER_KEYS = frozenset(
         "linux",
         "mac",
         "windows",
+        "install_crate",
+        # Arguments for `cargo install`: pitstop installs nothing, so they change nothing.
+        "install_crate_args",
     }
 )
 _PLATFORMS = ("linux", "mac", "windows")
@@ -95,16 +107,15 @@ _CONDITION_LIST_KEYS = (
     "files_not_exist",
 )
 _CONDITION_MAP_KEYS = ("env", "env_not", "env_contains")
-_CONDITION_RUST_KEYS = frozenset({"rust_version", "channels", "os"})
+_CONDITION_RUST_KEYS = frozenset({"rust_version", "os"})
 _CONDITION_TYPES: tuple[ConditionType, ...] = ("And", "Or", "GroupOr")
 
-_CONFIG_BOOL_KEYS = ("skip_core_tasks", "reduce_output")
+_CONFIG_BOOL_KEYS = ("skip_core_tasks", "reduce_output", "time_summary")
 _CONFIG_STR_KEYS = ("init_task", "end_task", "on_error_task", "default_task_name", "min_version")
 _CONFIG_RUST_KEYS = frozenset(
     {
         "default_to_workspace",
         "load_cargo_aliases",
-        "modify_core_tasks",
         "skip_git_env_info",
         "skip_rust_env_info",
         "skip_crate_env_info",
@@ -112,8 +123,20 @@ _CONFIG_RUST_KEYS = frozenset(
         "disable_install",
         "legacy_migration_task",
         "unstable_features",
+        "search_project_root",
     }
 )
+# Values that ask for what pitstop does anyway: it never runs per workspace member, never
+# installs crates, never loads cargo aliases and sets no Rust or crate variables.
+_CONFIG_RUST_HARMLESS: dict[str, object] = {
+    "default_to_workspace": False,
+    "load_cargo_aliases": False,
+    "disable_install": True,
+    "skip_rust_env_info": True,
+    "skip_crate_env_info": True,
+    "skip_git_env_info": False,
+    "search_project_root": False,
+}
 # General cargo-make config keys pitstop does not implement (yet): accepted with a warning.
 _CONFIG_UNSUPPORTED_KEYS = frozenset(
     {
@@ -121,8 +144,6 @@ _CONFIG_UNSUPPORTED_KEYS = frozenset(
         "linux_load_script",
         "windows_load_script",
         "mac_load_script",
-        "time_summary",
-        "search_project_root",
     }
 )
 _TOP_KEYS = frozenset({"config", "env", "env_files", "env_scripts", "tasks", "extend"})
@@ -202,35 +223,15 @@ def _split(key_path: KeyPath) -> tuple[str, str]:
     if len(key_path) >= 2 and key_path[0] == "tasks":
         # A task that is not a table at all: "tasks.b must be a table".
         return (
-            (f'task "{key_path[1]}"', _dotted(key_path[2:]))
+            (f'task "{key_path[1]}"', dotted(key_path[2:]))
             if len(key_path) > 2
-            else ("", _dotted(key_path))
+            else ("", dotted(key_path))
         )
-    return "", _dotted(key_path)
-
-
-def _dotted(key_path: KeyPath) -> str:
-    """("dependencies", 1) → "dependencies[1]"; ("env", "X") → "env.X"."""
-    text = ""
-    for part in key_path:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
-    return text
+    return "", dotted(key_path)
 
 
 def _quote(part: str | int) -> str:
     return f'"{part}"' if isinstance(part, str) else f"item {part}"
-
-
-def _type_name(value: object) -> str:
-    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
-    for kind, name in names.items():
-        if type(value) is kind:
-            return name
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
 
 
 # --------------------------------------------------------------------------- scalars
@@ -240,14 +241,14 @@ def _str(ctx: _Context, value: object, key_path: KeyPath, example: str | None = 
     if isinstance(value, str):
         return value
     example = example or f'{key_path[-1]} = "..."'
-    raise ctx.fail(key_path, f"must be a string, e.g. {example} (found {_type_name(value)})")
+    raise ctx.fail(key_path, f"must be a string, e.g. {example} (found {type_name(value)})")
 
 
 def _bool(ctx: _Context, value: object, key_path: KeyPath) -> bool:
     if isinstance(value, bool):
         return value
     raise ctx.fail(
-        key_path, f"must be true or false, e.g. {key_path[-1]} = true (found {_type_name(value)})"
+        key_path, f"must be true or false, e.g. {key_path[-1]} = true (found {type_name(value)})"
     )
 
 
@@ -257,13 +258,13 @@ def _str_list(
     example = example or f'{key_path[-1]} = ["..."]'
     if not isinstance(value, list):
         raise ctx.fail(
-            key_path, f"must be a list of strings, e.g. {example} (found {_type_name(value)})"
+            key_path, f"must be a list of strings, e.g. {example} (found {type_name(value)})"
         )
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise ctx.fail(
                 (*key_path, index),
-                f"must be a string, e.g. {example} (found {_type_name(item)})",
+                f"must be a string, e.g. {example} (found {type_name(item)})",
             )
     return tuple(value)
 
@@ -277,7 +278,7 @@ def _str_or_list(ctx: _Context, value: object, key_path: KeyPath) -> tuple[str, 
 def _table(ctx: _Context, value: object, key_path: KeyPath, example: str) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
-    raise ctx.fail(key_path, f"must be a table, e.g. {example} (found {_type_name(value)})")
+    raise ctx.fail(key_path, f"must be a table, e.g. {example} (found {type_name(value)})")
 
 
 def _check_keys(
@@ -286,9 +287,12 @@ def _check_keys(
     key_path: KeyPath,
     known: Iterable[str],
     rust_specific: Iterable[str] = (),
+    harmless: Mapping[str, object] | None = None,
 ) -> None:
     known_set, rust_set = frozenset(known), frozenset(rust_specific)
     for key in body:
+        if harmless is not None and key in harmless and body[key] == harmless[key]:
+            continue
         if key in rust_set:
             ctx.warn((*key_path, key), f"{key!r} is {RUST_SPECIFIC}, ignored")
         elif key not in known_set:
@@ -318,7 +322,7 @@ def _task(
 ) -> Task:
     body = _table(ctx, body, key_path, f'[tasks.{name}] with command = "..."')
     allowed = _task_keys(platform_table)
-    _check_keys(ctx, body, key_path, allowed, _TASK_RUST_KEYS)
+    _check_keys(ctx, body, key_path, allowed, _TASK_RUST_KEYS, _TASK_RUST_HARMLESS)
     values: dict[str, Any] = {}
     for key in _TASK_BOOL_KEYS:
         values[key] = _get(ctx, body, key_path, key, _bool)
@@ -334,6 +338,7 @@ def _task(
                 values[platform] = _task(
                     ctx, name, body[platform], (*key_path, platform), platform_table=True
                 )
+        _report_foreign_engine(ctx, body, key_path)
     _check_one_action(ctx, body, key_path)
     return Task(
         name=name,
@@ -341,6 +346,46 @@ def _task(
         key_locations={key: ctx.at((*key_path, key)) for key in body},
         **values,
     )
+
+
+def _report_foreign_engine(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) -> None:
+    """A duckscript or @rust script is reported now, once per task, not when it fails to run."""
+    tables = [(body, key_path)] + [
+        (body[platform], (*key_path, platform))
+        for platform in _PLATFORMS
+        if isinstance(body.get(platform), dict)
+    ]
+    for table, path in tables:
+        found = _foreign_engine(table)
+        if found is not None:
+            engine, key = found
+            ctx.warn(
+                (*path, key),
+                f"its script runs with {engine}, cargo-make's own script engine, which pitstop "
+                "does not provide: the task will fail if it runs (rewrite the script for sh, or "
+                'set script_runner = "bash")',
+            )
+            return
+
+
+def _foreign_engine(table: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(engine, key) when the table's script runs with @duckscript or @rust."""
+    runner = table.get("script_runner")
+    if runner in _FOREIGN_ENGINES:
+        return str(runner), "script_runner"
+    script = table.get("script")
+    if isinstance(script, list):
+        script = next((line for line in script if isinstance(line, str) and line.strip()), "")
+    elif isinstance(script, dict):
+        script = script.get("pre") or script.get("main") or ""
+    if isinstance(script, list):
+        script = "\n".join(str(line) for line in script)
+    if isinstance(script, str):
+        first = script.lstrip().split("\n", 1)[0].strip()
+        for engine in _FOREIGN_ENGINES:
+            if first == f"#!{engine}":
+                return engine, "script"
+    return None
 
 
 def _task_keys(platform_table: bool) -> frozenset[str]:
@@ -368,13 +413,26 @@ def _task_structured(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) 
             body, "env", lambda v: _env_table(ctx, v, sub("env"), allow_profiles=True)
         ),
         "run_task": _optional(body, "run_task", lambda v: _run_task(ctx, v, sub("run_task"))),
+        "install_crate": _optional(
+            body, "install_crate", lambda v: _install_crate(ctx, v, sub("install_crate"))
+        ),
         "script": _optional(body, "script", lambda v: _script(ctx, v, sub("script"))),
         "dependencies": _optional(
             body, "dependencies", lambda v: _dependencies(ctx, v, sub("dependencies"))
         ),
-        # pitstop's own extension, parsed by the supervisor: passed through as written.
-        "service": body.get("service"),
+        # pitstop's own extension: a long-running task (taskfile/service.py).
+        "service": _optional(body, "service", lambda v: _service(ctx, v, sub("service"))),
     }
+
+
+def _service(ctx: _Context, value: object, key_path: KeyPath) -> ServiceSpec:
+    # Imported here: its dataclasses cost ~5 ms of `--list` start-up for files without one.
+    from pitstop.taskfile.service import read_service
+
+    def fail(sub_path: KeyPath, what: str, hint: str | None = None) -> TaskFileError:
+        return ctx.fail((*key_path, *sub_path), what, hint)
+
+    return read_service(value, ctx.at(key_path), fail)
 
 
 def _check_one_action(ctx: _Context, body: Mapping[str, Any], key_path: KeyPath) -> None:
@@ -395,7 +453,31 @@ def _deprecated(ctx: _Context, value: object, key_path: KeyPath) -> bool | str:
         return value
     raise ctx.fail(
         key_path,
-        f'must be true, false or a message, e.g. deprecated = "use build" (found {_type_name(value)})',
+        f'must be true, false or a message, e.g. deprecated = "use build" (found {type_name(value)})',
+    )
+
+
+def _install_crate(ctx: _Context, value: object, key_path: KeyPath) -> InstallCrate:
+    """false / true / "crate-name" / { crate_name, binary, test_arg, rustup_component_name }."""
+    if isinstance(value, bool):
+        return InstallCrate(enabled=value)
+    if isinstance(value, str):
+        return InstallCrate(crate_name=value)
+    body = _table(ctx, value, key_path, 'install_crate = { crate_name = "x", binary = "x" }')
+    # min_version, install_command and force only shape an installation, which pitstop
+    # leaves to the user: accepted and unused.
+    known = ("crate_name", "binary", "test_arg", "rustup_component_name", "min_version")
+    _check_keys(ctx, body, key_path, (*known, "install_command", "force", "version"))
+    test_arg = body.get("test_arg", [])
+    return InstallCrate(
+        crate_name=_optional(body, "crate_name", lambda v: _str(ctx, v, (*key_path, "crate_name"))),
+        binary=_optional(body, "binary", lambda v: _str(ctx, v, (*key_path, "binary"))),
+        test_arg=_str_or_list(ctx, test_arg, (*key_path, "test_arg")),
+        rustup_component=_optional(
+            body,
+            "rustup_component_name",
+            lambda v: _str(ctx, v, (*key_path, "rustup_component_name")),
+        ),
     )
 
 
@@ -404,7 +486,7 @@ def _dependencies(ctx: _Context, value: object, key_path: KeyPath) -> tuple[Depe
     if not isinstance(value, list):
         raise ctx.fail(
             key_path,
-            f"must be a list of task names, e.g. {example} (found {_type_name(value)})",
+            f"must be a list of task names, e.g. {example} (found {type_name(value)})",
         )
     return tuple(_dependency(ctx, item, (*key_path, index)) for index, item in enumerate(value))
 
@@ -422,7 +504,7 @@ def _dependency(ctx: _Context, item: object, key_path: KeyPath) -> Dependency:
     raise ctx.fail(
         key_path,
         'must be a task name or { name = "...", path = "..." }, e.g. '
-        f'dependencies = ["b"] (found {_type_name(item)})',
+        f'dependencies = ["b"] (found {type_name(item)})',
     )
 
 
@@ -478,7 +560,7 @@ def _script(ctx: _Context, value: object, key_path: KeyPath) -> Script:
     raise ctx.fail(
         key_path,
         'must be a string, a list of lines, { file = "x.sh" } or { pre, main, post }, '
-        f'e.g. script = "echo hi" (found {_type_name(value)})',
+        f'e.g. script = "echo hi" (found {type_name(value)})',
     )
 
 
@@ -501,7 +583,7 @@ def _run_task(ctx: _Context, value: object, key_path: KeyPath) -> tuple[RunTaskS
     raise ctx.fail(
         key_path,
         'must be a task name, { name = "x", fork = true } or a list of such tables, e.g. '
-        f'run_task = "build" (found {_type_name(value)})',
+        f'run_task = "build" (found {type_name(value)})',
     )
 
 
@@ -539,7 +621,7 @@ def _run_task_entry(ctx: _Context, value: object, key_path: KeyPath, routing: bo
 
 def _condition(ctx: _Context, value: object, key_path: KeyPath) -> Condition:
     body = _table(ctx, value, key_path, 'condition = { env_set = ["CI"] }')
-    known = ("condition_type", "files_modified", "fail_message", *_CONDITION_LIST_KEYS)
+    known = ("condition_type", "files_modified", "fail_message", "channels", *_CONDITION_LIST_KEYS)
     _check_keys(ctx, body, key_path, (*known, *_CONDITION_MAP_KEYS), _CONDITION_RUST_KEYS)
     values: dict[str, Any] = {}
     for key in _CONDITION_LIST_KEYS:
@@ -549,6 +631,7 @@ def _condition(ctx: _Context, value: object, key_path: KeyPath) -> Condition:
     values["fail_message"] = _optional(
         body, "fail_message", lambda v: _str(ctx, v, (*key_path, "fail_message"))
     )
+    values["channels"] = _get(ctx, body, key_path, "channels", _str_list)
     values["files_modified"] = _optional(
         body, "files_modified", lambda v: _files_modified(ctx, v, (*key_path, "files_modified"))
     )
@@ -622,7 +705,7 @@ def _env_value(ctx: _Context, value: object, key_path: KeyPath, allow_profiles: 
         return _str_list(ctx, value, key_path, f'{key_path[-1]} = ["a", "b"]')
     if isinstance(value, dict):
         return _env_table_value(ctx, value, key_path, allow_profiles)
-    raise ctx.fail(key_path, f"is not a valid env value (found {_type_name(value)})")
+    raise ctx.fail(key_path, f"is not a valid env value (found {type_name(value)})")
 
 
 def _env_table_value(
@@ -698,7 +781,7 @@ def _env_files(ctx: _Context, value: object, key_path: KeyPath) -> tuple[EnvFile
         raise ctx.fail(
             key_path,
             'must be a list of paths or tables, e.g. env_files = ["./.env"] '
-            f"(found {_type_name(value)})",
+            f"(found {type_name(value)})",
         )
     return tuple(_env_file(ctx, item, (*key_path, index)) for index, item in enumerate(value))
 
@@ -727,8 +810,21 @@ def _config(ctx: _Context, value: object, key_path: KeyPath) -> Config:
     for key in body:
         if key in _CONFIG_UNSUPPORTED_KEYS:
             ctx.warn((*key_path, key), f"{key!r} is not supported by pitstop, ignored")
-    known = (*_CONFIG_BOOL_KEYS, *_CONFIG_STR_KEYS, "additional_profiles", "jobs")
-    _check_keys(ctx, body, key_path, (*known, *_CONFIG_UNSUPPORTED_KEYS), _CONFIG_RUST_KEYS)
+    known = (
+        *_CONFIG_BOOL_KEYS,
+        *_CONFIG_STR_KEYS,
+        "additional_profiles",
+        "jobs",
+        "modify_core_tasks",
+    )
+    _check_keys(
+        ctx,
+        body,
+        key_path,
+        (*known, *_CONFIG_UNSUPPORTED_KEYS),
+        _CONFIG_RUST_KEYS,
+        _CONFIG_RUST_HARMLESS,
+    )
     values: dict[str, Any] = {}
     for key in _CONFIG_BOOL_KEYS:
         if key in body:
@@ -742,7 +838,20 @@ def _config(ctx: _Context, value: object, key_path: KeyPath) -> Config:
         )
     if "jobs" in body:
         values["jobs"] = _jobs(ctx, body["jobs"], (*key_path, "jobs"))
+    if "modify_core_tasks" in body:
+        values["modify_core_tasks"] = _modify_core_tasks(
+            ctx, body["modify_core_tasks"], (*key_path, "modify_core_tasks")
+        )
     return Config(**values)
+
+
+def _modify_core_tasks(ctx: _Context, value: object, key_path: KeyPath) -> ModifyCoreTasks:
+    body = _table(ctx, value, key_path, 'modify_core_tasks = { private = true, namespace = "x" }')
+    _check_keys(ctx, body, key_path, ("private", "namespace"))
+    return ModifyCoreTasks(
+        private=_bool(ctx, body.get("private", False), (*key_path, "private")),
+        namespace=_optional(body, "namespace", lambda v: _str(ctx, v, (*key_path, "namespace"))),
+    )
 
 
 def _jobs(ctx: _Context, value: object, key_path: KeyPath) -> int:

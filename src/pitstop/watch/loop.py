@@ -13,7 +13,8 @@ only other thing the loop waits on. That makes the policies easy to state and to
 
 A manual trigger is a change without paths and follows the same policy. Runs never overlap.
 After a failed run the loop waits for the next change rather than retrying in a loop.
-The loop prints nothing; the caller renders the `WatchEvent`s it is given.
+The loop prints nothing; the caller renders the `WatchEvent`s it is given, each naming its
+`source` (the watched task, when the caller said which).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import enum
 import logging
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+from pitstop.engine.events import Source
 
 logger = logging.getLogger(__name__)
 
@@ -48,25 +51,31 @@ class RunStarting:
 
     trigger_paths: Paths
     reason: Literal["start", "change", "manual"] = "change"
+    source: Source | None = None
 
 
 @dataclass(frozen=True)
-class RunFinished:
+class RunEnded:
     """``run_once`` returned (``ok`` is its result) or raised (``error``, ``ok`` is False)."""
 
     ok: bool
     duration_s: float
     error: Exception | None = field(default=None, compare=False)
+    source: Source | None = None
 
 
 @dataclass(frozen=True)
 class RunCancelled:
     """The run in progress was cancelled (restart policy, or the loop stopping)."""
 
+    source: Source | None = None
+
 
 @dataclass(frozen=True)
 class Waiting:
     """Idle until the next change (after a run, or before the first one with ``postpone``)."""
+
+    source: Source | None = None
 
 
 @dataclass(frozen=True)
@@ -74,9 +83,10 @@ class ChangesIgnored:
     """Changes arrived while busy and ``OnBusy.IGNORE`` dropped them."""
 
     paths: Paths
+    source: Source | None = None
 
 
-WatchEvent = RunStarting | RunFinished | RunCancelled | Waiting | ChangesIgnored
+WatchEvent = RunStarting | RunEnded | RunCancelled | Waiting | ChangesIgnored
 Notify = Callable[[WatchEvent], None]
 
 
@@ -92,11 +102,11 @@ class _Stop:
 
 
 @dataclass(frozen=True)
-class _SourceDone:
+class _ChangesEnded:
     error: BaseException | None = None
 
 
-_Message = _Change | _Stop | _SourceDone
+_Message = _Change | _Stop | _ChangesEnded
 
 
 @dataclass
@@ -125,16 +135,18 @@ class WatchLoop:
         on_busy: OnBusy = OnBusy.RESTART,
         postpone: bool = False,
         notify: Notify = _ignore_event,
+        source: Source | None = None,
     ) -> None:
         self._run_once = run_once
         self._changes = changes
         self._on_busy = on_busy
         self._postpone = postpone
-        self._notify = notify
+        self._notify_fn = notify
+        self._source = source
         self._inbox: asyncio.Queue[_Message] = asyncio.Queue()
         self._run: _Run | None = None
         self._pending: Paths | None = None  # queued rerun (QUEUE policy); None: nothing queued
-        self._source_done = False
+        self._changes_ended = False
         self._deferred: list[_Message] = []  # taken from the inbox early, handled next
         self._get: asyncio.Task[_Message] | None = None
 
@@ -146,10 +158,13 @@ class WatchLoop:
         """Cancel the run in progress and make `run` return."""
         self._inbox.put_nowait(_Stop())
 
+    def _notify(self, event: WatchEvent) -> None:
+        self._notify_fn(event if self._source is None else replace(event, source=self._source))
+
     async def run(self) -> None:
         """Loop until `stop`, or until ``changes`` ends and the last run has finished.
 
-        An exception from the change source is re-raised after the run in progress is cancelled.
+        An exception from the change stream is re-raised after the run in progress is cancelled.
         """
         reader = asyncio.create_task(self._read_changes())
         try:
@@ -166,7 +181,7 @@ class WatchLoop:
         else:
             self._start(frozenset(), "start")
         try:
-            while not (self._source_done and self._run is None):
+            while not (self._changes_ended and self._run is None):
                 message = await self._next_message()
                 if message is None:
                     self._run_ended()
@@ -203,8 +218,8 @@ class WatchLoop:
         """Act on one message; False when the loop should end."""
         if isinstance(message, _Stop):
             return False
-        if isinstance(message, _SourceDone):
-            self._source_done = True
+        if isinstance(message, _ChangesEnded):
+            self._changes_ended = True
             if message.error is not None:
                 raise message.error
             return True
@@ -241,10 +256,10 @@ class WatchLoop:
             return
         error = run.task.exception()
         if error is None:
-            self._notify(RunFinished(run.task.result(), duration))
+            self._notify(RunEnded(run.task.result(), duration))
         elif isinstance(error, Exception):
             logger.debug("run raised", exc_info=error)
-            self._notify(RunFinished(False, duration, error))
+            self._notify(RunEnded(False, duration, error))
         else:
             raise error  # KeyboardInterrupt, SystemExit: not a failed build
 
@@ -252,7 +267,7 @@ class WatchLoop:
         if self._pending is not None:
             paths, self._pending = self._pending, None
             self._start(paths, "change")
-        elif not self._source_done:
+        elif not self._changes_ended:
             self._notify(Waiting())
 
     async def _cancel_run(self) -> None:
@@ -286,46 +301,10 @@ class WatchLoop:
             async for batch in self._changes:
                 self._inbox.put_nowait(_Change(batch))
         except Exception as exc:
-            self._inbox.put_nowait(_SourceDone(exc))
+            self._inbox.put_nowait(_ChangesEnded(exc))
         else:
-            self._inbox.put_nowait(_SourceDone())
+            self._inbox.put_nowait(_ChangesEnded())
         finally:
             aclose = getattr(self._changes, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-
-async def watch_loop(
-    run_once: RunOnce,
-    changes: AsyncIterable[Paths],
-    *,
-    on_busy: OnBusy = OnBusy.RESTART,
-    postpone: bool = False,
-    notify: Notify = _ignore_event,
-    triggers: asyncio.Queue[None] | None = None,
-    stop_event: asyncio.Event | None = None,
-) -> None:
-    """Functional front of `WatchLoop`: ``triggers`` items rerun now; ``stop_event`` stops."""
-    loop = WatchLoop(run_once, changes, on_busy=on_busy, postpone=postpone, notify=notify)
-    helpers = []
-    if triggers is not None:
-        helpers.append(asyncio.create_task(_forward_triggers(triggers, loop)))
-    if stop_event is not None:
-        helpers.append(asyncio.create_task(_stop_when_set(stop_event, loop)))
-    try:
-        await loop.run()
-    finally:
-        for helper in helpers:
-            helper.cancel()
-        await asyncio.gather(*helpers, return_exceptions=True)
-
-
-async def _forward_triggers(triggers: asyncio.Queue[None], loop: WatchLoop) -> None:
-    while True:
-        await triggers.get()
-        loop.trigger_now()
-
-
-async def _stop_when_set(stop_event: asyncio.Event, loop: WatchLoop) -> None:
-    await stop_event.wait()
-    loop.stop()

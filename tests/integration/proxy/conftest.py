@@ -13,8 +13,8 @@ from .support import App, ProxyThread
 def apps() -> Iterator[Callable[..., App]]:
     started: list[App] = []
 
-    def start(version: str, kind: str = "python") -> App:
-        app = App(version, kind)
+    def start(version: str, kind: str = "python", **env: str) -> App:
+        app = App(version, kind, **env)
         started.append(app)
         return app
 

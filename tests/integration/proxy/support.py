@@ -14,7 +14,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pitstop.supervisor.proxy.server import Backend, Proxy, ProxyMode, free_port
+from pitstop.supervisor.proxy.server import Backend, Proxy, free_port
+from pitstop.taskfile.service import ProxyMode
 from tests.helpers import wait_for_port
 
 T = TypeVar("T")
@@ -26,16 +27,18 @@ DEADLINE = 10.0
 class App:
     """One instance of a $PORT app, started the way the supervisor will start it."""
 
-    def __init__(self, version: str, kind: str = "python") -> None:
+    def __init__(self, version: str, kind: str = "python", **env_extra: str) -> None:
         self.version = version
         self.port = free_port(HOST)
         self.backend = Backend(HOST, self.port, f"#{version}")
-        argv = (
-            [sys.executable, str(APPS / "port_app.py")]
-            if kind == "python"
-            else ["node", str(APPS / "port_app.js")]
-        )
+        argv = {
+            "python": [sys.executable, str(APPS / "port_app.py")],
+            "node": ["node", str(APPS / "port_app.js")],
+            "uvicorn": [sys.executable, str(APPS / "asgi_app.py")],
+            "raw": [sys.executable, str(APPS / "raw_http_app.py")],
+        }[kind]
         env = {**os.environ, "PORT": str(self.port), "HOST": HOST, "VERSION": version}
+        env.update(env_extra)
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read_lines, daemon=True).start()

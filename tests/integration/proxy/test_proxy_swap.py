@@ -4,86 +4,33 @@ from __future__ import annotations
 
 import shutil
 import socket
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.helpers import wait_until
+from tests.load import Load
 
 from .support import HOST, App, ProxyThread, get, read_until
-
-MAX_REQUESTS = 20_000  # per client: every load loop is bounded in count...
-MAX_SECONDS = 30.0  # ...and in time
-
-
-class LoadClient(threading.Thread):
-    """One keep-alive client hammering GET / until told to stop; records every failure."""
-
-    def __init__(self, proxy: ProxyThread, stop: threading.Event) -> None:
-        super().__init__(daemon=True)
-        self.proxy, self.stop = proxy, stop
-        self.failures: list[str] = []
-        self.versions: list[str] = []
-        self.count = 0
-
-    def run(self) -> None:
-        conn = self.proxy.connection()
-        deadline = time.monotonic() + MAX_SECONDS
-        sock = None
-        while not self.stop.is_set() and self.count < MAX_REQUESTS:
-            if time.monotonic() > deadline:
-                self.failures.append("load loop hit its time bound")
-                break
-            try:
-                status, body = get(conn)
-            except Exception as exc:
-                self.failures.append(f"request {self.count}: {exc!r}")
-                break
-            self.count += 1
-            if status != 200:
-                self.failures.append(f"request {self.count}: {status} {body}")
-            if sock is None:
-                sock = conn.sock
-            elif conn.sock is not sock:
-                self.failures.append(f"request {self.count}: the connection was closed")
-                sock = conn.sock
-            if not self.versions or self.versions[-1] != body:
-                self.versions.append(body)
-        conn.close()
 
 
 def run_swaps(proxy: ProxyThread, apps: Callable[..., App], n: int, kind: str) -> None:
     current = apps("v0", kind)
     proxy.swap(current, None)
-    stop = threading.Event()
-    clients = [LoadClient(proxy, stop) for _ in range(4)]
-    for client in clients:
-        client.start()
-
-    def each_client_got_one_more_through() -> None:
-        seen = [c.count for c in clients]
-        wait_until(
-            lambda: all(c.count > s or c.failures for c, s in zip(clients, seen, strict=True))
-        )
-
-    try:
+    with Load.keep_alive((HOST, proxy.port), clients=4) as load:
         for i in range(1, n + 1):
-            each_client_got_one_more_through()
+            load.wait_for_more(1, each=True)
             new = apps(f"v{i}", kind)
             assert proxy.swap(new, current), f"v{i - 1} did not drain"
             current = new
-        each_client_got_one_more_through()
-    finally:
-        stop.set()
-        for client in clients:
-            client.join(MAX_SECONDS)
-    for client in clients:
-        assert client.failures == []
-        assert client.versions[-1] == f"v{n}"
-        assert len(client.versions) > 1  # the keep-alive connection did move to new instances
+        # Two: the first may be a request that was answered by the old instance before it
+        # drained, but counted only now; the second started after the swap.
+        load.wait_for_more(2, each=True)
+    assert load.failures == []
+    for worker in load.workers:
+        assert worker.bodies[-1] == f"v{n}"
+        assert len(set(worker.bodies)) > 1  # the keep-alive connection did move to new instances
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])

@@ -1,14 +1,10 @@
 """A Supervisor over real processes: a shell "build" that copies a version file (or fails,
-or hangs), tests/apps/fd_app.py as the service, a load client on its own thread, and an
-event log the tests wait on with deadlines."""
+or hangs), tests/apps/fd_app.py as the service, and an event log the tests wait on with deadlines."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
-import threading
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +12,12 @@ from typing import Any, TypeVar
 
 from pitstop.engine import process
 from pitstop.errors import Location
-from pitstop.supervisor import InstanceCommand, Supervisor, SupervisorEvent, parse_service
-from pitstop.supervisor.spec import ServiceSpec
+from pitstop.supervisor.events import SupervisorEvent
+from pitstop.supervisor.instance import InstanceCommand
+from pitstop.supervisor.supervisor import Supervisor
+from pitstop.taskfile.service import ServiceSpec, parse_service
 from tests.helpers import async_wait_until
+from tests.load import http_get
 
 APPS = Path(__file__).resolve().parents[2] / "apps"
 FD_APP = APPS / "fd_app.py"
@@ -56,7 +55,8 @@ class Harness:
         command = InstanceCommand((sys.executable, str(FD_APP), str(root / "version")), root)
         return cls(root, parse_service(raw, Location(root / "pitstop.toml")), command)
 
-    async def build(self) -> bool:
+    async def build(self, _changes: frozenset[Path]) -> InstanceCommand | None:
+        """The build script; the same command for every instance (the app reads `src`)."""
         child = await process.spawn(
             ["/bin/sh", "-c", BUILD_SCRIPT],
             cwd=self.root,
@@ -64,10 +64,11 @@ class Harness:
             stdin_devnull=True,
         )
         try:
-            return await child.wait() == 0
+            ok = await child.wait() == 0
         except asyncio.CancelledError:
             await child.terminate(timeout=2.0)
             raise
+        return self.command if ok else None
 
     def make(self, with_build: bool = True) -> Supervisor:
         assert self.command is not None
@@ -105,75 +106,3 @@ class Harness:
 
     async def get(self) -> str:
         return await asyncio.to_thread(http_get, self.address)
-
-
-def http_get(address: tuple[str, int], timeout: float = 5.0, path: str = "/") -> str:
-    """One request on a new connection; the body, or an exception."""
-    with socket.create_connection(address, timeout=timeout) as sock:
-        sock.sendall(
-            b"GET " + path.encode() + b" HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-        )
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, sep, body = data.partition(b"\r\n\r\n")
-    if not sep or not head.startswith(b"HTTP/1.1 200"):
-        raise ConnectionError(f"bad response: {data[:80]!r}")
-    return body.decode().strip()
-
-
-class LoadClient:
-    """New connection per request, back to back, on `threads` threads, until stopped or
-    `max_s` has passed: bounded by time, never by a count that a fast machine reaches early.
-    `bodies` and `failures` are appended to from every thread (list.append is atomic)."""
-
-    def __init__(self, address: tuple[str, int], max_s: float = 60, threads: int = 1):
-        self.address = address
-        self.bodies: list[str] = []
-        self.failures: list[str] = []
-        self._max_s = max_s
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> LoadClient:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    # In async tests the event loop may be serving the requests (the proxy runs in it), so
-    # joining the client thread must not block the loop.
-    async def __aenter__(self) -> LoadClient:
-        return self.__enter__()
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await asyncio.to_thread(self.stop)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=15)
-
-    async def wait_for_more(self, count: int) -> None:
-        """Wait until `count` more requests have been answered (or failed) than now."""
-        target = len(self.bodies) + len(self.failures) + count
-
-        def progressed() -> bool:
-            if not any(thread.is_alive() for thread in self._threads):
-                raise AssertionError(f"load stopped (time bound {self._max_s}s reached)")
-            return len(self.bodies) + len(self.failures) >= target
-
-        await async_wait_until(progressed, DEADLINE, "load progress")
-
-    def saw(self, text: str) -> bool:
-        return any(text in body for body in self.bodies[-50:])
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + self._max_s
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                self.bodies.append(http_get(self.address))
-            except (OSError, ConnectionError) as exc:
-                self.failures.append(repr(exc))

@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import Location
-from pitstop.supervisor import InstanceCommand, Swapped, parse_service
-from tests.helpers import async_wait_until, pid_alive, wait_until
+from pitstop.supervisor.events import Swapped
+from pitstop.supervisor.instance import InstanceCommand
+from pitstop.taskfile.service import parse_service
+from tests.helpers import pid_alive, wait_until
+from tests.load import Load
 
-from .support import APPS, DEADLINE, Harness, LoadClient, run
+from .support import APPS, DEADLINE, Harness, run
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -52,17 +55,17 @@ def test_uvicorn_fd3_app_swaps_under_load_without_a_failed_request(tmp_path: Pat
     )
     versions = [f"v{i}" for i in range(2, 7)]
 
-    async def scenario() -> LoadClient:
+    async def scenario() -> Load:
         sup = h.make(with_build=False)
         assert await sup.start()
-        async with LoadClient(h.address, threads=4) as load:
-            await async_wait_until(lambda: load.saw("v1"), DEADLINE)
+        async with Load.new_connections(h.address, clients=4) as load:
+            await load.async_wait_to_see("v1")
             for version in versions:
                 set_version(tmp_path / "app.py", version)
                 sup.changed([tmp_path / "app.py"])
                 await sup.settled()
-                await async_wait_until(lambda v=version: load.saw(v), DEADLINE)  # type: ignore[misc]
-                await load.wait_for_more(20)
+                await load.async_wait_to_see(version)
+                await load.async_wait_for_more(20)
         await sup.stop()
         return load
 
@@ -87,16 +90,16 @@ def test_uvicorn_behind_the_proxy_swaps_under_load_without_a_failed_request(
         ),
     )
 
-    async def scenario() -> LoadClient:
+    async def scenario() -> Load:
         sup = h.make(with_build=False)
         assert await sup.start()
-        async with LoadClient(h.address) as load:
-            await async_wait_until(lambda: load.saw("v1"), DEADLINE)
+        async with Load.new_connections(h.address) as load:
+            await load.async_wait_to_see("v1")
             for version in ("v2", "v3"):
                 set_version(tmp_path / "app.py", version)
                 sup.changed([tmp_path / "app.py"])
                 await sup.settled()
-                await async_wait_until(lambda v=version: load.saw(v), DEADLINE)  # type: ignore[misc]
+                await load.async_wait_to_see(version)
         await sup.stop()
         return load
 
@@ -119,31 +122,32 @@ def test_rust_example_is_built_and_swapped(tmp_path: Path) -> None:
     binary = Path(env["CARGO_TARGET_DIR"]) / "debug" / "rust-service"
     h = Harness(project, spec, InstanceCommand((str(binary),), project, env))
 
-    async def build() -> bool:
+    async def build(_changes: frozenset[Path]) -> InstanceCommand | None:
         from pitstop.engine import process
 
         child = await process.spawn(
             ["cargo", "build", "--quiet"], cwd=project, env=env, on_line=lambda *_: None
         )
         try:
-            return await child.wait() == 0
+            ok = await child.wait() == 0
         except BaseException:
             await child.terminate()
             raise
+        return h.command if ok else None
 
     h.build = build  # type: ignore[method-assign]
 
-    async def scenario() -> LoadClient:
+    async def scenario() -> Load:
         sup = h.make()
         assert await sup.start(), h.events
-        async with LoadClient(h.address, threads=4) as load:
-            await async_wait_until(lambda: load.saw("rust-service v1"), DEADLINE)
+        async with Load.new_connections(h.address, clients=4) as load:
+            await load.async_wait_to_see("rust-service v1")
             for old, new in (("v1", "v2"), ("v2", "v3"), ("v3", "v4")):
                 main_rs.write_text(main_rs.read_text().replace(f'"{old}"', f'"{new}"'))
                 sup.changed([main_rs])
                 await sup.settled()
-                await async_wait_until(lambda v=new: load.saw(f"rust-service {v}"), DEADLINE)  # type: ignore[misc]
-                await load.wait_for_more(20)
+                await load.async_wait_to_see(f"rust-service {new}")
+                await load.async_wait_for_more(20)
             main_rs.write_text(main_rs.read_text().replace('"v4"', "v5 syntax error"))
             sup.changed([main_rs])
             await sup.settled()
@@ -167,14 +171,14 @@ def test_proxy_mode_swaps_a_port_app(tmp_path: Path) -> None:
     script = f'VERSION=$(cat version) exec "{sys.executable}" "{APPS / "port_app.py"}"'
     h = Harness(tmp_path, spec, InstanceCommand(("/bin/sh", "-c", script), tmp_path))
 
-    async def scenario() -> LoadClient:
+    async def scenario() -> Load:
         sup = h.make()
         assert await sup.start()
-        async with LoadClient(h.address) as load:
-            await async_wait_until(lambda: load.saw("v1"), DEADLINE)
+        async with Load.new_connections(h.address) as load:
+            await load.async_wait_to_see("v1")
             h.release("v2")
             await sup.settled()
-            await async_wait_until(lambda: load.saw("v2"), DEADLINE)
+            await load.async_wait_to_see("v2")
         await sup.stop()
         return load
 

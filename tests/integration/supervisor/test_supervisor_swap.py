@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pitstop.supervisor import (
+from pitstop.supervisor.events import (
     BuildCancelled,
     BuildFailed,
     CrashRestart,
@@ -21,23 +21,24 @@ from pitstop.supervisor import (
     Swapped,
 )
 from tests.helpers import async_wait_until, pid_alive
+from tests.load import Load, http_get
 
-from .support import DEADLINE, Harness, LoadClient, http_get, run
+from .support import DEADLINE, Harness, run
 
 
 def test_swaps_under_continuous_requests_lose_none(tmp_path: Path) -> None:
     h = Harness.fd_app(tmp_path, "v1")
 
-    async def scenario() -> LoadClient:
+    async def scenario() -> Load:
         sup = h.make()
         assert await sup.start()
-        async with LoadClient(h.address, threads=4) as load:
-            await async_wait_until(lambda: load.saw("v1"), DEADLINE)
+        async with Load.new_connections(h.address, clients=4) as load:
+            await load.async_wait_to_see("v1")
             for version in ("v2", "v3", "v4", "v5", "v6"):
                 h.release(version)
                 await sup.settled()
-                await async_wait_until(lambda v=version: load.saw(v), DEADLINE)  # type: ignore[misc]
-                await load.wait_for_more(20)
+                await load.async_wait_to_see(version)
+                await load.async_wait_for_more(20)
         await sup.stop()
         return load
 
@@ -56,7 +57,7 @@ def test_broken_build_keeps_the_old_version_answering(tmp_path: Path) -> None:
         assert await sup.start()
         h.release("v2 broken")
         await sup.settled()
-        assert h.of_type(BuildFailed) == [BuildFailed(2)]
+        assert h.of_type(BuildFailed) == [BuildFailed(2, service="service")]
         assert h.of_type(Status)[-1].text == "serving #1 · build #2 failed"
         assert await h.get() == "v1"
         h.release("v3")
@@ -104,18 +105,18 @@ def test_new_version_that_exits_at_once_is_rolled_back(tmp_path: Path) -> None:
 def test_new_version_never_ready_gets_no_connection_and_is_rolled_back(tmp_path: Path) -> None:
     h = Harness.fd_app(tmp_path, "v1", ready_timeout="5s")
 
-    async def scenario() -> LoadClient:
+    async def scenario() -> Load:
         sup = h.make()
         assert await sup.start()
-        async with LoadClient(h.address, threads=2) as load:
-            await async_wait_until(lambda: load.saw("v1"), DEADLINE)
+        async with Load.new_connections(h.address, clients=2) as load:
+            await load.async_wait_to_see("v1")
             h.release("v2 --never-ready")
             # #2 accepts on its own socket, but new connections are steered to #1's.
             await h.wait_event(InstanceOutput, lambda e: e.n == 2 and e.line == "accepting")
-            await load.wait_for_more(200)
+            await load.async_wait_for_more(200)
             assert sup.instance_pids() and len(sup.instance_pids()) == 2
             await sup.settled()
-            await load.wait_for_more(20)
+            await load.async_wait_for_more(20)
         (rolled,) = h.of_type(RolledBack)
         assert rolled.reason == "not ready after 5s"
         assert sup.instance_pids() == [sup.serving_pid]
@@ -133,11 +134,11 @@ def test_crash_restart_takes_over_the_waiting_connections(tmp_path: Path) -> Non
     connections that queued meanwhile are answered, not reset."""
     h = Harness.fd_app(tmp_path, "v1", restart_backoff="50ms")
 
-    async def scenario() -> LoadClient:
+    async def scenario() -> Load:
         sup = h.make()
         assert await sup.start()
-        async with LoadClient(h.address, threads=2) as load:
-            await async_wait_until(lambda: load.saw("v1"), DEADLINE)
+        async with Load.new_connections(h.address, clients=2) as load:
+            await load.async_wait_to_see("v1")
             first = sup.serving_pid
             assert first is not None
             # The app SIGKILLs itself while it holds this one connection; the load's
@@ -146,10 +147,10 @@ def test_crash_restart_takes_over_the_waiting_connections(tmp_path: Path) -> Non
                 await asyncio.to_thread(http_get, h.address, 5.0, "/crash")
             await h.wait_event(CrashRestart)
             await async_wait_until(lambda: sup.serving_pid not in (None, first), DEADLINE)
-            await load.wait_for_more(50)
+            await load.async_wait_for_more(50)
             h.release("v2")
             await sup.settled()
-            await async_wait_until(lambda: load.saw("v2"), DEADLINE)
+            await load.async_wait_to_see("v2")
         await sup.stop()
         return load
 

@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from pitstop.watch.changes import watch_changes
+from pitstop.watch.changes import DEFAULT_DEBOUNCE_MS, WATCHER_STEP_MS, watch_changes
 from pitstop.watch.filters import FilterOptions, PathFilter
+from tests.helpers import async_wait_until
 
 DEADLINE_S = 10.0
 #: How long one probe may go unseen before another is written (the watcher was not ready).
@@ -27,11 +28,20 @@ def run(coro: Callable[[], Coroutine[Any, Any, None]], deadline: float = 20.0) -
     asyncio.run(asyncio.wait_for(coro(), deadline))
 
 
-async def until(predicate: Callable[[], object], message: str = "") -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {message or predicate}"
-        await asyncio.sleep(0.005)
+def most_batches(elapsed_s: float) -> int:
+    """The most batches that changes starting after a moment and all reported `elapsed_s`
+    after it can make, while the window works. A bound that grows with the time the changes
+    took, not a guess at how fast this machine is: a loaded machine that pauses the writer
+    longer than a window splits a burst, but never into more batches than this.
+
+    Why: with the quiet window `w` (`DEFAULT_DEBOUNCE_MS` less the watcher's step, which
+    watchfiles has waited already; see `changes._WatchSettings.quiet_ms`), a batch is handed
+    out no sooner than `w` after its first change, and the next batch's first change comes
+    after that. So N batches take at least N * w from the first change to the last batch.
+    A watcher that handed out changes without waiting out the window fails this bound too.
+    """
+    window_s = (DEFAULT_DEBOUNCE_MS - WATCHER_STEP_MS) / 1000
+    return int(elapsed_s / window_s + 1e-9)
 
 
 def write(path: Path, text: str = "x") -> Path:
@@ -40,15 +50,45 @@ def write(path: Path, text: str = "x") -> Path:
     return path
 
 
+class HeldClock:
+    """The event loop's clock, which a test can hold still. While it is held no quiet window
+    ends, as if every change came at once: a burst is one batch however slowly this machine
+    writes it, so a test can assert exactly one batch without betting on the scheduler."""
+
+    def __init__(self) -> None:
+        self._held: float | None = None
+
+    def __call__(self) -> float:
+        return asyncio.get_running_loop().time() if self._held is None else self._held
+
+    def hold(self) -> None:
+        self._held = asyncio.get_running_loop().time()
+
+    def release(self) -> None:
+        self._held = None
+
+
 class Collector:
-    """Batches from a real watcher, readable with a deadline; also an async iterator of them."""
+    """Batches from a real watcher, readable with a deadline; also an async iterator of them.
+
+    `reported` holds every path the watcher handed over, before filtering: watchfiles calls
+    the filter on the event loop and hands its batch to `watch_changes` without yielding to
+    the loop in between, so once a path is in `reported` its batch is queued for coalescing.
+    """
 
     def __init__(self, root: Path, options: FilterOptions | None = None, **kwargs: Any) -> None:
         self.root = root
         self.stop_event = asyncio.Event()
+        self.reported: set[Path] = set()
+        path_filter = PathFilter([root], options)
+
+        def recording_filter(change: object, path: str) -> bool:
+            self.reported.add(Path(path))
+            return path_filter(change, path)
+
         self.stream = watch_changes(
             [root],
-            watch_filter=PathFilter([root], options),
+            watch_filter=recording_filter,
             stop_event=self.stop_event,
             **kwargs,
         )
@@ -66,18 +106,31 @@ class Collector:
 
     async def prime(self, suffix: str = ".txt") -> None:
         """Return once the watcher demonstrably sees changes; probe batches are consumed."""
-        deadline = time.monotonic() + DEADLINE_S
-        for attempt in range(10_000):
-            probe = write(self.root / f"probe-{attempt}{suffix}")
-            while time.monotonic() < deadline:
-                try:
-                    batch = await self.next(PROBE_RETRY_S)
-                except TimeoutError:
-                    break  # not live yet: write a new probe
-                if probe in batch:
-                    return
-            assert time.monotonic() < deadline, "watcher never became ready"
-        raise AssertionError("unreachable")
+        probes: list[Path] = []
+        written = 0.0
+
+        def live() -> bool:
+            nonlocal written
+            while not self.batches.empty():
+                if probes and probes[-1] in self.batches.get_nowait():
+                    return True
+            if time.monotonic() - written >= PROBE_RETRY_S:  # not live yet: a new probe
+                probes.append(write(self.root / f"probe-{len(probes)}{suffix}"))
+                written = time.monotonic()
+            return False
+
+        await async_wait_until(live, DEADLINE_S, "the watcher to become ready")
+
+    async def handed_over(self, paths: frozenset[Path]) -> None:
+        """Wait until the watcher has handed every one of `paths` over."""
+        await async_wait_until(lambda: paths <= self.reported, DEADLINE_S, f"{len(paths)} paths")
+
+    async def gather(self, expected: frozenset[Path]) -> list[frozenset[Path]]:
+        """Batches, in order, until every path in `expected` has come."""
+        batches: list[frozenset[Path]] = []
+        while not expected <= frozenset().union(*batches):
+            batches.append(await self.next())
+        return batches
 
     async def expect_only(self, sentinel: Path) -> None:
         """Write ``sentinel``; the next batch must be exactly it (nothing else was pending)."""

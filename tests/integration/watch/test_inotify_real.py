@@ -14,8 +14,9 @@ import pytest
 from pitstop.watch import inotify
 from pitstop.watch.changes import _default_awatch
 from pitstop.watch.inotify import ADDED, DELETED, MODIFIED, Inotify, inotify_awatch
+from tests.helpers import async_wait_until
 
-from .harness import run, until, write
+from .harness import run, write
 
 pytestmark = pytest.mark.skipif(not inotify.available(), reason="needs Linux inotify")
 
@@ -146,10 +147,10 @@ def test_the_stream_yields_filtered_changes_and_stops_on_the_flag(tmp_path: Path
 
         task = asyncio.create_task(consume())
         await asyncio.sleep(0)  # the generator starts and watches
-        await until(lambda: flag.callbacks, "the stream to start")
+        await async_wait_until(lambda: flag.callbacks, message="the stream to start")
         write(tmp_path / "skip.tmp")
         keep = write(tmp_path / "keep.py")
-        await until(lambda: any((ADDED, str(keep)) in c for c in got), "keep.py")
+        await async_wait_until(lambda: any((ADDED, str(keep)) in c for c in got), message="keep.py")
         assert all(not p.endswith(".tmp") for c in got for _, p in c)
         fds_before = len(os.listdir("/proc/self/fd"))
         flag.set()

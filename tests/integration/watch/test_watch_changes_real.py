@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pitstop.watch.changes import watch_changes
 from pitstop.watch.filters import FilterOptions
+from tests.helpers import async_wait_until
 
-from .harness import Collector, run, until, write
+from .harness import Collector, HeldClock, most_batches, run, write
 
 
 def test_one_change_one_batch(tmp_path: Path) -> None:
@@ -34,10 +36,17 @@ def test_one_change_one_batch(tmp_path: Path) -> None:
 
 def test_burst_of_100_writes_is_one_batch(tmp_path: Path) -> None:
     async def scenario() -> None:
-        c = Collector(tmp_path)
+        clock = HeldClock()
+        c = Collector(tmp_path, clock=clock)
         await c.prime()
-        files = [write(tmp_path / f"f{i:03}.py", "print()") for i in range(100)]
-        assert await c.next() == frozenset(files)
+        clock.hold()  # the burst comes within one window, however slow this machine is
+        files = frozenset(write(tmp_path / f"f{i:03}.py", "print()") for i in range(100))
+        await c.handed_over(files)
+        # One more change, handed over after the burst: the batch must merge hand-overs.
+        last = write(tmp_path / "last.txt")
+        await c.handed_over(frozenset({last}))
+        clock.release()
+        assert await c.next() == files | {last}
         await c.expect_only(tmp_path / "sentinel.txt")
         await c.close()
 
@@ -46,12 +55,20 @@ def test_burst_of_100_writes_is_one_batch(tmp_path: Path) -> None:
 
 def test_many_writes_to_one_file_are_one_batch(tmp_path: Path) -> None:
     async def scenario() -> None:
-        c = Collector(tmp_path)
+        clock = HeldClock()
+        c = Collector(tmp_path, clock=clock)
         await c.prime()
+        clock.hold()
         target = tmp_path / "hot.py"
+        write(target, "first")
+        await c.handed_over(frozenset({target}))
         for i in range(100):
             write(target, str(i))
-        assert await c.next() == frozenset({target})
+        # inotify keeps order: once `last` is handed over, every write before it was too.
+        last = write(tmp_path / "last.txt")
+        await c.handed_over(frozenset({last}))
+        clock.release()
+        assert await c.next() == frozenset({target, last})
         await c.expect_only(tmp_path / "sentinel.txt")
         await c.close()
 
@@ -147,7 +164,7 @@ def test_closing_the_stream_stops_the_watcher(tmp_path: Path) -> None:
 
         consumer = asyncio.create_task(first())
         # The stream runs the watcher in a task of its own; wait until it exists.
-        await until(lambda: len(asyncio.all_tasks() - before) == 2)
+        await async_wait_until(lambda: len(asyncio.all_tasks() - before) == 2)
         consumer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await consumer
@@ -157,28 +174,68 @@ def test_closing_the_stream_stops_the_watcher(tmp_path: Path) -> None:
     run(scenario)
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_git_checkout_of_500_files_is_one_batch(tmp_path: Path) -> None:
+@pytest.fixture
+def checkout(tmp_path: Path) -> tuple[frozenset[Path], Callable[[], None]]:
+    """A repository of 500 files in 10 folders, on branch main, and a checkout of branch
+    `other`, where every one of them differs."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+
     def git(*args: str) -> None:
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
 
     git("init", "-q", "-b", "main")
-    for i in range(500):
-        write(tmp_path / f"pkg{i % 10}" / f"m{i:03}.py", "one\n")
+    files = frozenset(tmp_path / f"pkg{i % 10}" / f"m{i:03}.py" for i in range(500))
+    for path in files:
+        write(path, "one\n")
     git("add", "-A")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
     git("checkout", "-q", "-b", "other")
-    for i in range(500):
-        write(tmp_path / f"pkg{i % 10}" / f"m{i:03}.py", "two\n")
+    for path in files:
+        write(path, "two\n")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "two")
     git("checkout", "-q", "main")
+    return files, lambda: git("checkout", "-q", "other")
+
+
+def test_git_checkout_of_500_files_is_one_batch(
+    tmp_path: Path, checkout: tuple[frozenset[Path], Callable[[], None]]
+) -> None:
+    files, switch = checkout
+
+    async def scenario() -> None:
+        clock = HeldClock()
+        c = Collector(tmp_path, clock=clock)
+        await c.prime()
+        clock.hold()  # the checkout comes within one window, however slowly git runs
+        await asyncio.to_thread(switch)
+        await c.handed_over(files)
+        last = write(tmp_path / "last.txt")
+        await c.handed_over(frozenset({last}))
+        clock.release()
+        assert await c.next() == files | {last}  # .git/ churn filtered out, none lost
+        await c.expect_only(tmp_path / "sentinel.txt")
+        await c.close()
+
+    run(scenario)
+
+
+def test_git_checkout_makes_no_more_batches_than_its_duration_allows(
+    tmp_path: Path, checkout: tuple[frozenset[Path], Callable[[], None]]
+) -> None:
+    """On the real clock: one batch, unless this machine paused git for longer than a
+    window, and never more batches than `most_batches` of the time the checkout took."""
+    files, switch = checkout
 
     async def scenario() -> None:
         c = Collector(tmp_path)
         await c.prime()
-        await asyncio.to_thread(git, "checkout", "-q", "other")
-        batch = await c.next()
-        assert len(batch) == 500  # .git/ churn filtered out, every file in one batch
+        started = asyncio.get_running_loop().time()
+        await asyncio.to_thread(switch)
+        batches = await c.gather(files)
+        elapsed = asyncio.get_running_loop().time() - started
+        assert frozenset().union(*batches) == files  # .git/ churn filtered out, none lost
+        assert len(batches) <= most_batches(elapsed), (len(batches), elapsed)
         await c.expect_only(tmp_path / "sentinel.txt")
         await c.close()
 

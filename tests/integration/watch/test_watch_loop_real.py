@@ -17,9 +17,9 @@ from typing import Any
 
 from pitstop.watch.changes import ENV_CHANGED_PATHS, ENV_CHANGED_PATHS_FILE, changed_paths_env
 from pitstop.watch.loop import ChangesIgnored, OnBusy, RunCancelled, WatchEvent, WatchLoop
-from tests.helpers import pid_alive
+from tests.helpers import async_wait_until, pid_alive
 
-from .harness import Collector, run, until, write
+from .harness import Collector, HeldClock, run, write
 
 CHILD = r"""
 import json, os, pathlib, sys, time
@@ -82,7 +82,8 @@ class Scene:
         (root / "src").mkdir()
         self.runner = Runner(root, block)
         self.events: list[WatchEvent] = []
-        self.changes = Collector(root)
+        self.clock = HeldClock()
+        self.changes = Collector(root, clock=self.clock)
         self.loop = WatchLoop(
             self.runner, self.changes, on_busy=on_busy, postpone=True, notify=self.events.append
         )
@@ -102,10 +103,10 @@ def test_restart_kills_the_stale_child_and_reruns(tmp_path: Path) -> None:
         s = Scene(tmp_path, OnBusy.RESTART)
         await s.start()
         a = write(tmp_path / "src" / "a.py")
-        await until(lambda: s.runner.recorded(1), "first run")
+        await async_wait_until(lambda: s.runner.recorded(1), message="first run")
         first_pid = s.runner.record(1)["pid"]
         b = write(tmp_path / "src" / "b.py")
-        await until(lambda: s.runner.recorded(2), "rerun")
+        await async_wait_until(lambda: s.runner.recorded(2), message="rerun")
         assert not pid_alive(first_pid)
         assert RunCancelled() in s.events
         # The cancelled run never finished with a.py, so the rerun gets it too.
@@ -122,19 +123,21 @@ def test_queue_finishes_then_reruns_once_with_the_union(tmp_path: Path) -> None:
         s = Scene(tmp_path, OnBusy.QUEUE)
         await s.start()
         write(tmp_path / "src" / "a.py")
-        await until(lambda: s.runner.recorded(1), "first run")
+        await async_wait_until(lambda: s.runner.recorded(1), message="first run")
         b = write(tmp_path / "src" / "b.py")
         c = write(tmp_path / "src" / "c.py")
         # No event says "queued", so look at the loop's state to know both were taken in.
-        await until(lambda: s.loop._pending == frozenset({b, c}), "b and c queued")
+        await async_wait_until(
+            lambda: s.loop._pending == frozenset({b, c}), message="b and c queued"
+        )
         assert pid_alive(s.runner.record(1)["pid"]) and not s.runner.recorded(2)
         s.runner.release(1)  # an ignored path: does not count as a change
-        await until(lambda: s.runner.recorded(2), "queued rerun")
+        await async_wait_until(lambda: s.runner.recorded(2), message="queued rerun")
         assert s.runner.paths_of(2) == {str(b), str(c)}
         s.runner.release(2)
         # Nothing else was pending: the next run is for the sentinel alone.
         sentinel = write(tmp_path / "src" / "sentinel.py")
-        await until(lambda: s.runner.recorded(3), "sentinel run")
+        await async_wait_until(lambda: s.runner.recorded(3), message="sentinel run")
         assert s.runner.paths_of(3) == {str(sentinel)}
         s.runner.release(3)
         assert RunCancelled() not in s.events
@@ -148,12 +151,12 @@ def test_ignore_drops_changes_while_busy(tmp_path: Path) -> None:
         s = Scene(tmp_path, OnBusy.IGNORE)
         await s.start()
         write(tmp_path / "src" / "a.py")
-        await until(lambda: s.runner.recorded(1), "first run")
+        await async_wait_until(lambda: s.runner.recorded(1), message="first run")
         b = write(tmp_path / "src" / "b.py")
-        await until(lambda: ChangesIgnored(frozenset({b})) in s.events)
+        await async_wait_until(lambda: ChangesIgnored(frozenset({b})) in s.events)
         s.runner.release(1)
         sentinel = write(tmp_path / "src" / "sentinel.py")
-        await until(lambda: s.runner.recorded(2), "sentinel run")
+        await async_wait_until(lambda: s.runner.recorded(2), message="sentinel run")
         assert s.runner.paths_of(2) == {str(sentinel)}
         s.runner.release(2)
         await s.close()
@@ -166,11 +169,14 @@ def test_changed_paths_reach_the_child_inline_and_through_a_file(tmp_path: Path)
         s = Scene(tmp_path, OnBusy.QUEUE, block=False)
         await s.start()
         a = write(tmp_path / "src" / "a.py")
-        await until(lambda: s.runner.recorded(1))
+        await async_wait_until(lambda: s.runner.recorded(1))
         assert s.runner.record(1)["paths"] == str(a)
         assert s.runner.record(1)["file"] is None
+        s.clock.hold()  # the 150 writes come within one window, however slow this machine is
         many = [write(tmp_path / "src" / f"m{i:03}.py") for i in range(150)]
-        await until(lambda: s.runner.recorded(2))
+        await s.changes.handed_over(frozenset(many))
+        s.clock.release()
+        await async_wait_until(lambda: s.runner.recorded(2))
         record = s.runner.record(2)
         assert record["paths"] == ""
         assert record["file"] == sorted(map(str, many))

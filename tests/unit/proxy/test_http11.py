@@ -7,15 +7,17 @@ import asyncio
 import pytest
 
 from pitstop.supervisor.proxy import http11
-from pitstop.supervisor.proxy.http11 import HttpError, parse_request, parse_response
+from pitstop.supervisor.proxy.http11 import HttpError, scan_request, scan_response
+
+
+def req(head: bytes) -> http11.RequestHead:
+    return scan_request(head + b"\r\n")
 
 
 def test_parse_request_head() -> None:
-    req = parse_request(b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length:  5 \r\nX-A: 1")
-    assert (req.method, req.target, req.version) == (b"POST", b"/a?b=1", b"HTTP/1.1")
-    assert req.get(b"host") == b"x"
-    assert req.body_framing() == ("length", 5)
-    assert not req.wants_close()
+    r = req(b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length:  5 \r\nX-A: 1")
+    assert (r.method, r.target, r.version) == (b"POST", b"/a?b=1", b"HTTP/1.1")
+    assert (r.framing, r.length, r.close) == ("length", 5, False)
 
 
 @pytest.mark.parametrize(
@@ -28,7 +30,7 @@ def test_parse_request_head() -> None:
     ],
 )
 def test_connection_persistence(head: bytes, close: bool) -> None:
-    assert parse_request(head).wants_close() is close
+    assert req(head).close is close
 
 
 @pytest.mark.parametrize(
@@ -45,7 +47,7 @@ def test_connection_persistence(head: bytes, close: bool) -> None:
 )
 def test_malformed_requests_are_rejected(head: bytes) -> None:
     with pytest.raises(HttpError):
-        parse_request(head)
+        req(head)
 
 
 @pytest.mark.parametrize(
@@ -54,39 +56,82 @@ def test_malformed_requests_are_rejected(head: bytes) -> None:
         b"Content-Length: 1\r\nContent-Length: 2",
         b"Content-Length: -1",
         b"Content-Length: 1x",
+        b"Content-Length: 1, 1",
+        b"Content-Length: +1",
         b"Transfer-Encoding: gzip",
+        b"Transfer-Encoding: chunked, gzip",
+        b"Transfer-Encoding: chunked, chunked",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip",
+        b"Transfer-Encoding: \x0bchunked",
+        b"Transfer-Encoding:\x0bchunked",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 3",
+        b"Content-Length: 3\r\nTransfer-Encoding: chunked",
+        b"Connection: Content-Length\r\nContent-Length: 3",
+        b"Connection: close, Transfer-Encoding\r\nTransfer-Encoding: chunked",
+        b"X-Nul: a\x00b",
+        b"X-Esc: \x1b[31m",
+        b"X-Cr: a\rb",
+        b"X-Lf: a\nX-B: b",
     ],
 )
-def test_ambiguous_bodies_are_rejected(headers: bytes) -> None:
+def test_ambiguous_or_smuggling_heads_are_rejected(headers: bytes) -> None:
+    with pytest.raises(HttpError) as caught:
+        req(b"POST / HTTP/1.1\r\n" + headers)
+    assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("target", [b"/a\x00b", b"/a\x7fb", b"/\x01", b"/\xff"])
+def test_control_bytes_in_the_target_are_rejected(target: bytes) -> None:
     with pytest.raises(HttpError):
-        parse_request(b"POST / HTTP/1.1\r\n" + headers).body_framing()
+        req(b"GET " + target + b" HTTP/1.1\r\nHost: x")
+
+
+@pytest.mark.parametrize(
+    "buf",
+    [
+        b"GET / HTTP/1.1\nHost: x\n\n",
+        b"GET / HTTP/1.1\r\nHost: x\n\r\n",
+        b"GET / HTTP/1.1\r\nA: b\n",
+    ],
+)
+def test_bare_lf_is_refused_before_the_head_is_complete(buf: bytes) -> None:
+    with pytest.raises(HttpError):
+        http11.find_head_end(buf)
 
 
 def test_chunked_wins_and_requests_never_read_to_eof() -> None:
-    chunked = parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked")
-    assert chunked.body_framing() == ("chunked", 0)
-    assert parse_request(b"GET / HTTP/1.1").body_framing() == ("none", 0)
+    assert req(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked").framing == "chunked"
+    assert req(b"GET / HTTP/1.1").framing == "none"
+    with pytest.raises(HttpError):
+        req(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked")
+
+
+def test_a_response_with_both_lengths_is_chunked_and_says_so() -> None:
+    resp = scan_response(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n", b"GET"
+    )
+    assert (resp.framing, resp.both_lengths) == ("chunked", True)
 
 
 @pytest.mark.parametrize(
     ("status", "method", "headers", "framing"),
     [
-        (200, b"GET", b"Content-Length: 3", ("length", 3)),
-        (200, b"HEAD", b"Content-Length: 3", ("none", 0)),
+        (200, b"GET", b"Content-Length: 3\r\n", ("length", 3)),
+        (200, b"HEAD", b"Content-Length: 3\r\n", ("none", 0)),
         (204, b"GET", b"", ("none", 0)),
-        (304, b"GET", b"Content-Length: 3", ("none", 0)),
+        (304, b"GET", b"Content-Length: 3\r\n", ("none", 0)),
         (200, b"GET", b"", ("eof", 0)),
-        (200, b"GET", b"Transfer-Encoding: chunked", ("chunked", 0)),
+        (200, b"GET", b"Transfer-Encoding: chunked\r\n", ("chunked", 0)),
     ],
 )
 def test_response_body_framing(status: int, method: bytes, headers: bytes, framing: tuple) -> None:
-    resp = parse_response(b"HTTP/1.1 %d X\r\n%s" % (status, headers))
-    assert resp.body_framing(method) == framing
+    resp = scan_response(b"HTTP/1.1 %d X\r\n%s" % (status, headers), method)
+    assert (resp.framing, resp.length) == framing
 
 
 def test_malformed_status_line_is_a_bad_gateway() -> None:
     with pytest.raises(HttpError) as caught:
-        parse_response(b"HTTP/1.1 OK")
+        scan_response(b"HTTP/1.1 OK\r\n", b"GET")
     assert caught.value.status == 502
 
 
@@ -120,7 +165,16 @@ def test_chunked_body_is_relayed_in_wire_form_up_to_its_end() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"zz\r\nab\r\n0\r\n\r\n", b"0x2\r\nab\r\n0\r\n\r\n", b"2\r\nabc\r\n"]
+    "body",
+    [
+        b"zz\r\nab\r\n0\r\n\r\n",
+        b"0x2\r\nab\r\n0\r\n\r\n",
+        b"2\r\nabc\r\n",
+        b"2 \r\nab\r\n0\r\n\r\n",
+        b" 2\r\nab\r\n0\r\n\r\n",
+        b"2\nab\r\n0\r\n\r\n",
+        b"2\r\nab\r\n0\r\nBad Trailer\r\n\r\n",
+    ],
 )
 def test_malformed_chunks_are_rejected(body: bytes) -> None:
     with pytest.raises(HttpError):
@@ -191,3 +245,14 @@ def test_scan_response_framing_and_status_line_rewrite() -> None:
     with pytest.raises(HttpError) as bad:
         http11.scan_response(b"HTTP/1.1 2000 OK\r\n", b"GET")
     assert bad.value.status == 502
+
+
+def test_chunk_walk_stops_at_the_end_of_the_body() -> None:
+    body = b"4;ext=1\r\nWiki\r\n5 ; x\r\npedia\r\n0\r\nTrailer: x\r\n\r\n"
+    chunks = http11.ChunkedBody()
+    pos = 0
+    for i in range(len(body)):  # byte by byte: every state boundary is crossed mid-buffer
+        pos = chunks.advance(body[: i + 1] + b"NEXT"[:0], pos)
+    assert chunks.done and pos == len(body)
+    again = http11.ChunkedBody()
+    assert again.advance(body + b"GET / HTTP/1.1\r\n") == len(body) and again.done

@@ -6,6 +6,8 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from pitstop.supervisor.proxy.routing import Flight, Router
 from pitstop.supervisor.proxy.server import Backend, Proxy
 
@@ -114,6 +116,55 @@ def test_a_response_delimited_by_eof_closes_the_client_connection() -> None:
         assert data.startswith(b"HTTP/1.1 200 OK\r\n")
         assert b"Connection: close\r\n" in data
         assert data.endswith(b"\r\n\r\nuntil the end")
+        writer.close()
+        await proxy.close()
+        server.close()
+
+    asyncio.run(run())
+
+
+EVIL = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        OK + EVIL,  # a second response right behind a Content-Length one
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" + EVIL,
+        b"HTTP/1.1 204 No Content\r\n\r\n" + EVIL,
+    ],
+)
+@pytest.mark.parametrize("path", ["fast", "stream"])
+def test_an_upstream_connection_with_unread_bytes_is_never_pooled(first: bytes, path: str) -> None:
+    """Bytes after a response's end would answer the next client's request: drop them."""
+
+    async def script(r, w, n: int) -> None:
+        while not r.at_eof():
+            try:
+                head = await r.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                return
+            if b"chunked" in head.lower():
+                await r.readuntil(b"0\r\n\r\n")
+            w.write(first if n == 1 else OK)
+            await w.drain()
+
+    async def run() -> None:
+        server, backend, conns = await scripted_backend(script)
+        proxy, port = await proxy_for(backend)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # A chunked request body sends the connection down the stream path.
+        req = (
+            b"GET / HTTP/1.1\r\n\r\n"
+            if path == "fast"
+            else b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        first_answer = await exchange(writer, reader, req)
+        if b"chunked" in first_answer:
+            await reader.readuntil(b"0\r\n\r\n")
+        second = await exchange(writer, reader, req)
+        assert second.endswith(b"\r\n\r\nok"), second
+        assert len(conns) == 2
         writer.close()
         await proxy.close()
         server.close()

@@ -1,4 +1,4 @@
-"""Listen addresses, binding, and the exec shim that puts the sockets at fds 3, 4, ..."""
+"""Binding listen addresses, and the exec shim that puts the sockets at fds 3, 4, ..."""
 
 from __future__ import annotations
 
@@ -7,35 +7,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from pitstop.supervisor import notify, sockets
-from pitstop.supervisor.sockets import ListenAddress, parse_listen
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("127.0.0.1:8080", ListenAddress("tcp", "127.0.0.1", 8080)),
-        ("[::1]:8080", ListenAddress("tcp", "::1", 8080)),
-        ("localhost:8080", ListenAddress("tcp", "127.0.0.1", 8080)),
-        (":8080", ListenAddress("tcp", "127.0.0.1", 8080)),
-        ("8080", ListenAddress("tcp", "127.0.0.1", 8080)),
-        (8080, ListenAddress("tcp", "127.0.0.1", 8080)),
-        ("/tmp/x.sock", ListenAddress("unix", path="/tmp/x.sock")),
-        ("unix:/tmp/x.sock", ListenAddress("unix", path="/tmp/x.sock")),
-    ],
-)
-def test_parse_listen(text: str | int, expected: ListenAddress) -> None:
-    assert parse_listen(text) == expected
-
-
-def test_str_round_trips() -> None:
-    for text in ("127.0.0.1:80", "[::1]:80", "unix:/tmp/a.sock"):
-        assert str(parse_listen(text)) == text
+from pitstop.taskfile.addresses import parse_listen
 
 
 def test_listen_env() -> None:
@@ -114,19 +91,6 @@ def test_shim_reports_a_missing_program() -> None:
     )
     assert proc.returncode == 127
     assert b"cannot start /nonexistent/program" in proc.stderr
-
-
-def test_shim_cost_is_reported() -> None:
-    """Not a threshold: prints how long the shim adds to a start, for the record (-s)."""
-
-    def run(argv: list[str]) -> float:
-        start = time.perf_counter()
-        subprocess.run(argv, check=True)
-        return time.perf_counter() - start
-
-    direct = min(run(["/bin/true"]) for _ in range(5))
-    shimmed = min(run(sockets.shim_argv(["/bin/true"], [])) for _ in range(5))
-    print(f"shim adds {1000 * (shimmed - direct):.1f} ms per start")
 
 
 def test_parse_notify_message() -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pitstop.supervisor import sockets
-from pitstop.supervisor.sockets import Listener, ReuseportSlots, parse_listen
+from pitstop.supervisor.sockets import Listener, ReuseportSlots
+from pitstop.taskfile.addresses import parse_listen
 
 needs_steering = pytest.mark.skipif(not sockets.STEERING, reason="SO_REUSEPORT steering is Linux")
 

@@ -235,19 +235,22 @@ def test_relative_paths_are_made_absolute(tmp_path: Path) -> None:
 
 
 def test_importing_watch_does_not_import_watchfiles() -> None:
-    code = "import sys, pitstop.watch; assert 'watchfiles' not in sys.modules"
+    code = (
+        "import sys, pitstop.watch.changes, pitstop.watch.loop, pitstop.app.watch;"
+        " assert 'watchfiles' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_change_source_wires_options_through(tmp_path: Path) -> None:
-    from pitstop.watch import PathFilter, WatchOptions, change_source
+def test_watch_source_wires_settings_through(tmp_path: Path) -> None:
+    from pitstop.app.watch import watch_source
+    from pitstop.settings import WatchSettings
 
-    options = WatchOptions(paths=(tmp_path,), exts=("py",), ignore_globs=("gen/",), poll=True)
-    stream = change_source(options, base=tmp_path)
+    settings = WatchSettings(paths=(tmp_path,), exts=("py",), ignore_globs=("gen/",), poll=True)
+    stream = watch_source(settings, tmp_path)
     frame = stream.ag_frame  # type: ignore[attr-defined]
-    path_filter = frame.f_locals["watch_filter"]
-    assert isinstance(path_filter, PathFilter)
-    assert path_filter.accepts(tmp_path / "a.py")
-    assert not path_filter.accepts(tmp_path / "a.txt")
-    assert not path_filter.accepts(tmp_path / "gen" / "a.py")
+    keep = frame.f_locals["watch_filter"]
+    assert keep(None, str(tmp_path / "a.py"))
+    assert not keep(None, str(tmp_path / "a.txt"))
+    assert not keep(None, str(tmp_path / "gen" / "a.py"))
     assert frame.f_locals["poll"] is True

@@ -6,13 +6,12 @@ import asyncio
 import os
 import pty
 import termios
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pitstop.watch.keys import KeyHandler, terminal_keys
+from tests.helpers import async_wait_until
 
 
 def test_handler_maps_keys() -> None:
@@ -22,13 +21,6 @@ def test_handler_maps_keys() -> None:
     assert calls == ["rerun", "rerun", "rerun"]
     handler.feed(b"qr")  # nothing after quit
     assert calls[-1] == "quit" and len(calls) == 4
-
-
-async def until(predicate: Callable[[], object]) -> None:
-    deadline = time.monotonic() + 5
-    while not predicate():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.005)
 
 
 def test_keys_through_a_pty_and_terminal_restored() -> None:
@@ -44,9 +36,9 @@ def test_keys_through_a_pty_and_terminal_restored() -> None:
             mode = termios.tcgetattr(slave)
             assert not mode[3] & termios.ICANON and not mode[3] & termios.ECHO
             os.write(master, b"r")
-            await until(lambda: calls == ["rerun"])
+            await async_wait_until(lambda: calls == ["rerun"])
             os.write(master, b"q")
-            await until(lambda: calls == ["rerun", "quit"])
+            await async_wait_until(lambda: calls == ["rerun", "quit"])
 
     try:
         asyncio.run(scenario())

@@ -3,37 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pitstop.engine.events import Source
 from pitstop.watch.loop import (
     ChangesIgnored,
     OnBusy,
     RunCancelled,
-    RunFinished,
+    RunEnded,
     RunStarting,
     Waiting,
     WatchEvent,
     WatchLoop,
-    watch_loop,
 )
+from tests.helpers import async_wait_until
 
-DEADLINE_S = 5.0
+#: Longer than async_wait_until's own 10 s, so a wait that times out says what it waited for.
+DEADLINE_S = 20.0
 
 
 def run(coro: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(asyncio.wait_for(coro(), DEADLINE_S))
-
-
-async def until(predicate: Callable[[], object], message: str = "") -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {message or predicate}"
-        await asyncio.sleep(0.001)
 
 
 class FakeChanges:
@@ -105,8 +99,8 @@ class Harness:
         self.loop.stop()
         await self.task
 
-    def finished(self) -> list[RunFinished]:
-        return [e for e in self.events if isinstance(e, RunFinished)]
+    def finished(self) -> list[RunEnded]:
+        return [e for e in self.events if isinstance(e, RunEnded)]
 
 
 def paths(*names: str) -> frozenset[Path]:
@@ -116,11 +110,11 @@ def paths(*names: str) -> frozenset[Path]:
 def test_first_run_then_waits() -> None:
     async def scenario() -> None:
         h = Harness()
-        await until(lambda: h.runs.calls)
+        await async_wait_until(lambda: h.runs.calls)
         h.runs.release(0)
-        await until(lambda: Waiting() in h.events)
+        await async_wait_until(lambda: Waiting() in h.events)
         assert h.events == [RunStarting(frozenset(), "start"), h.events[1], Waiting()]
-        assert isinstance(h.events[1], RunFinished) and h.events[1].ok
+        assert isinstance(h.events[1], RunEnded) and h.events[1].ok
         await h.stop()
 
     run(scenario)
@@ -130,7 +124,7 @@ def test_postpone_waits_for_a_change() -> None:
     async def scenario() -> None:
         h = Harness(postpone=True)
         h.changes.push("a")
-        await until(lambda: h.runs.calls)
+        await async_wait_until(lambda: h.runs.calls)
         assert h.events[:2] == [Waiting(), RunStarting(paths("a"), "change")]
         assert h.runs.calls == [paths("a")]
         await h.stop()
@@ -143,20 +137,20 @@ def test_restart_cancels_waits_for_cleanup_and_reruns_with_union() -> None:
         h = Harness(OnBusy.RESTART, postpone=True)
         h.runs.cleanup_gate = asyncio.Event()
         h.changes.push("a")
-        await until(lambda: len(h.runs.calls) == 1)
+        await async_wait_until(lambda: len(h.runs.calls) == 1)
         h.changes.push("b")
-        await until(lambda: h.runs.gates[0].cancelled(), "first run cancelled")
+        await async_wait_until(lambda: h.runs.gates[0].cancelled(), message="first run cancelled")
         # Cleanup still in progress: the next run must not have started.
         for _ in range(20):  # give the loop every chance to (wrongly) start it
             await asyncio.sleep(0)
         assert len(h.runs.calls) == 1
         h.runs.cleanup_gate.set()
-        await until(lambda: len(h.runs.calls) == 2)
+        await async_wait_until(lambda: len(h.runs.calls) == 2)
         assert h.runs.calls[1] == paths("a", "b")
         assert h.runs.max_active == 1
         assert RunCancelled() in h.events
         h.runs.release(1)
-        await until(lambda: h.finished())
+        await async_wait_until(lambda: h.finished())
         await h.stop()
 
     run(scenario)
@@ -166,17 +160,17 @@ def test_queue_reruns_once_with_everything_that_changed() -> None:
     async def scenario() -> None:
         h = Harness(OnBusy.QUEUE, postpone=True)
         h.changes.push("a")
-        await until(lambda: len(h.runs.calls) == 1)
+        await async_wait_until(lambda: len(h.runs.calls) == 1)
         h.changes.push("b")
         h.changes.push("c")
         h.loop.trigger_now()
-        await until(lambda: h.loop._inbox.empty())
+        await async_wait_until(lambda: h.loop._inbox.empty())
         assert len(h.runs.calls) == 1
         h.runs.release(0)
-        await until(lambda: len(h.runs.calls) == 2)
+        await async_wait_until(lambda: len(h.runs.calls) == 2)
         assert h.runs.calls[1] == paths("b", "c")
         h.runs.release(1)
-        await until(lambda: len(h.finished()) == 2)
+        await async_wait_until(lambda: len(h.finished()) == 2)
         assert h.events[-1] == Waiting()
         assert len(h.runs.calls) == 2 and h.runs.cancelled == 0
         await h.stop()
@@ -188,14 +182,14 @@ def test_ignore_drops_changes_while_busy() -> None:
     async def scenario() -> None:
         h = Harness(OnBusy.IGNORE, postpone=True)
         h.changes.push("a")
-        await until(lambda: len(h.runs.calls) == 1)
+        await async_wait_until(lambda: len(h.runs.calls) == 1)
         h.changes.push("b")
-        await until(lambda: ChangesIgnored(paths("b")) in h.events)
+        await async_wait_until(lambda: ChangesIgnored(paths("b")) in h.events)
         h.runs.release(0)
-        await until(lambda: h.events[-1] == Waiting())
+        await async_wait_until(lambda: h.events[-1] == Waiting())
         assert h.runs.calls == [paths("a")]
         h.changes.push("c")  # idle again: changes run
-        await until(lambda: len(h.runs.calls) == 2)
+        await async_wait_until(lambda: len(h.runs.calls) == 2)
         await h.stop()
 
     run(scenario)
@@ -205,7 +199,7 @@ def test_manual_trigger() -> None:
     async def scenario() -> None:
         h = Harness(postpone=True)
         h.loop.trigger_now()
-        await until(lambda: h.runs.calls)
+        await async_wait_until(lambda: h.runs.calls)
         assert RunStarting(frozenset(), "manual") in h.events
         await h.stop()
 
@@ -215,9 +209,9 @@ def test_manual_trigger() -> None:
 def test_failed_run_waits_for_next_change() -> None:
     async def scenario() -> None:
         h = Harness()
-        await until(lambda: h.runs.calls)
+        await async_wait_until(lambda: h.runs.calls)
         h.runs.release(0, ok=False)
-        await until(lambda: h.events[-1] == Waiting())
+        await async_wait_until(lambda: h.events[-1] == Waiting())
         assert [f.ok for f in h.finished()] == [False]
         assert len(h.runs.calls) == 1
         await h.stop()
@@ -235,8 +229,8 @@ def test_run_once_exception_is_a_failed_run() -> None:
 
         loop = WatchLoop(broken, changes, notify=events.append)
         task = asyncio.create_task(loop.run())
-        await until(lambda: Waiting() in events)
-        finished = [e for e in events if isinstance(e, RunFinished)]
+        await async_wait_until(lambda: Waiting() in events)
+        finished = [e for e in events if isinstance(e, RunEnded)]
         assert not finished[0].ok and isinstance(finished[0].error, ValueError)
         loop.stop()
         await task
@@ -247,7 +241,7 @@ def test_run_once_exception_is_a_failed_run() -> None:
 def test_stop_cancels_the_run() -> None:
     async def scenario() -> None:
         h = Harness()
-        await until(lambda: h.runs.calls)
+        await async_wait_until(lambda: h.runs.calls)
         await h.stop()
         assert h.runs.cancelled == 1 and h.events[-1] == RunCancelled()
 
@@ -257,7 +251,7 @@ def test_stop_cancels_the_run() -> None:
 def test_source_end_lets_the_run_finish() -> None:
     async def scenario() -> None:
         h = Harness()
-        await until(lambda: h.runs.calls)
+        await async_wait_until(lambda: h.runs.calls)
         h.changes.end()
         await asyncio.sleep(0)
         assert not h.task.done()
@@ -271,7 +265,7 @@ def test_source_end_lets_the_run_finish() -> None:
 def test_source_error_is_raised_after_cancelling_the_run() -> None:
     async def scenario() -> None:
         h = Harness()
-        await until(lambda: h.runs.calls)
+        await async_wait_until(lambda: h.runs.calls)
         h.changes.end(OSError("inotify died"))
         with pytest.raises(OSError, match="inotify died"):
             await h.task
@@ -280,17 +274,14 @@ def test_source_error_is_raised_after_cancelling_the_run() -> None:
     run(scenario)
 
 
-def test_functional_front_with_trigger_queue_and_stop_event() -> None:
+def test_trigger_now_runs_a_postponed_loop_and_stop_cancels_the_run() -> None:
     async def scenario() -> None:
         runs = FakeRuns()
-        triggers: asyncio.Queue[None] = asyncio.Queue()
-        stop = asyncio.Event()
-        task = asyncio.create_task(
-            watch_loop(runs, FakeChanges(), postpone=True, triggers=triggers, stop_event=stop)
-        )
-        triggers.put_nowait(None)
-        await until(lambda: runs.calls)
-        stop.set()
+        loop = WatchLoop(runs, FakeChanges(), postpone=True)
+        task = asyncio.create_task(loop.run())
+        loop.trigger_now()
+        await async_wait_until(lambda: runs.calls)
+        loop.stop()
         await task
         assert runs.cancelled == 1
 
@@ -303,10 +294,32 @@ def test_runs_never_overlap_under_a_storm_of_restarts() -> None:
         for i in range(20):
             h.changes.push(f"f{i}")
             await asyncio.sleep(0)
-        await until(lambda: h.runs.calls and h.loop._inbox.empty() and h.runs.active == 1)
+        await async_wait_until(
+            lambda: h.runs.calls and h.loop._inbox.empty() and h.runs.active == 1
+        )
         assert h.runs.max_active == 1
         # Every path reached the run that was left standing.
         assert h.runs.calls[-1] == paths(*(f"f{i}" for i in range(20)))
         await h.stop()
+
+    run(scenario)
+
+
+def test_events_name_the_watched_task_as_their_source() -> None:
+    async def scenario() -> None:
+        runs, changes = FakeRuns(), FakeChanges()
+        events: list[WatchEvent] = []
+        loop = WatchLoop(runs, changes, notify=events.append, source=Source("build"))
+        task = asyncio.create_task(loop.run())
+        await async_wait_until(lambda: runs.calls)
+        changes.push("a.py")  # restart: the first run is cancelled
+        await async_wait_until(lambda: len(runs.calls) == 2)
+        runs.release(1)
+        await async_wait_until(lambda: any(isinstance(e, Waiting) for e in events))
+        loop.stop()
+        await task
+        kinds = {type(e) for e in events}
+        assert {RunStarting, RunCancelled, RunEnded, Waiting} <= kinds
+        assert {e.source for e in events} == {Source("build")}
 
     run(scenario)

@@ -1,42 +1,63 @@
-"""A minimal HTTP/1.1 message framing layer for the proxy.
+"""HTTP/1.1 message framing for the proxy, strict as RFC 9112 asks of an intermediary.
 
-Only what a forwarding proxy needs: parse a request or response head, decide how the
-body is delimited, and relay that body chunk by chunk without buffering it whole. Bodies
-are relayed in their wire form (a chunked body stays chunked) so the proxy never has to
-re-encode anything; the parser only looks at chunk sizes to find where the body ends.
+One scanner for request and response heads (`scan_request`, `scan_response`) and one chunked
+body state machine (`ChunkedBody`), used by both the callback fast path (fast.py) and the
+stream path (http.py). Bodies are relayed in their wire form (a chunked body stays chunked),
+so the proxy never re-encodes anything; it only tracks where each body ends.
+
+Anything a backend could read differently from us is refused with 400 rather than
+"repaired": both Content-Length and Transfer-Encoding, a Transfer-Encoding that does not end
+in chunked, a Content-Length that is not one number, bare LF line ends, control bytes in
+the target or a header value, a Connection header naming a framing header, a malformed
+chunk line. Each of those is a known request smuggling vector.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 MAX_HEAD = 64 * 1024
 MAX_LINE = 8 * 1024
 READ_SIZE = 64 * 1024
 
-# A token as RFC 9110 defines it: methods and header names are made of these.
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_VERSION = re.compile(rb"HTTP/1\.[01]\Z")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}\Z")
+_T = TypeVar("_T")
+
+# A token as RFC 9110 defines it: methods, header names and transfer codings.
+_TOKEN_CHARS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TOKEN = re.compile(_TOKEN_CHARS + rb"+\Z")
+# Header lines: a token, a colon, then a value of visible bytes, spaces and tabs only (no
+# NUL or other control bytes, no bare CR or LF); each line ends in CRLF.
+_VALUE = rb"[\t\x20-\x7e\x80-\xff]*"
+_HEADER_LINES = re.compile(rb"(?:" + _TOKEN_CHARS + rb"+:" + _VALUE + rb"\r\n)*\Z")
+_TRAILER_LINE = re.compile(_TOKEN_CHARS + rb"+:" + _VALUE + rb"\r\n\Z")
+# A request target: visible ASCII only (browsers percent-encode everything else).
+_TARGET = re.compile(rb"[\x21-\x7e]+\Z")
+# A chunk size line: hex digits right before CRLF or before optional extensions
+# (RFC 9112 section 7.1.1 allows whitespace before ";", nothing after the size otherwise).
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})(?:[ \t]*;" + _VALUE + rb")?\r\n\Z")
+_DIGITS = re.compile(rb"[0-9]{1,18}\Z")
+# Matched against the lower-cased head; the \r\n of each line stays outside the match, so
+# two such headers in a row are both found.
+_FIELD = re.compile(
+    rb"\n(content-length|transfer-encoding|connection|upgrade|expect|keep-alive"
+    rb"|proxy-connection|te|trailer|x-forwarded-for|x-forwarded-proto):[ \t]*([^\r\n]*?)[ \t]*\r"
+)
 
 # Headers that describe one connection, not the message: never forwarded as they are.
 HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"upgrade",
-    }
+    {b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"}
 )
+# Connection options a head may carry and still be rewritten by cutting known lines.
+_PLAIN_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade"})
+# A Connection header naming these would make a hop-by-hop rewrite drop the body's framing.
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
-Headers = list[tuple[bytes, bytes]]
 Framing = Literal["none", "length", "chunked", "eof"]
+Field = tuple[bytes, bytes, int, int]  # lower-case name, value, start and end of its line
 
 
 class Sink(Protocol):
@@ -56,229 +77,7 @@ class HttpError(Exception):
         self.status = status
 
 
-@dataclass(slots=True)
-class Message:
-    """What requests and responses share: version, headers and body framing."""
-
-    version: bytes
-    headers: Headers
-
-    def get(self, name: bytes) -> bytes | None:
-        """The last value of header `name` (lower case), or None."""
-        value = None
-        for key, val in self.headers:
-            if key.lower() == name:
-                value = val
-        return value
-
-    def tokens(self, name: bytes) -> set[bytes]:
-        """The comma-separated tokens of every `name` header, lower-cased."""
-        found: set[bytes] = set()
-        for key, val in self.headers:
-            if key.lower() == name:
-                found.update(t.strip().lower() for t in val.split(b",") if t.strip())
-        return found
-
-    def wants_close(self) -> bool:
-        """Whether this message ends its connection (RFC 9112 section 9.3)."""
-        conn = self.tokens(b"connection")
-        if self.version == b"HTTP/1.0":
-            return b"keep-alive" not in conn
-        return b"close" in conn
-
-
-@dataclass(slots=True)
-class Request(Message):
-    method: bytes
-    target: bytes
-
-    def body_framing(self) -> tuple[Framing, int]:
-        """How the request body is delimited; a request never reads to EOF."""
-        framing, length = _framing(self)
-        return ("none", 0) if framing == "eof" else (framing, length)
-
-    def is_upgrade(self) -> bool:
-        return self.get(b"upgrade") is not None and b"upgrade" in self.tokens(b"connection")
-
-    def expects_continue(self) -> bool:
-        expect = self.get(b"expect")
-        return expect is not None and expect.strip().lower() == b"100-continue"
-
-
-@dataclass(slots=True)
-class Response(Message):
-    status: int
-    reason: bytes
-
-    def body_framing(self, request_method: bytes) -> tuple[Framing, int]:
-        """How the response body is delimited (RFC 9112 section 6.3)."""
-        if request_method == b"HEAD" or self.status < 200 or self.status in (204, 304):
-            return "none", 0
-        return _framing(self)
-
-
-def _framing(msg: Message) -> tuple[Framing, int]:
-    te = msg.tokens(b"transfer-encoding")
-    if te:
-        # Anything but a final "chunked" cannot be delimited; refusing it avoids smuggling.
-        last = msg.get(b"transfer-encoding") or b""
-        if last.split(b",")[-1].strip().lower() != b"chunked":
-            raise HttpError("unsupported Transfer-Encoding")
-        return "chunked", 0
-    lengths = {v.strip() for k, v in msg.headers if k.lower() == b"content-length"}
-    if not lengths:
-        return "eof", 0
-    if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
-        raise HttpError("invalid Content-Length")
-    length = int(lengths.pop())
-    return ("length", length) if length else ("none", 0)
-
-
-def _split_head(data: bytes) -> tuple[bytes, Headers]:
-    lines = data.split(b"\r\n")
-    headers: Headers = []
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(b":")
-        if not sep or not _TOKEN.match(name):
-            # Also rejects obsolete line folding (a line starting with whitespace).
-            raise HttpError("malformed header line")
-        headers.append((name, value.strip(b" \t")))
-    return lines[0], headers
-
-
-def parse_request(data: bytes) -> Request:
-    """Parse a request head (everything up to and excluding the blank line)."""
-    start, headers = _split_head(data)
-    parts = start.split(b" ")
-    if len(parts) != 3:
-        raise HttpError("malformed request line")
-    method, target, version = parts
-    if not _TOKEN.match(method) or not target or not _VERSION.match(version):
-        raise HttpError("malformed request line")
-    return Request(version=version, headers=headers, method=method, target=target)
-
-
-def parse_response(data: bytes) -> Response:
-    """Parse a response head (everything up to and excluding the blank line)."""
-    start, headers = _split_head(data)
-    version, _, rest = start.partition(b" ")
-    code, _, reason = rest.partition(b" ")
-    if not _VERSION.match(version) or len(code) != 3 or not code.isdigit():
-        raise HttpError("malformed status line", 502)
-    return Response(version=version, headers=headers, status=int(code), reason=reason)
-
-
-async def read_head(reader: asyncio.StreamReader) -> bytes | None:
-    """Read one message head; None on a clean EOF before its first byte."""
-    try:
-        data = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial.strip():
-            return None
-        raise HttpError("connection closed inside a message head") from exc
-    except asyncio.LimitOverrunError as exc:
-        raise HttpError("message head too large", 431) from exc
-    # Tolerate blank lines before a request (RFC 9112 section 2.2).
-    return data.lstrip(b"\r\n")[:-4]
-
-
-def serialize(start: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
-    parts = [start]
-    parts.extend(k + b": " + v for k, v in headers)
-    parts.append(b"\r\n")
-    return b"\r\n".join(parts)
-
-
-async def relay_length(src: asyncio.StreamReader, dst: Sink | None, length: int) -> None:
-    """Copy exactly `length` bytes; dst None discards them."""
-    while length:
-        data = await src.read(min(length, READ_SIZE))
-        if not data:
-            raise asyncio.IncompleteReadError(b"", length)
-        length -= len(data)
-        await _write(dst, data)
-
-
-async def relay_chunked(src: asyncio.StreamReader, dst: Sink | None) -> None:
-    """Copy a chunked body in wire form, trailers included, up to its final CRLF."""
-    while True:
-        line = await _read_line(src)
-        size_text = line.split(b";", 1)[0].strip()
-        if not _HEX.match(size_text):
-            raise HttpError("malformed chunk size")
-        size = int(size_text, 16)
-        await _write(dst, line)
-        if size == 0:
-            break
-        await relay_length(src, dst, size)
-        if await _read_line(src) != b"\r\n":
-            raise HttpError("missing CRLF after chunk")
-        await _write(dst, b"\r\n")
-    while True:  # trailer section, ended by an empty line
-        line = await _read_line(src)
-        await _write(dst, line)
-        if line == b"\r\n":
-            return
-
-
-async def relay_until_eof(src: asyncio.StreamReader, dst: Sink) -> None:
-    while data := await src.read(READ_SIZE):
-        await _write(dst, data)
-
-
-def is_hex(text: bytes) -> bool:
-    """A chunk size: 1 to 15 hex digits."""
-    return _HEX.match(text) is not None
-
-
-async def _read_line(src: asyncio.StreamReader) -> bytes:
-    try:
-        line = await src.readuntil(b"\n")
-    except asyncio.LimitOverrunError as exc:
-        raise HttpError("line too long") from exc
-    if len(line) > MAX_LINE or not line.endswith(b"\r\n"):
-        raise HttpError("malformed chunk framing")
-    return line
-
-
-async def _write(dst: Sink | None, data: bytes) -> None:
-    if dst is not None:
-        dst.write(data)
-        # Back-pressure: never let a slow reader make us buffer a fast writer's output.
-        await dst.drain()
-
-
-def simple_response(status: int, reason: str, text: str, *, close: bool) -> bytes:
-    """A small text/plain response the proxy produces itself (400, 502, 503)."""
-    body = (text.replace("\r", " ").replace("\n", " ") + "\n").encode("utf-8", "replace")
-    headers = [
-        (b"Content-Type", b"text/plain; charset=utf-8"),
-        (b"Content-Length", str(len(body)).encode()),
-    ]
-    if close:
-        headers.append((b"Connection", b"close"))
-    return serialize(f"HTTP/1.1 {status} {reason}".encode(), headers) + body
-
-
-# --- one-pass head scanning for the proxy's fast path --------------------------------------
-#
-# The fast path never builds a header list: it checks the whole header block with one
-# regular expression, then finds the few headers that decide framing and persistence, and
-# rewrites the head by cutting lines out of the bytes it received.
-
-_HEADER_LINES = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*\Z")
-# Matched against the lower-cased head; the \r\n of each line stays outside the match, so
-# two such headers in a row are both found.
-_FIELD = re.compile(
-    rb"\n(content-length|transfer-encoding|connection|upgrade|expect|keep-alive"
-    rb"|proxy-connection|te|trailer|x-forwarded-for|x-forwarded-proto):[ \t]*([^\r\n]*?)[ \t]*\r"
-)
-# Connection options a head may carry and still be rewritten by cutting lines.
-_PLAIN_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade"})
-
-Field = tuple[bytes, bytes, int, int]  # lower-case name, value, start and end of its line
+# --- heads ------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -291,7 +90,8 @@ class Head:
     framing: Framing
     length: int
     close: bool  # this message ends its connection
-    options: set[bytes]  # the Connection header's tokens
+    options: set[bytes]  # the Connection header's tokens, lower case
+    both_lengths: bool  # Content-Length beside Transfer-Encoding (a response; cut it)
 
     def has(self, name: bytes) -> bool:
         return any(field[0] == name for field in self.fields)
@@ -304,7 +104,7 @@ class Head:
         return found
 
     def rewritable(self) -> bool:
-        """True unless Connection names other headers (then rebuild it from a parse)."""
+        """True unless Connection names other headers (then heads.py cuts those too)."""
         return self.options <= _PLAIN_OPTIONS
 
     def without(self, names: frozenset[bytes], start: bytes | None = None) -> bytes:
@@ -329,7 +129,8 @@ class RequestHead(Head):
     target: bytes
 
     def is_upgrade(self) -> bool:
-        return self.has(b"upgrade") and b"upgrade" in self.options
+        # The set test first: it is almost always false, and costs less than has().
+        return b"upgrade" in self.options and self.has(b"upgrade")
 
     def expects_continue(self) -> bool:
         expect = self.value(b"expect")
@@ -341,65 +142,93 @@ class ResponseHead(Head):
     status: int
 
 
-def _scan(raw: bytes) -> tuple[bytes, list[Field], Framing, int, set[bytes]]:
+def find_head_end(buf: bytes) -> int:
+    """Where the blank line that ends a head starts (-1: not yet); 400 on bare LF."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        # A head ended by bare LF would never be complete: refuse it now, not at a timeout.
+        if b"\n" in buf and buf.count(b"\n") != buf.count(b"\r\n"):
+            raise HttpError("bare LF in the message head")
+        if len(buf) > MAX_HEAD:
+            raise HttpError("message head too large", 431)
+    elif end > MAX_HEAD:
+        raise HttpError("message head too large", 431)
+    return end
+
+
+def _scan(raw: bytes, request: bool) -> tuple[bytes, list[Field], Framing, int, set[bytes], bool]:
     """Start line, the fields that matter, body framing (eof if unsaid), Connection tokens."""
     eol = raw.find(b"\r\n")
     if not _HEADER_LINES.match(raw, eol + 2):
-        # Also rejects obsolete line folding (a line starting with whitespace).
+        # Also rejects obsolete line folding (a line starting with whitespace), control
+        # bytes and bare CR or LF anywhere in the header lines.
         raise HttpError("malformed header line")
     fields: list[Field] = []
     options: set[bytes] = set()
     if eol + 2 == len(raw):
-        return raw[:eol], fields, "eof", 0, options
-    encoding = length = None
+        return raw[:eol], fields, "eof", 0, options, False
+    codings: list[bytes] = []
+    length = None
     for m in _FIELD.finditer(raw.lower(), eol):
         name = m[1]
         begin, end = m.span(2)
         value = raw[begin:end]
         fields.append((name, value, m.start() + 1, m.end() + 1))
         if name == b"content-length":
-            if length is not None and value != length:
+            if not _DIGITS.match(value) or (length is not None and value != length):
                 raise HttpError("invalid Content-Length")
             length = value
         elif name == b"transfer-encoding":
-            if value.strip(b" \t,"):
-                encoding = value
+            codings.extend(t.strip(b" \t") for t in m[2].split(b","))
         elif name == b"connection":
-            options.update(t.strip() for t in m[2].split(b","))
+            options.update(t.strip(b" \t") for t in m[2].split(b","))
     options.discard(b"")
-    if encoding is not None:
-        # Anything but a final "chunked" cannot be delimited; refusing it avoids smuggling.
-        if encoding.split(b",")[-1].strip().lower() != b"chunked":
+    if options & _FRAMING:
+        raise HttpError("Connection names a framing header")
+    if codings:
+        codings = [c for c in codings if c]
+        if length is not None and request:
+            raise HttpError("both Content-Length and Transfer-Encoding")
+        # Anything but one final "chunked" cannot be delimited; refusing it avoids smuggling.
+        if (
+            not codings
+            or codings[-1] != b"chunked"
+            or b"chunked" in codings[:-1]
+            or not all(_TOKEN.match(c) for c in codings)
+        ):
             raise HttpError("unsupported Transfer-Encoding")
-        return raw[:eol], fields, "chunked", 0, options
+        return raw[:eol], fields, "chunked", 0, options, length is not None
     if length is None:
-        return raw[:eol], fields, "eof", 0, options
-    if not length.isdigit():
-        raise HttpError("invalid Content-Length")
+        return raw[:eol], fields, "eof", 0, options, False
     size = int(length)
-    return raw[:eol], fields, ("length" if size else "none"), size, options
+    return raw[:eol], fields, ("length" if size else "none"), size, options, False
 
 
 def scan_request(raw: bytes) -> RequestHead:
     """A request head up to and including the CRLF of its last header line."""
-    start, fields, framing, length, options = _scan(raw)
+    start, fields, framing, length, options, both = _scan(raw, request=True)
     parts = start.split(b" ")
     if len(parts) != 3:
         raise HttpError("malformed request line")
     method, target, version = parts
     if version != b"HTTP/1.1" and version != b"HTTP/1.0":
         raise HttpError("malformed request line")
-    if not target or not _TOKEN.match(method):
+    if not _TARGET.match(target) or not _TOKEN.match(method):
         raise HttpError("malformed request line")
+    if framing == "chunked" and version == b"HTTP/1.0":
+        raise HttpError("Transfer-Encoding in an HTTP/1.0 request")
     if framing == "eof":
-        framing = "none"
+        framing = "none"  # a request never reads to EOF
     close = (b"keep-alive" not in options) if version == b"HTTP/1.0" else (b"close" in options)
-    return RequestHead(raw, version, fields, framing, length, close, options, method, target)
+    return RequestHead(raw, version, fields, framing, length, close, options, both, method, target)
 
 
 def scan_response(raw: bytes, request_method: bytes) -> ResponseHead:
     """A response head up to and including the CRLF of its last header line."""
-    start, fields, framing, length, options = _scan(raw)
+    try:
+        start, fields, framing, length, options, both = _scan(raw, request=False)
+    except HttpError as exc:
+        raise HttpError(exc.reason, 502) from None
     version = start[:8]
     code = start[9:12]
     if (
@@ -414,4 +243,215 @@ def scan_response(raw: bytes, request_method: bytes) -> ResponseHead:
     if request_method == b"HEAD" or status < 200 or status == 204 or status == 304:
         framing, length = "none", 0
     close = (b"keep-alive" not in options) if version == b"HTTP/1.0" else (b"close" in options)
-    return ResponseHead(raw, version, fields, framing, length, close, options, status)
+    return ResponseHead(raw, version, fields, framing, length, close, options, both, status)
+
+
+# --- chunked bodies ---------------------------------------------------------------------
+
+_SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
+
+
+class ChunkedBody:
+    """Where a chunked body stands (RFC 9112 section 7.1): the one implementation of it.
+
+    A driver either hands it whole lines (`line`) and counts data bytes (`data`), as the
+    stream path does, or lets it walk a buffer (`advance`), as the fast path does.
+    """
+
+    __slots__ = ("_state", "left")
+
+    def __init__(self) -> None:
+        self._state = _SIZE
+        self.left = 0  # data bytes still due in the current chunk
+
+    @property
+    def done(self) -> bool:
+        return self._state == _DONE
+
+    @property
+    def wants_data(self) -> bool:
+        return self._state == _DATA
+
+    def line(self, line: bytes) -> None:
+        """One line, with its CRLF: a size line, the CRLF after data, or a trailer line."""
+        state = self._state
+        if state == _SIZE:
+            m = _CHUNK_LINE.match(line)
+            if m is None:
+                raise HttpError("malformed chunk size")
+            self.left = int(m[1], 16)
+            self._state = _DATA if self.left else _TRAILER
+        elif state == _DATA_END:
+            if line != b"\r\n":
+                raise HttpError("missing CRLF after chunk")
+            self._state = _SIZE
+        elif state == _TRAILER:
+            if line == b"\r\n":
+                self._state = _DONE
+            elif not _TRAILER_LINE.match(line):
+                raise HttpError("malformed trailer line")
+        else:
+            raise HttpError("chunk framing out of step")
+
+    def data(self, count: int) -> None:
+        self.left -= count
+        if not self.left:
+            self._state = _DATA_END
+
+    def advance(self, buf: bytes, pos: int = 0) -> int:
+        """Walk `buf` from `pos` as far as it goes (never past the body); the new position."""
+        size = len(buf)
+        while pos < size and self._state != _DONE:
+            if self._state == _DATA:
+                take = min(self.left, size - pos)
+                pos += take
+                self.data(take)
+                continue
+            eol = buf.find(b"\n", pos, pos + MAX_LINE)
+            if eol < 0:
+                if size - pos >= MAX_LINE:
+                    raise HttpError("chunk line too long")
+                break
+            self.line(buf[pos : eol + 1])
+            pos = eol + 1
+        return pos
+
+
+# --- the stream path's readers ----------------------------------------------------------
+
+
+async def within(aw: Awaitable[_T], seconds: float | None) -> _T:
+    """`aw`, or TimeoutError after `seconds` (None: no limit)."""
+    if seconds is None:
+        return await aw
+    async with asyncio.timeout(seconds):
+        return await aw
+
+
+async def read_head(
+    reader: asyncio.StreamReader, idle: float | None = None, head: float | None = None
+) -> bytes | None:
+    """Read one message head, up to and including the CRLF of its last header line.
+
+    None on a clean EOF (or `idle` seconds) before its first byte; from the first byte on,
+    the whole head must arrive within `head` seconds (TimeoutError otherwise).
+    """
+    try:
+        first = await within(reader.readuntil(b"\n"), idle)
+    except TimeoutError:
+        return None
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial.strip():
+            return None
+        raise HttpError("connection closed inside a message head") from exc
+    except asyncio.LimitOverrunError as exc:
+        raise HttpError("message head too large", 431) from exc
+    return await within(_rest_of_head(reader, first), head)
+
+
+async def _rest_of_head(reader: asyncio.StreamReader, first: bytes) -> bytes:
+    lines = []
+    line = first
+    while line in (b"\r\n", b"\n"):  # blank lines before a request (RFC 9112 section 2.2)
+        line = await _read_head_line(reader)
+    size = 0
+    while line != b"\r\n":
+        if not line.endswith(b"\r\n"):
+            raise HttpError("bare LF in the message head")
+        size += len(line)
+        if size > MAX_HEAD:
+            raise HttpError("message head too large", 431)
+        lines.append(line)
+        line = await _read_head_line(reader)
+    return b"".join(lines)
+
+
+async def _read_head_line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        raise HttpError("connection closed inside a message head") from exc
+    except asyncio.LimitOverrunError as exc:
+        raise HttpError("message head too large", 431) from exc
+
+
+async def relay_length(
+    src: asyncio.StreamReader, dst: Sink | None, length: int, idle: float | None = None
+) -> None:
+    """Copy exactly `length` bytes, each read within `idle` seconds; dst None discards them."""
+    while length:
+        data = await within(src.read(min(length, READ_SIZE)), idle)
+        if not data:
+            raise asyncio.IncompleteReadError(b"", length)
+        length -= len(data)
+        await _write(dst, data)
+
+
+async def relay_chunked(
+    src: asyncio.StreamReader, dst: Sink | None, idle: float | None = None
+) -> None:
+    """Copy a chunked body in wire form, trailers included, up to its final CRLF."""
+    body = ChunkedBody()
+    while not body.done:
+        if body.wants_data:
+            data = await within(src.read(min(body.left, READ_SIZE)), idle)
+            if not data:
+                raise asyncio.IncompleteReadError(b"", body.left)
+            body.data(len(data))
+        else:
+            data = await within(_read_line(src), idle)
+            body.line(data)
+        await _write(dst, data)
+
+
+async def relay_until_eof(src: asyncio.StreamReader, dst: Sink) -> None:
+    while data := await src.read(READ_SIZE):
+        await _write(dst, data)
+
+
+async def _read_line(src: asyncio.StreamReader) -> bytes:
+    try:
+        line = await src.readuntil(b"\n")
+    except asyncio.LimitOverrunError as exc:
+        raise HttpError("line too long") from exc
+    if len(line) > MAX_LINE:
+        raise HttpError("line too long")
+    return line
+
+
+async def _write(dst: Sink | None, data: bytes) -> None:
+    if dst is not None:
+        dst.write(data)
+        # Back-pressure: never let a slow reader make us buffer a fast writer's output.
+        await dst.drain()
+
+
+def simple_response(status: int, reason: str, text: str, *, close: bool) -> bytes:
+    """A small text/plain response the proxy produces itself (400, 408, 502, 503, 504)."""
+    body = (text.replace("\r", " ").replace("\n", " ") + "\n").encode("utf-8", "replace")
+    head = (
+        b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+        % (
+            status,
+            reason.encode(),
+            len(body),
+        )
+    )
+    if close:
+        head += b"Connection: close\r\n"
+    return head + b"\r\n" + body
+
+
+_PHRASES = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def error_response(status: int, reason: str, *, close: bool) -> bytes:
+    """The proxy's own answer when it cannot forward: `reason` goes in the body."""
+    return simple_response(status, _PHRASES.get(status, "Error"), f"pitstop: {reason}", close=close)

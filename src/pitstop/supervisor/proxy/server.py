@@ -12,22 +12,35 @@ and on uvloop alike.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import TYPE_CHECKING
 
 from pitstop.supervisor.proxy import http11
-from pitstop.supervisor.proxy.http import FastServer, HttpHandler, Pool
+from pitstop.supervisor.proxy.fast import FastServer
+from pitstop.supervisor.proxy.http import HttpHandler, Pool
+from pitstop.supervisor.proxy.limits import (
+    CountedStreamProtocol,
+    Gate,
+    PausableServer,
+    Timeouts,
+    connection_limit,
+    quiet_accept_errors,
+    raise_fd_limit,
+)
 from pitstop.supervisor.proxy.routing import Backend, Router
 from pitstop.supervisor.proxy.tcp import TcpHandler
 
-__all__ = ["Backend", "Proxy", "ProxyMode", "free_port"]
+if TYPE_CHECKING:
+    from pitstop.taskfile.service import ProxyMode  # one definition, with the service keys
+
+__all__ = ["Backend", "Proxy", "Timeouts", "free_port"]
+
+DEFAULT_MAX_CONNECTIONS = 1000
 
 log = logging.getLogger(__name__)
 
-ProxyMode = Literal["http", "tcp"]
 _Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -39,20 +52,31 @@ class Proxy:
         mode: ProxyMode = "http",
         wait_timeout: float = 30.0,
         drain_timeout: float = 30.0,
+        timeouts: Timeouts | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if mode not in ("http", "tcp"):
             raise ValueError(f"unknown proxy mode {mode!r}; expected 'http' or 'tcp'")
         self.mode: ProxyMode = mode
         self.drain_timeout = drain_timeout
+        self.timeouts = timeouts or Timeouts()
+        self._max_connections = max_connections
         self._router = Router(wait_timeout)
-        self._pool = Pool(self._router)
+        self._pool = Pool(self._router, self.timeouts)
         self._handler: _Handler = (
-            HttpHandler(self._router, self._pool) if mode == "http" else TcpHandler(self._router)
+            HttpHandler(self._router, self._pool, self.timeouts)
+            if mode == "http"
+            else TcpHandler(self._router, self.timeouts)
         )
-        # http: requests go through the callback-based fast path, which hands a connection
-        # to the stream-based HttpHandler when a request needs it (see proxy_http).
-        self._fast = FastServer(self._router, self._serve) if mode == "http" else None
-        self._servers: list[asyncio.Server] = []
+        self._gate = Gate(max_connections)
+        # http: requests go through the callback-based fast path (fast.py), which hands a
+        # connection to the stream-based HttpHandler (http.py) when a request needs it.
+        self._fast = (
+            FastServer(self._router, self._serve, self._gate, self.timeouts)
+            if mode == "http"
+            else None
+        )
+        self._undo_quiet: Callable[[], None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -66,16 +90,25 @@ class Proxy:
 
         The proxy listens on duplicates, so the caller keeps ownership of `sockets`.
         """
-        loop = asyncio.get_running_loop()
+        self._gate.limit = connection_limit(self._max_connections, raise_fd_limit())
+        self._undo_quiet = quiet_accept_errors(asyncio.get_running_loop())
         for sock in sockets:
-            if self._fast is not None:
-                server = await loop.create_server(self._fast.protocol, sock=sock.dup())
-            else:
-                server = await asyncio.start_server(
-                    self._serve, sock=sock.dup(), limit=http11.MAX_HEAD, start_serving=True
-                )
-            self._servers.append(server)
+            listener = PausableServer(sock, self._protocol)
+            self._gate.listeners.append(listener)
+            await listener.start()
         log.debug("proxy (%s) listening on %d socket(s)", self.mode, len(sockets))
+
+    def _protocol(self) -> asyncio.BaseProtocol:
+        if self._fast is not None:
+            return self._fast.protocol()
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=http11.MAX_HEAD, loop=loop)
+        return CountedStreamProtocol(reader, self._serve, self._gate)
+
+    @property
+    def connections(self) -> int:
+        """Client connections open right now (counted against max_connections)."""
+        return self._gate.open
 
     def set_backend(self, backend: Backend | None) -> Backend | None:
         """Send new requests (http) or connections (tcp) to `backend`; return the previous."""
@@ -110,17 +143,17 @@ class Proxy:
     async def close(self) -> None:
         """Stop listening and cut every connection."""
         self._closing = True
-        for server in self._servers:
-            server.close()
+        for listener in self._gate.listeners:
+            await listener.close()
+        self._gate.listeners.clear()
+        if self._undo_quiet is not None:
+            self._undo_quiet()
+            self._undo_quiet = None
         if self._fast is not None:
             await self._fast.close()
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await server.wait_closed()
-        self._servers.clear()
         self._pool.close_all()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

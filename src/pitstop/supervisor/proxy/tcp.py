@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 
-from pitstop.supervisor.proxy.http11 import READ_SIZE
+from pitstop.supervisor.proxy.http11 import READ_SIZE, within
+from pitstop.supervisor.proxy.limits import Timeouts, set_nodelay
 from pitstop.supervisor.proxy.routing import Backend, Flight, NoBackend, Router
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,9 @@ async def splice(
 class TcpHandler:
     """Each client connection goes whole to the backend current when it was accepted."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, timeouts: Timeouts) -> None:
         self._router = router
+        self._timeouts = timeouts
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         flight = Flight([writer.transport])
@@ -72,11 +74,14 @@ class TcpHandler:
         backend: Backend,
     ) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(backend.host, backend.port)
-        except OSError as exc:
-            log.warning("proxy: backend %s refused the connection: %s", backend, exc)
+            up_reader, up_writer = await within(
+                asyncio.open_connection(backend.host, backend.port), self._timeouts.connect
+            )
+        except (OSError, TimeoutError) as exc:
+            log.warning("proxy: backend %s refused the connection: %r", backend, exc)
             with contextlib.suppress(Exception):
                 writer.close()
             return
+        set_nodelay(up_writer.get_extra_info("socket"))
         flight.transports.append(up_writer.transport)
         await splice(reader, writer, up_reader, up_writer)

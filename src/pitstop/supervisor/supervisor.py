@@ -18,258 +18,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
-from socket import socket
-from typing import Protocol
 
-from pitstop.engine import process
+from pitstop.engine import process, reaper
 from pitstop.supervisor import events as ev
-from pitstop.supervisor import sockets
+from pitstop.supervisor.frontends import Frontend, make_frontend
 from pitstop.supervisor.instance import Binding, Instance, InstanceCommand, NotReady
-from pitstop.supervisor.sockets import ListenAddress
-from pitstop.supervisor.spec import ServiceSpec
+from pitstop.taskfile.addresses import ListenAddress
+from pitstop.taskfile.service import ServiceSpec
 
 log = logging.getLogger(__name__)
 
-BuildFn = Callable[[], Awaitable[bool]]
+# The paths that changed since the last build -> the command of the new instance, or None if
+# the build failed. The supervisor keeps the command; the build never writes into it.
+BuildFn = Callable[[frozenset[Path]], Awaitable[InstanceCommand | None]]
 EventSink = Callable[[ev.SupervisorEvent], None]
-
-PRIVATE_HOST = "127.0.0.1"
-DRAIN_POLL = 0.005  # how often a retiring socket's accept queue is looked at
-
-# --------------------------------------------------------------------------- frontends
-
-
-class Frontend(Protocol):
-    """Where clients connect, and how an instance is put behind it."""
-
-    addresses: list[ListenAddress]
-
-    async def open(self) -> None: ...
-    async def binding(self, n: int) -> Binding: ...
-    def promote(self, n: int, binding: Binding) -> None: ...
-    def lost(self, n: int, binding: Binding) -> None: ...
-    async def retire(self, n: int, binding: Binding) -> None:
-        """The instance no longer gets new work; return when it has what it must finish."""
-
-    def release(self, n: int, binding: Binding) -> None:
-        """The instance has stopped (retired, or rolled back): free what it was given."""
-
-    def unavailable(self, reason: str) -> None: ...
-    async def close(self) -> None: ...
-
-
-class _Listeners:
-    """Binds the addresses once; closes them (and removes unix socket files) at the end."""
-
-    def __init__(self, requested: Iterable[ListenAddress]) -> None:
-        self.requested = list(requested)
-        self.sockets: list[socket] = []
-        self.addresses: list[ListenAddress] = []
-
-    def open(self) -> None:
-        try:
-            for address in self.requested:
-                sock = sockets.bind(address)
-                self.sockets.append(sock)
-                self.addresses.append(sockets.bound_address(sock, address))
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        sockets.close(self.sockets, self.addresses)
-        self.sockets.clear()
-
-
-class SocketFrontend:
-    """Socket hand-off: every instance gets listening sockets as fds 3, 4, ...
-
-    On TCP each new instance gets its own socket on the address (`sockets.Listener`), and
-    new connections are steered to the serving instance's: a starting instance gets none,
-    so a version that never becomes ready loses none when it is killed; at a swap the old
-    instance finishes what waits in its own accept queue before it gets stop_signal.
-    Without a serving instance (the first start, after a crash) the next instance takes
-    over the current socket, with whatever connections wait in its queue.
-    """
-
-    def __init__(self, spec: ServiceSpec) -> None:
-        self._spec = spec
-        self._names = spec.listen_names
-        self._listeners = [sockets.Listener(address) for address in spec.listen]
-        self._front: tuple[socket, ...] = ()  # where new connections go
-        self._live = False  # the instance on `_front` was promoted and has not exited
-        self._given: dict[tuple[int, ...], tuple[socket, ...]] = {}
-        self._no_extra = asyncio.Event()  # no socket besides `_front` is in use
-        self._no_extra.set()
-        self.addresses: list[ListenAddress] = []
-
-    async def open(self) -> None:
-        try:
-            self._front = tuple(listener.open() for listener in self._listeners)
-        except BaseException:
-            await self.close()
-            raise
-        self.addresses = [listener.address for listener in self._listeners]
-
-    async def binding(self, n: int) -> Binding:
-        if not self._live:
-            socks = self._front
-        else:
-            # One retired socket at a time: with three in a group, removing one can move
-            # the serving socket to another index while the program still names the old one.
-            await self._no_extra.wait()
-            added: list[socket] = []
-            try:
-                for listener in self._listeners:
-                    added.append(listener.add())
-            except BaseException:
-                for listener, sock in zip(self._listeners, added, strict=False):
-                    listener.remove(sock)
-                raise
-            socks = tuple(added)
-        if socks != self._front:
-            self._no_extra.clear()
-        binding = Binding(fds=tuple(s.fileno() for s in socks), names=self._names)
-        self._given[binding.fds] = socks
-        return binding
-
-    def promote(self, n: int, binding: Binding) -> None:
-        socks = self._given[binding.fds]
-        for listener, sock in zip(self._listeners, socks, strict=True):
-            listener.steer(sock)
-        self._front = socks
-        self._live = True
-
-    def lost(self, n: int, binding: Binding) -> None:
-        if self._given.get(binding.fds) == self._front:
-            self._live = False  # the next instance takes over this socket and its queue
-
-    async def retire(self, n: int, binding: Binding) -> None:
-        """Wait until the connections steered to the old socket before the switch have been
-        accepted, and then `drain_delay` more so that their requests have been read."""
-        socks = self._given.get(binding.fds, ())
-        mine = [
-            (listener, sock)
-            for listener, sock, front in zip(self._listeners, socks, self._front, strict=False)
-            if sock is not front
-        ]
-
-        def queued() -> int:
-            return sum(listener.queued(sock) for listener, sock in mine)
-
-        if not mine:
-            return
-        try:
-            async with asyncio.timeout(self._spec.drain_timeout):
-                while True:
-                    while queued():
-                        await asyncio.sleep(DRAIN_POLL)
-                    # A connection whose handshake began before the switch may still land
-                    # in the old queue, and the old instance needs a moment to read what it
-                    # accepted last: settle, then look again.
-                    await asyncio.sleep(self._spec.drain_delay)
-                    if not queued():
-                        return
-        except TimeoutError:
-            log.info("instance #%d still had queued connections after drain_timeout", n)
-
-    def release(self, n: int, binding: Binding) -> None:
-        socks = self._given.pop(binding.fds, ())
-        for listener, sock, front in zip(self._listeners, socks, self._front, strict=False):
-            if sock is not front:
-                listener.remove(sock)
-        if all(socks == self._front for socks in self._given.values()):
-            self._no_extra.set()
-
-    def unavailable(self, reason: str) -> None:
-        pass
-
-    async def close(self) -> None:
-        for listener in self._listeners:
-            listener.close()
-        self._given.clear()
-        self._no_extra.set()
-
-
-class ProxyFrontend:
-    """Proxy mode: pitstop serves the public address and forwards to the instance's $PORT."""
-
-    def __init__(self, spec: ServiceSpec) -> None:
-        # Imported here so that socket hand-off never loads the proxy modules.
-        from pitstop.supervisor.proxy.server import Proxy
-
-        assert spec.proxy is not None
-        self._spec = spec
-        self._listeners = _Listeners([spec.proxy])
-        self._proxy = Proxy(
-            spec.mode, wait_timeout=spec.ready_timeout, drain_timeout=spec.drain_timeout
-        )
-        self.addresses: list[ListenAddress] = []
-
-    async def open(self) -> None:
-        self._listeners.open()
-        self.addresses = self._listeners.addresses
-        await self._proxy.start(self._listeners.sockets)
-
-    async def binding(self, n: int) -> Binding:
-        from pitstop.supervisor.proxy.server import free_port
-
-        return Binding(host=PRIVATE_HOST, port=free_port(PRIVATE_HOST))
-
-    def _backend(self, n: int, binding: Binding) -> object:
-        from pitstop.supervisor.proxy.server import Backend
-
-        assert binding.port is not None
-        return Backend(binding.host or PRIVATE_HOST, binding.port, f"#{n}")
-
-    def promote(self, n: int, binding: Binding) -> None:
-        from pitstop.supervisor.proxy.server import Backend
-
-        backend = self._backend(n, binding)
-        assert isinstance(backend, Backend)
-        self._proxy.set_backend(backend)
-
-    def lost(self, n: int, binding: Binding) -> None:
-        # Requests wait (up to ready_timeout) for the restarted instance instead of failing.
-        if self._proxy.backend == self._backend(n, binding):
-            self._proxy.set_backend(None)
-
-    async def retire(self, n: int, binding: Binding) -> None:
-        from pitstop.supervisor.proxy.server import Backend
-
-        backend = self._backend(n, binding)
-        assert isinstance(backend, Backend)
-        if not await self._proxy.drain(backend, self._spec.drain_timeout):
-            log.info("instance #%d still had requests after drain_timeout; cut off", n)
-
-    def release(self, n: int, binding: Binding) -> None:
-        pass
-
-    def unavailable(self, reason: str) -> None:
-        self._proxy.unavailable(reason)
-
-    async def close(self) -> None:
-        await self._proxy.close()
-        self._listeners.close()
-
-
-def make_frontend(spec: ServiceSpec) -> Frontend:
-    return ProxyFrontend(spec) if spec.uses_proxy else SocketFrontend(spec)
-
-
-# --------------------------------------------------------------------------- supervisor
 
 
 class Supervisor:
     """Runs one service: builds, starts, swaps, restarts and stops its instances.
 
-    `build` runs the build plan and returns whether it succeeded; it is cancelled (and must
-    end its children) when a newer change arrives. `None` means there is nothing to build.
+    `build` runs the build plan and returns the command to start the new instance with, or
+    None if the build failed; it is cancelled (and must end its children) when a newer change
+    arrives. A `build` of None means there is nothing to build. Events name the service as
+    `name`.
     """
 
     def __init__(
@@ -279,9 +54,11 @@ class Supervisor:
         build: BuildFn | None,
         on_event: EventSink,
         *,
+        name: str = "service",
         frontend: Frontend | None = None,
     ) -> None:
         self.spec = spec
+        self.name = name
         self.command = command
         self._build_fn = build
         self._on_event = on_event
@@ -291,11 +68,12 @@ class Supervisor:
         self._instances: set[Instance] = set()
         self._retiring: set[asyncio.Task[None]] = set()
         self._pending = False
+        self._changes: set[Path] = set()  # changed since the last build started
         self._crashed: Instance | None = None
         self._crash_times: list[float] = []
         self._wake = asyncio.Event()
         self._settled = asyncio.Event()
-        self._build_task: asyncio.Task[bool] | None = None
+        self._build_task: asyncio.Task[InstanceCommand | None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._runtime_dir: Path | None = None
         self._stopped = False
@@ -326,11 +104,11 @@ class Supervisor:
         """Bind, build, start the first instance; True if it serves. Raises OSError if an
         address cannot be bound. After a failed first build the supervisor waits for
         `changed()` like after any other failure."""
-        self._runtime_dir = Path(tempfile.mkdtemp(prefix="pitstop-"))
+        self._runtime_dir = reaper.mkdtemp("pitstop-")
         try:
             await self._frontend.open()
         except BaseException:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            reaper.remove_tempdir(self._runtime_dir)
             raise
         self._pending = True
         self._settled.clear()
@@ -342,7 +120,9 @@ class Supervisor:
         """Sources changed: rebuild (cancelling a build in progress) and swap."""
         if self._stopped:
             return
-        log.debug("change: %s", ", ".join(map(str, paths)) or "(unspecified)")
+        changes = [Path(p) for p in paths]
+        log.debug("change: %s", ", ".join(map(str, changes)) or "(unspecified)")
+        self._changes.update(changes)
         self._pending = True
         self._settled.clear()
         if self._build_task is not None and not self._build_task.done():
@@ -386,7 +166,7 @@ class Supervisor:
         )
         await self._frontend.close()
         if self._runtime_dir is not None:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            reaper.remove_tempdir(self._runtime_dir)
         self._emit(ev.Status("stopped"))
 
     # ----------------------------------------------------------------- the loop
@@ -436,12 +216,15 @@ class Supervisor:
         await self._swap(n)
 
     async def _run_build(self) -> bool | None:
-        """True/False for the build's result, None if a newer change cancelled it."""
+        """True/False for the build's result, None if a newer change cancelled it. A build
+        that succeeded gave the command the next instance starts with."""
         assert self._build_fn is not None
         build_fn = self._build_fn
+        changes = frozenset(self._changes)
+        self._changes.clear()
 
-        async def run() -> bool:
-            return await build_fn()
+        async def run() -> InstanceCommand | None:
+            return await build_fn(changes)
 
         task = asyncio.create_task(run(), name=f"build-{self._generation}")
         self._build_task = task
@@ -451,12 +234,17 @@ class Supervisor:
         finally:
             self._build_task = None
         if task.cancelled():
+            self._changes.update(changes)  # the next build has not seen them either
             return None
         exc = task.exception()
         if exc is not None:
             log.error("build #%d raised %r", self._generation, exc)
             return False
-        return bool(task.result())
+        command = task.result()
+        if command is None:
+            return False
+        self.command = command
+        return True
 
     async def _swap(self, n: int) -> None:
         old = self._serving
@@ -628,6 +416,6 @@ class Supervisor:
 
     def _emit(self, event: ev.SupervisorEvent) -> None:
         try:
-            self._on_event(event)
+            self._on_event(replace(event, service=self.name))
         except Exception:
             log.exception("event handler failed on %r", event)

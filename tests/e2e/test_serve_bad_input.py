@@ -1,4 +1,5 @@
-"""`pitstop serve` edge cases found in review: each runs the real CLI in a temp dir."""
+"""A mistake in a service's set-up is one clear message at its line, exit code 2, no
+traceback: an address in use, a service or a plain task depending on a service."""
 
 from __future__ import annotations
 
@@ -7,52 +8,6 @@ import socket
 from tests.e2e.conftest import Project
 
 TIMEOUT = 60  # a hang fails the test instead of blocking the suite
-
-
-def test_a_missing_service_program_is_rolled_back_not_crash_looped(project: Project) -> None:
-    project.makefile(
-        """
-        [tasks.serve]
-        command = "no-such-program-pitstop-review"
-        service = { listen = "127.0.0.1:0" }
-        """
-    )
-    result = project.run("serve", timeout=TIMEOUT)
-    assert result.returncode == 1, result.stderr
-    assert "cannot start no-such-program-pitstop-review" in result.stderr
-    assert "rolled back" in result.stderr
-    assert "restarting" not in result.stderr
-
-
-def test_serve_without_watch_ends_when_the_service_exits_for_good(project: Project) -> None:
-    project.makefile(
-        """
-        [tasks.serve]
-        script = "exit 3"
-        service = { listen = "127.0.0.1:0", restart = "never" }
-
-        [tasks.clean]
-        command = "true"
-        service = { listen = "127.0.0.1:0" }
-        """
-    )
-    failed = project.run("serve", timeout=TIMEOUT)
-    assert failed.returncode == 3, failed.stderr
-    clean = project.run("clean", timeout=TIMEOUT)
-    assert clean.returncode == 0, clean.stderr
-
-
-def test_serve_without_watch_ends_after_giving_up_on_crashes(project: Project) -> None:
-    project.makefile(
-        """
-        [tasks.serve]
-        script = "exit 4"
-        service = { listen = "127.0.0.1:0", restart_backoff = "1ms", max_crashes = 2 }
-        """
-    )
-    result = project.run("serve", timeout=TIMEOUT)
-    assert result.returncode == 4, result.stderr
-    assert "not restarting" in result.stderr
 
 
 def test_an_address_in_use_is_a_clear_error(project: Project) -> None:
@@ -101,3 +56,23 @@ def test_a_service_depending_on_a_service_is_refused(project: Project) -> None:
     assert "Traceback" not in result.stderr
     assert "db, which is a service too" in result.stderr
     assert "Makefile.toml:5" in result.stderr
+
+
+def test_a_plain_task_cannot_depend_on_a_service(project: Project) -> None:
+    project.makefile(
+        """
+        [tasks.both]
+        dependencies = ["api"]
+        script = "echo never"
+
+        [tasks.api]
+        command = "python3"
+        args = ["-m", "http.server"]
+        service = { proxy = "127.0.0.1:0" }
+        """
+    )
+    result = project.run("both")
+    assert result.returncode == 2
+    assert "Makefile.toml:9" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "never" not in result.stdout

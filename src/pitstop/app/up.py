@@ -1,0 +1,95 @@
+"""The `up` use case in the foreground: every service task of the file (or the named ones and
+the services they depend on), each supervised, rebuilt and swapped on its own, on one stream.
+
+Ctrl-C or SIGTERM stops every service in reverse dependency order before pitstop exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+from typing import TextIO
+
+from pitstop.engine.output import OutputMode, Printer
+from pitstop.errors import UserError
+from pitstop.manager.graph import ServiceGraph, load_graph
+from pitstop.manager.manager import Manager, Project
+from pitstop.request import UserRequest
+from pitstop.settings import resolve_run
+from pitstop.taskfile.model import Taskfile
+
+
+def prepare_up(
+    taskfile: Taskfile, request: UserRequest, cwd: Path, skip: re.Pattern[str] | None
+) -> tuple[Project, ServiceGraph]:
+    """The project and the selected services; raises UserError for bad input, before anything
+    starts (the daemon calls this too)."""
+    settings = resolve_run(request, taskfile)
+    graph = load_graph(
+        taskfile, cwd=cwd, skip=skip, skip_init_end=request.plan.skip_init_end
+    ).select(request.up.services)
+    if not graph.nodes:
+        raise UserError(
+            f"no service task in {taskfile.path.name}",
+            hint='`pitstop up` runs tasks with a service table: service = { listen = "127.0.0.1:8080" }',
+        )
+    return Project(taskfile, request, settings, cwd, skip), graph
+
+
+def run_up(
+    taskfile: Taskfile,
+    request: UserRequest,
+    cwd: Path,
+    skip: re.Pattern[str] | None,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    from pitstop.app.event_loop import serve_async
+
+    project, graph = prepare_up(taskfile, request, cwd, skip)
+    printer = Printer(
+        out,
+        err,
+        mode=OutputMode.PREFIX,
+        quiet=project.settings.quiet,
+        colour=False if request.up.no_colour else None,
+        services=True,
+    )
+    # Prefixes line up for services, their build steps and instances up to #999.
+    names = [*graph.names, *(b.step.name for n in graph.nodes for b in n.build)]
+    printer.prepare(names + [f"{n}#000" for n in graph.names])
+    manager = Manager(project, graph, watch=request.up.watch)
+    uses_proxy = any(n.spec.uses_proxy for n in graph.nodes)
+    return serve_async(up(manager, printer), stop_is_success=True, fast_loop=uses_proxy)
+
+
+async def up(manager: Manager, printer: Printer) -> int:
+    """Start everything, then serve until a signal; with --no-watch, end when nothing serves
+    (every service failed at start)."""
+    manager.subscribe(printer)
+    refresher = None
+    if printer.err.isatty() and os.environ.get("TERM") != "dumb":
+        # On a terminal, the services' table stays at the bottom; its uptimes tick.
+        printer.footer = manager.status
+        refresher = asyncio.create_task(_refresh(printer))
+    try:
+        await manager.start()
+        if not manager.watch and all(row.version is None for row in manager.status()):
+            return 1
+        await asyncio.Event().wait()  # until Ctrl-C / SIGTERM cancels us
+        return 0
+    finally:
+        try:
+            await manager.stop()
+        finally:
+            if refresher is not None:
+                refresher.cancel()
+            printer.close_footer()
+
+
+async def _refresh(printer: Printer) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        printer.redraw_footer()

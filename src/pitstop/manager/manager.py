@@ -1,0 +1,575 @@
+"""The manager: one Supervisor per service on one event loop (`pitstop up`).
+
+    start ──▶ each service waits for the services it depends on ──ready──▶ build ─▶ serve
+                                     └─ one failed: BLOCKED, naming it (started once it serves)
+    change batch ──▶ routed to the services watching its paths, plus every service sharing a
+                     build step with one of them ──▶ each rebuilds (a shared step runs once),
+                     swaps after its dependencies in the batch have swapped
+
+Construction takes the loaded project (task file, request, settings) and its ServiceGraph
+(manager/graph.py); the foreground `pitstop up` (app/up.py) and the daemon both build one with
+`Manager(project, graph, watch=..., jobs=...)` and drive it with the methods below. The manager
+prints nothing: every event goes to the subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pitstop.engine import reaper
+from pitstop.engine.events import ErrorReported, Notice, Source
+from pitstop.engine.events import Event as EngineEvent
+from pitstop.errors import PitstopError, UserError
+from pitstop.manager.graph import BuildStep, ServiceGraph, ServiceNode, load_graph
+from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
+from pitstop.request import UserRequest
+from pitstop.settings import RunSettings, WatchSettings
+from pitstop.steps.perform import RunContext, Runner
+from pitstop.supervisor import events as ev
+from pitstop.supervisor.instance import InstanceCommand
+from pitstop.supervisor.supervisor import Supervisor
+from pitstop.taskfile.model import Taskfile
+from pitstop.watch.filters import PathFilter
+
+log = logging.getLogger(__name__)
+
+# Everything a subscriber receives: the engine's events (build output, notices, errors), the
+# supervisors' events (instance output, swaps...), each carrying a `source`, and state changes.
+ManagerEvent = EngineEvent | ev.SupervisorEvent | StateChanged
+Subscriber = Callable[[ManagerEvent], None]
+
+# The project's state folder (logs, the daemon's pid): never a change to react to.
+STATE_FOLDER = ".pitstop"
+_S = ServiceState
+
+
+@dataclass
+class Project:
+    """The loaded task file and the settings the request resolved to."""
+
+    taskfile: Taskfile
+    request: UserRequest
+    settings: RunSettings
+    cwd: Path
+    skip: re.Pattern[str] | None = None
+
+
+@dataclass
+class _Service:
+    """The manager's record of one service; `row()` is its ServiceStatus."""
+
+    node: ServiceNode
+    tmpdir: Path  # the instances' script files live here, as long as the manager does
+    supervisor: Supervisor | None = None
+    state: ServiceState = _S.STOPPED
+    reason: str | None = None
+    version: int | None = None
+    pid: int | None = None
+    swaps: int = 0
+    started_at: float | None = None
+    last_build_ok: bool | None = None
+    last_build_s: float | None = None
+    # Resolved when a start attempt ends: True once it serves, False if it failed or is blocked.
+    first: asyncio.Future[bool] | None = None
+    start_task: asyncio.Task[None] | None = None
+    watch_roots: tuple[Path, ...] = ()
+    watch_filter: PathFilter | None = None
+    last_row: ServiceStatus | None = field(default=None, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def running(self) -> bool:
+        return self.supervisor is not None
+
+    def address(self) -> str:
+        if self.supervisor is not None:
+            return ", ".join(str(a) for a in self.supervisor.addresses)
+        return ", ".join(str(a) for a in self.node.addresses)
+
+    def row(self) -> ServiceStatus:
+        return ServiceStatus(
+            name=self.name,
+            state=self.state,
+            version=self.version,
+            pid=self.pid,
+            address=self.address(),
+            restarts=max(0, self.swaps - 1),
+            started_at=self.started_at,
+            last_build_ok=self.last_build_ok,
+            last_build_s=self.last_build_s,
+            reason=self.reason,
+        )
+
+
+class Manager:
+    def __init__(
+        self, project: Project, graph: ServiceGraph, *, watch: bool = True, jobs: int | None = None
+    ) -> None:
+        self.project = project
+        self.graph = graph
+        self.watch = watch
+        self.jobs = max(1, jobs if jobs is not None else project.settings.jobs)
+        self._subscribers: list[Subscriber] = []
+        self._services: dict[str, _Service] = {}
+        for node in graph.nodes:
+            self._services[node.name] = _Service(node, reaper.mkdtemp(f"pitstop-up-{node.name}-"))
+        # Shared build steps of the current change batch: step key -> its run (exit status).
+        self._steps: dict[str, asyncio.Task[int]] = {}
+        # Runs a newer change cancelled, until their processes have ended.
+        self._dying: dict[str, asyncio.Task[int]] = {}
+        self._slots: asyncio.Semaphore | None = None
+        # Services whose build and swap belong to the batch in progress (swap order).
+        self._batch: set[str] = set()
+        self._watcher: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # ----------------------------------------------------------------- public API
+
+    async def start(self) -> bool:
+        """Start every service in dependency order; a service starts once the services it
+        depends on are ready. True if every service serves. Raises UserError for a watch
+        path that does not exist (before anything starts)."""
+        changes = self._watch_source() if self.watch else None
+        for svc in self._services.values():
+            self._launch(svc)
+        if changes is not None:
+            self._watcher = asyncio.create_task(self._follow(changes), name="up-watch")
+        results = []
+        for svc in self._services.values():
+            assert svc.first is not None
+            results.append(await asyncio.shield(svc.first))
+        return all(results)
+
+    def status(self) -> list[ServiceStatus]:
+        """One row per service, in dependency order."""
+        return [svc.row() for svc in self._services.values()]
+
+    async def restart(self, name: str) -> None:
+        """Rebuild and swap `name`, zero downtime (the serving instance serves meanwhile);
+        returns once the build and swap are over. A service that is not running starts."""
+        svc = self._service(name)
+        if svc.supervisor is None:
+            await self.start_service(name)
+            return
+        self._forget_steps(svc.node.shared_keys, running_too=False)
+        svc.supervisor.changed()
+        await svc.supervisor.settled()
+
+    async def stop_service(self, name: str) -> None:
+        """Stop `name` gracefully; its dependants keep running."""
+        svc = self._service(name)
+        await self._stop(svc)
+        self._set(svc, _S.STOPPED, reason=None)
+
+    async def start_service(self, name: str) -> None:
+        """Start `name` (after the services it depends on are ready); returns once it serves
+        or has failed."""
+        svc = self._service(name)
+        if svc.supervisor is None and (svc.start_task is None or svc.start_task.done()):
+            self._launch(svc)
+        assert svc.first is not None
+        await asyncio.shield(svc.first)
+
+    async def stop(self) -> None:
+        """Stop every service, in reverse dependency order; when it returns no instance or
+        build process is left and every address is free."""
+        self._stopping = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+        for svc in reversed(list(self._services.values())):
+            await self._stop(svc)
+            if svc.state is not _S.STOPPED:
+                self._set(svc, _S.STOPPED, reason=None)
+        self._forget_steps(set(self._steps), running_too=True)
+        await asyncio.gather(*self._dying.values(), return_exceptions=True)
+        for svc in self._services.values():
+            reaper.remove_tempdir(svc.tmpdir)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call `callback` with every event; returns the function that unsubscribes."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def pids(self) -> list[int]:
+        """Every instance process still running (for tests and `down`'s check)."""
+        return [
+            pid
+            for s in self._services.values()
+            if s.supervisor
+            for pid in s.supervisor.instance_pids()
+        ]
+
+    # ----------------------------------------------------------------- starting
+
+    def _service(self, name: str) -> _Service:
+        try:
+            return self._services[name]
+        except KeyError:
+            raise self.graph.unknown_service(name) from None
+
+    def _launch(self, svc: _Service) -> None:
+        """Start `svc` in the background once its dependencies serve; `svc.first` tells."""
+        svc.first = asyncio.get_running_loop().create_future()
+        svc.start_task = asyncio.create_task(self._start_one(svc), name=f"start-{svc.name}")
+
+    async def _start_one(self, svc: _Service) -> None:
+        first = svc.first
+        assert first is not None
+        ok = False
+        try:
+            for dep_name in svc.node.depends_on:
+                dep = self._services.get(dep_name)
+                if dep is None:
+                    continue
+                if dep.first is None:  # stopped by request: it starts with us
+                    self._launch(dep)
+                assert dep.first is not None
+                # Serving now (maybe after a failed start and a fix): good enough.
+                if dep.version is None and not await asyncio.shield(dep.first):
+                    why = dep.reason or dep.state.value
+                    self._set(
+                        svc,
+                        _S.BLOCKED,
+                        reason=f"waiting for {dep.name}, which is {dep.state.value}: {why}",
+                    )
+                    return
+            ok = await self._run_supervisor(svc)
+        finally:
+            if not first.done():
+                first.set_result(ok)
+
+    async def _run_supervisor(self, svc: _Service) -> bool:
+        node = svc.node
+        supervisor = Supervisor(
+            node.spec,
+            # Replaced by the first build's result before any instance starts.
+            InstanceCommand(("false",), self.project.cwd),
+            lambda paths: self._build(svc, paths),
+            lambda event: self._on_supervisor_event(svc, event),
+            name=node.name,
+        )
+        svc.supervisor = supervisor
+        svc.reason = None
+        try:
+            return await supervisor.start()
+        except OSError as exc:
+            svc.supervisor = None
+            await supervisor.stop()
+            self._set(svc, _S.FAILED, reason=f"cannot listen: {exc.strerror or exc}")
+            return False
+
+    async def _stop(self, svc: _Service) -> None:
+        task, svc.start_task = svc.start_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        supervisor, svc.supervisor = svc.supervisor, None
+        if supervisor is not None:
+            await supervisor.stop()
+        if svc.first is not None and not svc.first.done():
+            svc.first.set_result(False)
+        svc.first = None
+        svc.version = svc.pid = svc.started_at = None
+
+    def _unblock_dependants(self, name: str) -> None:
+        """`name` serves now: start the services that were waiting for it."""
+        if self._stopping:
+            return
+        for other in self._services.values():
+            if other.state is not _S.BLOCKED or name not in other.node.depends_on:
+                continue
+            deps = [self._services.get(d) for d in other.node.depends_on]
+            if all(d is None or d.version is not None for d in deps):
+                self._launch(other)
+
+    # ----------------------------------------------------------------- builds
+
+    async def _build(self, svc: _Service, paths: frozenset[Path]) -> InstanceCommand | None:
+        """The Supervisor's build: the service's build steps (shared ones once per batch),
+        then, once its dependencies in this batch have swapped, the new instance's command."""
+        node = svc.node
+        started = time.monotonic()
+        ok = False
+        try:
+            ctx = await self._context(node.name)
+        except PitstopError as error:
+            self._emit(ErrorReported(error, Source(node.name)))
+            return None
+        try:
+            for build_step in node.build:
+                if await self._run_step(build_step, ctx) != 0:
+                    return None
+            ok = True
+        finally:
+            ctx.cleanup()
+            if node.builds:
+                svc.last_build_ok = ok
+                svc.last_build_s = time.monotonic() - started
+        await self._after_dependencies(svc)
+        from pitstop.app.serve import instance_command
+
+        try:
+            return await instance_command(node.task, ctx, svc.tmpdir)
+        except PitstopError as error:
+            self._emit(ErrorReported(error, Source(node.name)))
+            return None
+
+    async def _context(self, name: str) -> RunContext:
+        from pitstop.app.run import make_context
+
+        project = self.project
+        ctx = await make_context(
+            project.taskfile,
+            name,
+            project.request,
+            project.settings,
+            project.cwd,
+            project.skip,
+            self._emit,
+        )
+        # Several builds share one stream: their output is always captured and prefixed.
+        ctx.capture_output = True
+        return ctx
+
+    async def _run_step(self, build_step: BuildStep, ctx: RunContext) -> int:
+        """Run one build step, or, for a shared one, join its run in this batch."""
+        if build_step.shared_key is None:
+            return await self._step(build_step, ctx)
+        key = build_step.shared_key
+        task = self._steps.get(key)
+        if task is None:
+            dying = self._dying.get(key)
+            if dying is not None:  # never two runs of one step at once
+                await asyncio.wait({dying})
+            task = self._steps.get(key)
+        if task is None:
+            task = asyncio.create_task(
+                self._step(build_step, ctx), name=f"build-step-{build_step.step.name}"
+            )
+            self._steps[key] = task
+        # Shielded: a build cancelled by a newer change must not cancel a step another
+        # service waits for; a newer change to this step cancels it in `_forget_steps`.
+        return await asyncio.shield(task)
+
+    async def _step(self, build_step: BuildStep, ctx: RunContext) -> int:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.jobs)
+        async with self._slots:
+            try:
+                return await Runner(ctx).run_step(build_step.step)
+            except PitstopError as error:
+                self._emit(ErrorReported(error, Source(build_step.step.name)))
+                return 1
+
+    def _forget_steps(self, keys: Iterable[str], *, running_too: bool) -> None:
+        """The next build runs these steps again; running ones are cancelled if asked."""
+        for key in list(keys):
+            task = self._steps.get(key)
+            if task is None:
+                continue
+            if task.done():
+                del self._steps[key]
+            elif running_too:
+                del self._steps[key]
+                task.cancel()
+                self._dying[key] = task
+                task.add_done_callback(functools.partial(self._forget_dying, key))
+
+    def _forget_dying(self, key: str, task: asyncio.Task[int]) -> None:
+        if self._dying.get(key) is task:
+            del self._dying[key]
+
+    async def _after_dependencies(self, svc: _Service) -> None:
+        """Dependencies first: wait for services this one depends on that rebuild in the same
+        batch to finish their swap."""
+        for dep_name in svc.node.depends_on:
+            dep = self._services.get(dep_name)
+            if dep is not None and dep.supervisor is not None and dep_name in self._batch:
+                await dep.supervisor.settled()
+
+    # ----------------------------------------------------------------- watching
+
+    def _watch_source(self) -> AsyncIterator[frozenset[Path]]:
+        """One watcher over the union of every service's watch paths."""
+        from pitstop.app.watch import watch_source
+        from pitstop.settings import resolve_watch
+        from pitstop.watch.loop import OnBusy
+
+        flags = self.project.request.watch
+        taskfile = self.project.taskfile
+        union: list[Path] = []
+        settings: list[WatchSettings] = []
+        for svc in self._services.values():
+            own = resolve_watch(flags, svc.node.task, taskfile, OnBusy.RESTART)
+            own = replace(own, ignore_globs=(*own.ignore_globs, f"{STATE_FOLDER}/"))
+            settings.append(own)
+            svc.watch_roots = tuple(p.absolute() for p in own.paths)
+            for root in svc.watch_roots:
+                if not root.exists():
+                    raise UserError(
+                        f"service {svc.name} watches {root}, which does not exist",
+                        svc.node.task.where("watch"),
+                        "create it, or fix the service's watch paths",
+                    )
+            svc.watch_filter = PathFilter(
+                [r if not r.is_file() else r.parent for r in svc.watch_roots],
+                own.filter_options(),
+                base=self.project.cwd,
+            )
+            union.extend(p for p in svc.watch_roots if p not in union)
+        merged = replace(
+            settings[0],
+            paths=tuple(union),
+            git_ignore=all(s.git_ignore for s in settings),
+            ignore_globs=(*flags.ignore, f"{STATE_FOLDER}/"),
+            exts=(),
+        )
+        return watch_source(merged, self.project.cwd, always=(taskfile.path,))
+
+    async def _follow(self, changes: AsyncIterator[frozenset[Path]]) -> None:
+        async for batch in changes:
+            try:
+                self._on_changes(batch)
+            except Exception:  # a bug must not end the watching
+                log.exception("routing a change failed")
+
+    def _on_changes(self, batch: frozenset[Path]) -> None:
+        taskfile_changed = self.project.taskfile.path.resolve() in {p.resolve() for p in batch}
+        if taskfile_changed:
+            self._reload()
+        touched = [
+            svc.name
+            for svc in self._services.values()
+            if taskfile_changed or any(self._watches(svc, p) for p in batch)
+        ]
+        affected = [name for name in self.graph.sharing(touched) if self._services[name].supervisor]
+        if not affected:
+            return
+        from pitstop.app.watch import describe_trigger
+
+        why = describe_trigger(batch, self.project.cwd, self.project.request.watch.why)
+        self._emit(Notice("info", f"{why}: rebuilding {', '.join(affected)}"))
+        self._batch |= set(affected)
+        for name in affected:
+            supervisor = self._services[name].supervisor
+            assert supervisor is not None
+            supervisor.changed(batch)  # cancels its build in progress first
+        keys = set().union(*(self._services[n].node.shared_keys for n in affected))
+        self._forget_steps(keys, running_too=True)
+
+    def _watches(self, svc: _Service, path: Path) -> bool:
+        absolute = path.absolute()
+        inside = any(absolute == r or absolute.is_relative_to(r) for r in svc.watch_roots)
+        if not inside:
+            return False
+        return svc.watch_filter is None or svc.watch_filter.accepts(absolute)
+
+    def _reload(self) -> None:
+        """The task file changed: reload it and the graph (services keep their names; one
+        added or removed takes effect at the next `pitstop up`)."""
+        from pitstop.taskfile.loader import load_taskfile
+
+        project = self.project
+        try:
+            taskfile = load_taskfile(str(project.taskfile.path), project.cwd)
+            graph = load_graph(taskfile, cwd=project.cwd, skip=project.skip)
+        except PitstopError as error:
+            self._emit(ErrorReported(error))
+            return
+        project.taskfile = taskfile
+        fresh = {n.name: n for n in graph.nodes}
+        for svc in self._services.values():
+            svc.node = fresh.get(svc.name, svc.node)
+        self.graph = ServiceGraph(taskfile, tuple(s.node for s in self._services.values()))
+        self._emit(Notice("info", f"reloaded {taskfile.path.name}"))
+
+    # ----------------------------------------------------------------- events and states
+
+    def _emit(self, event: ManagerEvent) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:
+                log.exception("subscriber failed on %r", event)
+
+    def _set(self, svc: _Service, state: ServiceState, **changes: object) -> None:
+        svc.state = state
+        for key, value in changes.items():
+            setattr(svc, key, value)
+        row = svc.row()
+        if row != svc.last_row:
+            svc.last_row = row
+            self._emit(StateChanged(row))
+
+    def _on_supervisor_event(self, svc: _Service, event: ev.SupervisorEvent) -> None:
+        self._emit(event)
+        if svc.supervisor is None and not isinstance(event, ev.Status):
+            return
+        serving = svc.version is not None
+        match event:
+            case ev.BuildStarted():
+                self._set(svc, _S.BUILDING)
+            case ev.BuildFailed(n):
+                why = f"build #{n} failed"
+                if serving:
+                    self._set(svc, _S.SERVING, reason=f"{why}; #{svc.version} keeps serving")
+                else:
+                    self._set(svc, _S.FAILED, reason=f"{why}; waiting for a change")
+                self._batch.discard(svc.name)
+            case ev.BuildCancelled():
+                pass  # a newer build follows
+            case ev.InstanceStarting():
+                self._set(svc, _S.SWAPPING if serving else _S.STARTING, reason=None)
+            case ev.InstanceReady():
+                self._set(svc, _S.READY)
+            case ev.Swapped(_old, new):
+                svc.swaps += 1
+                assert svc.supervisor is not None
+                self._set(
+                    svc,
+                    _S.SERVING,
+                    version=new,
+                    pid=svc.supervisor.serving_pid,
+                    started_at=time.time(),
+                    reason=None,
+                )
+                self._batch.discard(svc.name)
+                self._unblock_dependants(svc.name)
+            case ev.RolledBack(n, reason, _kept):
+                if serving:
+                    self._set(svc, _S.SERVING, reason=f"#{n} rolled back: {reason}")
+                else:
+                    self._set(svc, _S.FAILED, reason=f"#{n} did not start: {reason}")
+                self._batch.discard(svc.name)
+            case ev.InstanceExited(n, status):
+                if n == svc.version:
+                    self._set(
+                        svc,
+                        _S.FAILED,
+                        version=None,
+                        pid=None,
+                        started_at=None,
+                        reason=f"#{n} exited with status {status}",
+                    )
+            case ev.CrashRestart(n, delay):
+                self._set(svc, _S.STARTING, reason=f"#{n} crashed; restarting in {delay:g}s")
+            case ev.GaveUp(reason):
+                self._set(svc, _S.FAILED, reason=reason)
+            case _:
+                pass

@@ -1,0 +1,98 @@
+"""The typed request: what the command line asked for, as values, before any file is read.
+
+`cli` builds a `UserRequest` from argv; everything below `cli` takes it (or a part of it) and
+never sees argparse. A field is `None` where the flag was not given, so that `settings` can
+resolve it once: flag > environment variable > task file > default.
+
+Imports nothing heavy: `pitstop --list` builds one of these too. The values are NamedTuples,
+not frozen dataclasses: as immutable and as typed, and creating the classes costs about a
+tenth (measured: 0.4 ms against 4.8 ms of CPU for seven classes) on every start.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal, NamedTuple
+
+OnBusyChoice = Literal["queue", "restart", "ignore"]
+OutputChoice = Literal["prefix", "group"]
+Shell = Literal["bash", "zsh", "fish"]
+
+
+class Command(Enum):
+    """What pitstop does with the task file. Whether a run watches or serves is decided by
+    the task file too (`watch = true`, `service = {...}`), so those are settings of RUN."""
+
+    RUN = "run"  # run the task: once, watching (--watch, `watch`), or as a service
+    LIST = "list"  # --list, --list-category-steps
+    PRINT_STEPS = "print-steps"  # --print-steps
+    TASK_NAMES = "task-names"  # --task-names (for shell completion)
+    COMPLETION = "completion"  # --completions SHELL: needs no task file
+    UP = "up"  # `pitstop up [SERVICE...]`: every service task (or the named ones), supervised
+
+
+class FileFlags(NamedTuple):
+    """Which task file, where, and the environment it starts from."""
+
+    makefile: str | None = None  # -f
+    cwd: str | None = None  # --cwd
+    profile: str | None = None  # -p
+    env: tuple[str, ...] = ()  # -e K=V (repeatable)
+    env_file: str | None = None  # --env-file
+
+
+class PlanFlags(NamedTuple):
+    allow_private: bool = False
+    skip_tasks: str | None = None  # a regular expression, compiled by `settings`
+    skip_init_end: bool = False
+    no_on_error: bool = False
+
+
+class ListFlags(NamedTuple):
+    category: str | None = None  # --list-category-steps
+    hide_uninteresting: bool = False
+    output_format: str = "default"  # --print-steps: default or short-description
+
+
+class RunFlags(NamedTuple):
+    jobs: int | None = None
+    output: OutputChoice | None = None
+    time_summary: bool = False
+    quiet: bool = False  # -q, or --loglevel error/off
+    verbose: bool = False
+    stop_signal: str = "SIGTERM"
+    stop_timeout: float = 5.0  # seconds (`pitstop.durations`)
+
+
+class WatchFlags(NamedTuple):
+    enabled: bool = False  # --watch
+    paths: tuple[str, ...] = ()
+    poll: bool = False
+    no_git_ignore: bool = False
+    ignore: tuple[str, ...] = ()
+    exts: tuple[str, ...] = ()
+    debounce_ms: int | None = None
+    on_busy: OnBusyChoice | None = None
+    why: bool = False
+    clear: bool = False
+    postpone: bool = False
+
+
+class UpFlags(NamedTuple):
+    services: tuple[str, ...] = ()  # none: every service task
+    watch: bool = True  # --no-watch turns it off
+    detach: bool = False  # -d: run as a daemon
+    no_colour: bool = False  # --no-color
+
+
+class UserRequest(NamedTuple):
+    command: Command
+    task: str | None = None  # -t, else the positional TASK; None: the file's default task
+    args: tuple[str, ...] = ()  # everything after TASK
+    file: FileFlags = FileFlags()
+    plan: PlanFlags = PlanFlags()
+    listing: ListFlags = ListFlags()
+    run: RunFlags = RunFlags()
+    watch: WatchFlags = WatchFlags()
+    shell: Shell | None = None  # for COMPLETION
+    up: UpFlags = UpFlags()  # for UP

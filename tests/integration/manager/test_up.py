@@ -1,0 +1,470 @@
+"""The manager over real processes: services with dependencies started in readiness order,
+each rebuilt and swapped on its own change under load, a shared build run once, a broken
+build or a failing dependency contained. Every service is a real server on 127.0.0.1
+(tests/apps/fd_app.py on socket hand-off, tests/apps/port_app.py behind the proxy); every
+change is a real file write seen by the real watcher."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import textwrap
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from pitstop.app.up import prepare_up
+from pitstop.manager.manager import Manager, ManagerEvent
+from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
+from pitstop.request import Command, UpFlags, UserRequest
+from pitstop.taskfile.loader import load_taskfile
+from tests.helpers import async_wait_until, pid_alive, port_open
+from tests.load import Load
+
+APPS = Path(__file__).resolve().parents[2] / "apps"
+FD_APP = APPS / "fd_app.py"
+PORT_APP = APPS / "port_app.py"
+DEADLINE = 30.0
+
+# A build that copies NAME/src to out/NAME (what the service reads at start-up), or fails
+# like a compiler when the source says "broken".
+BUILD = """
+[tasks.build-{name}]
+script = '''
+if grep -q broken {name}/src; then echo "error: {name}/src is broken" >&2; exit 1; fi
+mkdir -p out && cp {name}/src out/{name}
+'''
+"""
+FD_SERVICE = """
+[tasks.{name}]
+dependencies = [{deps}]
+command = "{python}"
+args = ["{app}", "out/{name}"]
+watch = {{ watch = ["{name}"] }}
+service = {{ listen = "127.0.0.1:{port}", ready = {{ notify = true }}, stop_timeout = "5s" }}
+"""
+PROXY_SERVICE = """
+[tasks.{name}]
+dependencies = [{deps}]
+script = "VERSION=$(cat out/{name}) exec {python} {app}"
+watch = {{ watch = ["{name}"] }}
+service = {{ proxy = "127.0.0.1:{port}", ready = {{ http = "/health" }}, stop_timeout = "5s" }}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Env:
+    """A project folder with one source folder per service, and the manager over it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ports: dict[str, int] = {}
+        self.parts: list[str] = []
+        self.events: list[ManagerEvent] = []
+
+    def service(
+        self,
+        name: str,
+        deps: list[str],
+        *,
+        proxy: bool = False,
+        build: bool = True,
+        version: str | None = None,
+    ) -> None:
+        self.ports[name] = free_port()
+        (self.root / name).mkdir()
+        (self.root / name / "src").write_text((version or f"{name}-v1") + "\n")
+        if build:
+            self.parts.append(BUILD.format(name=name))
+            deps = [*deps, f"build-{name}"]
+        template = PROXY_SERVICE if proxy else FD_SERVICE
+        self.parts.append(
+            template.format(
+                name=name,
+                deps=", ".join(f'"{d}"' for d in deps),
+                python=sys.executable,
+                app=PORT_APP if proxy else FD_APP,
+                port=self.ports[name],
+            )
+        )
+
+    def manager(self, *services: str, watch: bool = True) -> Manager:
+        (self.root / "pitstop.toml").write_text("\n".join(textwrap.dedent(p) for p in self.parts))
+        taskfile = load_taskfile(None, self.root)
+        request = UserRequest(Command.UP, up=UpFlags(services=services, watch=watch))
+        project, graph = prepare_up(taskfile, request, self.root, None)
+        manager = Manager(project, graph, watch=watch)
+        manager.subscribe(self.events.append)
+        return manager
+
+    def address(self, name: str) -> tuple[str, int]:
+        return ("127.0.0.1", self.ports[name])
+
+    def write(self, name: str, text: str) -> None:
+        (self.root / name / "src").write_text(text + "\n")
+
+    def states(self) -> list[tuple[str, ServiceState]]:
+        return [(e.status.name, e.status.state) for e in self.events if isinstance(e, StateChanged)]
+
+
+def row(manager: Manager, name: str) -> ServiceStatus:
+    return next(r for r in manager.status() if r.name == name)
+
+
+def run(test: Callable[[], Awaitable[None]], timeout: float = 90.0) -> None:
+    asyncio.run(asyncio.wait_for(test(), timeout))
+
+
+async def stopped_cleanly(manager: Manager, env: Env) -> None:
+    """stop() leaves no instance running and every address free."""
+    pids = manager.pids()
+    await manager.stop()
+    assert manager.pids() == []
+    assert [p for p in pids if pid_alive(p)] == []
+    for name in env.ports:
+        assert not port_open(*env.address(name)), f"{name}'s port still answers"
+    assert {r.state for r in manager.status()} == {ServiceState.STOPPED}
+
+
+async def serving(manager: Manager, *names: str, version: int | None = None) -> None:
+    def ready() -> bool:
+        rows = {r.name: r for r in manager.status()}
+        return all(
+            rows[n].state is ServiceState.SERVING
+            and (version is None or rows[n].version == version)
+            for n in names
+        )
+
+    await async_wait_until(ready, DEADLINE, f"{names} serving")
+
+
+def three(env: Env) -> None:
+    """db <- api <- web: two on socket hand-off, the front one behind the proxy."""
+    env.service("db", [])
+    env.service("api", ["db"])
+    env.service("web", ["api"], proxy=True)
+
+
+def test_three_services_start_in_readiness_order_and_a_change_swaps_only_its_own(
+    tmp_path: Path,
+) -> None:
+    env = Env(tmp_path)
+    three(env)
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            states = env.states()
+            # Nothing of a service happens before the services it depends on serve.
+            first = {
+                name: states.index(next(s for s in states if s[0] == name)) for name in env.ports
+            }
+            assert first["api"] > states.index(("db", ServiceState.SERVING))
+            assert first["web"] > states.index(("api", ServiceState.SERVING))
+            pids = {r.name: r.pid for r in manager.status()}
+            loads = [Load.new_connections(env.address(n), clients=2) for n in ("db", "api", "web")]
+            for load in loads:
+                await load.__aenter__()
+            try:
+                for load, name in zip(loads, ("db", "api", "web"), strict=True):
+                    await load.async_wait_to_see(f"{name}-v1")
+                env.write("api", "api-v2")
+                await loads[1].async_wait_to_see("api-v2")
+                await serving(manager, "api", version=2)
+                for load in loads:
+                    await load.async_wait_for_more(20, each=True)
+            finally:
+                for load in loads:
+                    await load.__aexit__()
+            for load in loads:
+                assert load.failures == []
+            assert row(manager, "api").pid != pids["api"]
+            assert row(manager, "db").pid == pids["db"] and row(manager, "db").version == 1
+            assert row(manager, "web").pid == pids["web"] and row(manager, "web").version == 1
+            assert loads[0].saw("db-v1") and loads[2].saw("web-v1")
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_broken_build_of_one_leaves_all_three_serving(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    three(env)
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            pids = {r.name: r.pid for r in manager.status()}
+            async with Load.new_connections(env.address("web"), clients=2) as load:
+                env.write("api", "broken")
+                await async_wait_until(
+                    lambda: row(manager, "api").last_build_ok is False,
+                    DEADLINE,
+                    "api's build fails",
+                )
+                await load.async_wait_for_more(20, each=True)
+            assert load.failures == []
+            for name in ("db", "api", "web"):
+                current = row(manager, name)
+                assert current.state is ServiceState.SERVING, current
+                assert (current.pid, current.version) == (pids[name], 1)
+            reason = row(manager, "api").reason
+            assert reason is not None and "build #2 failed" in reason
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_shared_build_runs_once_and_both_dependants_swap(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "src").write_text("s-v1\n")
+    env.parts.append(
+        """
+        [tasks.compile]
+        script = '''
+        mkdir -p out && echo run >> out/compiled && cp shared/src out/shared
+        '''
+        """
+    )
+    for name in ("left", "right"):
+        env.ports[name] = free_port()
+        env.parts.append(
+            f"""
+            [tasks.{name}]
+            dependencies = ["compile"]
+            command = "{sys.executable}"
+            args = ["{FD_APP}", "out/shared"]
+            watch = {{ watch = ["shared"] }}
+            service = {{ listen = "127.0.0.1:{env.ports[name]}", ready = {{ notify = true }} }}
+            """
+        )
+
+    def compiled() -> int:
+        return len((tmp_path / "out" / "compiled").read_text().splitlines())
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            assert compiled() == 1  # the first batch too: both started on one compile
+            async with (
+                Load.new_connections(env.address("left")) as left,
+                Load.new_connections(env.address("right")) as right,
+            ):
+                (tmp_path / "shared" / "src").write_text("s-v2\n")
+                await serving(manager, "left", "right", version=2)
+                await left.async_wait_to_see("s-v2")
+                await right.async_wait_to_see("s-v2")
+            assert compiled() == 2
+            assert left.failures == [] and right.failures == []
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_failing_dependency_blocks_its_dependants_only(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.service("db", [], version="broken")
+    env.service("api", ["db"])
+    env.service("web", ["api"], proxy=True)
+    env.service("solo", [])
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is False
+            rows = {r.name: r for r in manager.status()}
+            assert rows["db"].state is ServiceState.FAILED
+            assert rows["solo"].state is ServiceState.SERVING
+            for name, dep in (("api", "db"), ("web", "api")):
+                assert rows[name].state is ServiceState.BLOCKED
+                assert rows[name].reason is not None and f"waiting for {dep}" in rows[name].reason
+                assert rows[name].pid is None
+            # Once the dependency is fixed, what waited for it starts, in order.
+            env.write("db", "db-v2")
+            await serving(manager, "db", "api", "web")
+            states = env.states()
+            assert states.index(("api", ServiceState.SERVING)) > states.index(
+                ("db", ServiceState.SERVING)
+            )
+            assert states.index(("web", ServiceState.SERVING)) > states.index(
+                ("api", ServiceState.SERVING)
+            )
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_trigger_file_swaps_a_service_without_a_build(tmp_path: Path) -> None:
+    """The write-ups' first recipe: another tool writes a trigger file; the service swaps."""
+    env = Env(tmp_path)
+    env.service("app", [], build=False)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "app").write_text("app-v1\n")
+    (tmp_path / "trigger").write_text("")
+    env.parts[-1] = env.parts[-1].replace(
+        'watch = { watch = ["app"] }', 'watch = { watch = ["trigger"] }'
+    )
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            (tmp_path / "out" / "app").write_text("app-v2\n")  # not watched: nothing happens
+            (tmp_path / "trigger").write_text("go\n")
+            await serving(manager, "app", version=2)
+            assert row(manager, "app").last_build_ok is None  # nothing to build
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_builds_of_different_services_run_in_parallel_up_to_jobs(tmp_path: Path) -> None:
+    """Each build waits (with a deadline) until the other one has started: they only both
+    succeed if they run at the same time."""
+    env = Env(tmp_path)
+    (tmp_path / "out").mkdir()
+    for name, other in (("a", "b"), ("b", "a")):
+        env.ports[name] = free_port()
+        (tmp_path / name).mkdir()
+        (tmp_path / "out" / name).write_text(f"{name}-v1\n")
+        env.parts.append(
+            f"""
+            [tasks.build-{name}]
+            script = '''
+            touch out/{name}.started
+            for i in $(seq 200); do [ -e out/{other}.started ] && exit 0; sleep 0.05; done
+            echo "{other} never started beside {name}" >&2; exit 1
+            '''
+
+            [tasks.{name}]
+            dependencies = ["build-{name}"]
+            command = "{sys.executable}"
+            args = ["{FD_APP}", "out/{name}"]
+            watch = {{ watch = ["{name}"] }}
+            service = {{ listen = "127.0.0.1:{env.ports[name]}", ready = {{ notify = true }} }}
+            """
+        )
+
+    async def scenario() -> None:
+        manager = env.manager()
+        manager.jobs = 2
+        try:
+            assert await manager.start() is True
+            assert {r.last_build_ok for r in manager.status()} == {True}
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_restart_stop_and_start_one_service(tmp_path: Path) -> None:
+    """The verbs the control socket calls: restart swaps without downtime; stop_service frees
+    its address and leaves the others serving; start_service brings it back."""
+    env = Env(tmp_path)
+    env.service("db", [])
+    env.service("api", ["db"])
+
+    async def scenario() -> None:
+        manager = env.manager(watch=False)
+        try:
+            assert await manager.start() is True
+            api_pid = row(manager, "api").pid
+            async with Load.new_connections(env.address("db"), clients=2) as load:
+                await manager.restart("db")
+                assert row(manager, "db").version == 2
+                assert row(manager, "db").restarts == 1
+                await load.async_wait_for_more(20, each=True)
+            assert load.failures == []
+            await manager.stop_service("db")
+            assert row(manager, "db").state is ServiceState.STOPPED
+            assert not port_open(*env.address("db"))
+            assert row(manager, "api").state is ServiceState.SERVING
+            assert row(manager, "api").pid == api_pid
+            await manager.start_service("db")
+            assert row(manager, "db").state is ServiceState.SERVING
+            assert port_open(*env.address("db"))
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_after_a_shared_build_dependencies_swap_first(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "src").write_text("s-v1\n")
+    env.parts.append(
+        """
+        [tasks.compile]
+        script = "mkdir -p out && cp shared/src out/shared"
+        """
+    )
+    for name, deps in (("back", '"compile"'), ("front", '"back", "compile"')):
+        env.ports[name] = free_port()
+        env.parts.append(
+            f"""
+            [tasks.{name}]
+            dependencies = [{deps}]
+            command = "{sys.executable}"
+            args = ["{FD_APP}", "out/shared"]
+            watch = {{ watch = ["shared"] }}
+            service = {{ listen = "127.0.0.1:{env.ports[name]}", ready = {{ notify = true }} }}
+            """
+        )
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            env.events.clear()
+            (tmp_path / "shared" / "src").write_text("s-v2\n")
+            await serving(manager, "back", "front", version=2)
+            states = env.states()
+            back_swapped = states.index(("back", ServiceState.SERVING))
+            assert states.index(("front", ServiceState.SWAPPING)) > back_swapped
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_service_whose_address_is_taken_fails_and_blocks_only_its_dependants(
+    tmp_path: Path,
+) -> None:
+    env = Env(tmp_path)
+    env.service("db", [])
+    env.service("api", ["db"])
+    env.service("solo", [])
+    with socket.socket() as squatter:
+        squatter.bind(env.address("db"))
+        squatter.listen()
+
+        async def scenario() -> None:
+            manager = env.manager(watch=False)
+            try:
+                assert await manager.start() is False
+                db = row(manager, "db")
+                assert db.state is ServiceState.FAILED
+                assert db.reason is not None and db.reason.startswith("cannot listen")
+                assert row(manager, "api").state is ServiceState.BLOCKED
+                assert row(manager, "solo").state is ServiceState.SERVING
+            finally:
+                pids = manager.pids()
+                await manager.stop()
+                assert [p for p in pids if pid_alive(p)] == []
+
+        run(scenario)

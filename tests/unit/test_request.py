@@ -1,0 +1,59 @@
+"""argv -> the typed request: what `cli` hands to the app instead of argparse's Namespace."""
+
+from __future__ import annotations
+
+import pytest
+
+from pitstop.cli import parse_request
+from pitstop.errors import UserError
+from pitstop.request import Command
+
+
+def test_a_plain_task_is_a_run_with_its_arguments() -> None:
+    request = parse_request(["build", "--release", "x"])
+    assert request.command is Command.RUN
+    assert request.task == "build"
+    assert request.args == ("--release", "x")
+    assert request.run.jobs is None  # not given: resolved later from env / task file
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["--list"], Command.LIST),
+        (["--list-category-steps", "Build"], Command.LIST),
+        (["--print-steps", "build"], Command.PRINT_STEPS),
+        (["--task-names"], Command.TASK_NAMES),
+        (["--completions", "fish"], Command.COMPLETION),
+    ],
+)
+def test_listing_flags_pick_the_command(argv: list[str], command: Command) -> None:
+    assert parse_request(argv).command is command
+
+
+def test_durations_in_flags_use_the_task_file_grammar() -> None:
+    assert parse_request(["--stop-timeout", "1m30s"]).run.stop_timeout == 90.0
+    assert parse_request(["--stop-timeout", "2"]).run.stop_timeout == 2.0
+    assert parse_request(["--debounce", "200ms"]).watch.debounce_ms == 200
+    assert parse_request(["--debounce", "75"]).watch.debounce_ms == 75  # bare: milliseconds
+
+
+def test_a_bad_duration_is_a_user_error_naming_the_flag() -> None:
+    with pytest.raises(UserError, match="--stop-timeout 'soon'"):
+        parse_request(["--stop-timeout", "soon"])
+
+
+def test_loglevel_error_means_quiet_and_task_flag_wins() -> None:
+    request = parse_request(["--loglevel", "error", "-t", "flagged", "positional"])
+    assert request.run.quiet
+    assert request.task == "flagged"
+
+
+def test_watch_flags_are_typed() -> None:
+    request = parse_request(
+        ["-w", "--exts", "py, .rs", "--ignore", "a*", "--ignore", "b*", "--on-busy", "ignore"]
+    )
+    assert request.watch.enabled
+    assert request.watch.exts == ("py", "rs")
+    assert request.watch.ignore == ("a*", "b*")
+    assert request.watch.on_busy == "ignore"

@@ -1,0 +1,157 @@
+"""The service graph (manager/graph.py): which services, in which order, with which builds, and
+the bad-input errors, each naming file and line."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pitstop.errors import PlanError, UserError
+from pitstop.manager.graph import ServiceGraph, load_graph
+from pitstop.taskfile.loader import load_taskfile
+
+THREE = """
+[tasks.compile]
+command = "true"
+
+[tasks.build-api]
+dependencies = ["compile"]
+command = "true"
+
+[tasks.build-web]
+dependencies = ["compile"]
+command = "true"
+
+[tasks.web]
+dependencies = ["api", "build-web"]
+command = "web"
+service = { listen = "127.0.0.1:9003" }
+
+[tasks.db]
+command = "db"
+service = { listen = "127.0.0.1:9001" }
+
+[tasks.api]
+dependencies = ["db", "build-api"]
+command = "api"
+service = { proxy = "127.0.0.1:9002" }
+
+[tasks.lint]
+command = "true"
+"""
+
+
+def graph_of(tmp_path: Path, text: str) -> ServiceGraph:
+    (tmp_path / "pitstop.toml").write_text(textwrap.dedent(text))
+    taskfile = load_taskfile(None, tmp_path)
+    return load_graph(taskfile, cwd=tmp_path)
+
+
+def test_services_come_in_dependency_order_with_their_builds(tmp_path: Path) -> None:
+    graph = graph_of(tmp_path, THREE)
+    assert graph.names == ("db", "api", "web")
+    api = graph.node("api")
+    assert api.depends_on == ("db",)
+    # init is in every plan: each service runs it itself, it is not a shared step.
+    assert [(b.step.name, b.shared_key) for b in api.build] == [
+        ("init", None),
+        ("compile", "compile"),
+        ("build-api", "build-api"),
+    ]
+    # The walk stops at a service: web's build is its own, not api's.
+    web = graph.node("web")
+    assert web.depends_on == ("api",)
+    assert [b.step.name for b in web.build] == ["init", "compile", "build-web"]
+    assert [b.step.name for b in graph.node("db").build] == ["init"]
+
+
+def test_a_shared_build_step_ties_services_together(tmp_path: Path) -> None:
+    graph = graph_of(tmp_path, THREE)
+    assert graph.node("api").shared_keys & graph.node("web").shared_keys == {"compile"}
+    assert graph.sharing(["api"]) == ("api", "web")
+    assert graph.sharing(["db"]) == ("db",)
+    assert graph.dependants("db") == ("api", "web")
+
+
+def test_select_takes_the_named_services_and_their_dependencies(tmp_path: Path) -> None:
+    graph = graph_of(tmp_path, THREE)
+    assert graph.select(["api"]).names == ("db", "api")
+    assert graph.select([]).names == ("db", "api", "web")
+    assert graph.select(["web", "db"]).names == ("db", "api", "web")
+
+
+def test_an_unknown_service_suggests_close_names(tmp_path: Path) -> None:
+    graph = graph_of(tmp_path, THREE)
+    with pytest.raises(UserError) as caught:
+        graph.select(["apu"])
+    assert "no service named 'apu'" in caught.value.message
+    assert caught.value.hint is not None and "'api'" in caught.value.hint
+    assert caught.value.location is not None
+    assert caught.value.location.path == tmp_path / "pitstop.toml"
+
+
+def test_a_plain_task_is_not_a_service(tmp_path: Path) -> None:
+    graph = graph_of(tmp_path, THREE)
+    with pytest.raises(UserError) as caught:
+        graph.select(["lint"])
+    assert caught.value.message == "task lint is not a service"
+    assert (
+        caught.value.location is not None
+        and caught.value.location.line == THREE.splitlines().index("[tasks.lint]") + 1
+    )
+
+
+def test_a_cycle_between_services_names_the_whole_circle(tmp_path: Path) -> None:
+    text = """
+    [tasks.a]
+    dependencies = ["b"]
+    command = "a"
+    service = { listen = "127.0.0.1:9001" }
+
+    [tasks.b]
+    dependencies = ["build-b"]
+    command = "b"
+    service = { listen = "127.0.0.1:9002" }
+
+    [tasks.build-b]
+    dependencies = ["a"]
+    command = "true"
+    """
+    with pytest.raises(PlanError) as caught:
+        graph_of(tmp_path, text)
+    assert "a -> b -> build-b -> a" in caught.value.message
+    assert caught.value.location is not None
+    assert caught.value.location.line == 13  # the dependency that closes the circle
+
+
+def test_two_services_on_one_address_name_both_lines(tmp_path: Path) -> None:
+    text = """
+    [tasks.one]
+    command = "one"
+    service = { listen = "127.0.0.1:9001" }
+
+    [tasks.two]
+    command = "two"
+    service = { proxy = "0.0.0.0:9001" }
+    """
+    with pytest.raises(UserError) as caught:
+        graph_of(tmp_path, text)
+    error = caught.value
+    assert "services one and two both listen on 0.0.0.0:9001" in error.message
+    assert error.location is not None and error.location.line == 8
+    assert error.hint is not None and "pitstop.toml:4" in error.hint
+
+
+def test_port_zero_never_clashes(tmp_path: Path) -> None:
+    text = """
+    [tasks.one]
+    command = "one"
+    service = { listen = "127.0.0.1:0" }
+
+    [tasks.two]
+    command = "two"
+    service = { listen = "127.0.0.1:0" }
+    """
+    assert graph_of(tmp_path, text).names == ("one", "two")

@@ -1,0 +1,123 @@
+"""What `pitstop up` prints: one stream, each line prefixed with its service; plain event lines
+off a terminal; on a terminal, a status table kept at the bottom."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from pitstop.engine.output import Printer, format_status_table
+from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged, status_json
+from pitstop.supervisor import events as ev
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def status(
+    name: str = "api", state: ServiceState = ServiceState.SERVING, **changes: object
+) -> ServiceStatus:
+    values: dict[str, object] = {
+        "name": name,
+        "state": state,
+        "version": 2,
+        "pid": 4711,
+        "address": "127.0.0.1:8080",
+        "restarts": 1,
+        "started_at": 1000.0,
+        "last_build_ok": True,
+        "last_build_s": 0.5,
+        "reason": None,
+    }
+    values.update(changes)
+    return ServiceStatus(**values)  # type: ignore[arg-type]
+
+
+def test_off_a_terminal_state_changes_are_plain_prefixed_lines() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    printer = Printer(out, err, services=True)
+    printer.prepare(["api", "web"])
+    printer(StateChanged(status()))
+    printer(
+        StateChanged(
+            status("web", ServiceState.BLOCKED, version=None, pid=None, reason="waiting for api")
+        )
+    )
+    printer(ev.InstanceOutput(2, "stdout", "hello", service="api"))
+    printer(ev.Status("serving #2", service="api"))  # the table and the lines say it already
+    assert err.getvalue().splitlines() == [
+        "api | serving #2 (pid 4711) on 127.0.0.1:8080 · swapped, 1 restart · last build ok in 0.50s",
+        "web | blocked: waiting for api",
+    ]
+    assert out.getvalue() == "api#2 | hello\n"
+    assert "\x1b" not in out.getvalue() + err.getvalue()
+
+
+def test_no_color_turns_the_prefix_colours_off_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    err = Terminal()
+    printer = Printer(Terminal(), err, services=True)
+    printer(StateChanged(status()))
+    assert "\x1b" not in err.getvalue()
+    monkeypatch.delenv("NO_COLOR")
+    coloured = Terminal()
+    Printer(Terminal(), coloured, services=True)(StateChanged(status()))
+    assert "\x1b[" in coloured.getvalue()
+
+
+def test_on_a_terminal_the_table_stays_below_every_line() -> None:
+    err = Terminal()
+    rows = [status(), status("web", ServiceState.BUILDING, version=None, pid=None, started_at=None)]
+    printer = Printer(io.StringIO(), err, services=True, colour=False, footer=lambda: rows)
+    printer(StateChanged(rows[0]))
+    printer(StateChanged(rows[1]))
+    text = err.getvalue()
+    # The second line erased the three lines of the table first, then drew it again.
+    first, second = text.split("\x1b[3F\x1b[J")
+    assert first.startswith("api | serving #2")
+    assert second.startswith("web | building\n")
+    table = second.splitlines()[1:]
+    assert table[0].startswith("\x1b[7mSERVICE") or table[0].startswith("SERVICE")
+    assert table[1].split()[:4] == ["api", "serving", "#2", "4711"]
+    assert table[2].split()[:4] == ["web", "building", "-", "-"]
+    printer.close_footer()
+    assert err.getvalue().endswith("\x1b[3F\x1b[J")
+
+
+def test_the_table_cuts_lines_to_the_terminal_width() -> None:
+    rows = [status(reason="x" * 200)]
+    lines = format_status_table(rows, now=1065.0, width=60)
+    assert all(len(line) <= 59 for line in lines)
+    full = format_status_table(rows, now=1065.0)
+    assert full[1].split()[:8] == [
+        "api",
+        "serving",
+        "#2",
+        "4711",
+        "127.0.0.1:8080",
+        "1m05s",
+        "1",
+        "ok",
+    ]
+    assert full[1].endswith("x" * 200)
+
+
+def test_status_json_has_the_fields_of_ps() -> None:
+    row = status_json(status(), now=1010.0)
+    assert row == {
+        "name": "api",
+        "state": "serving",
+        "version": 2,
+        "pid": 4711,
+        "address": "127.0.0.1:8080",
+        "restarts": 1,
+        "uptime_s": 10.0,
+        "last_build_ok": True,
+        "last_build_s": 0.5,
+        "reason": None,
+    }
