@@ -425,6 +425,10 @@ def _milliseconds(text: str | None, flag: str) -> int | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list in (["--version"], ["-V"]):
+        # What argparse's version action prints, without building the whole parser first.
+        print(f"pitstop {__version__}")
+        return 0
     debug = "--debug" in args_list
     try:
         request = parse_request(args_list)
