@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 CHECK_SOURCE = "127.0.0.99"
 CHUNK = 65536  # bytes read at a time per direction: the relay's memory per connection
 IDLE_TIMEOUT = 30.0  # a relayed connection that moves nothing for this long is closed
+MAX_CONNECTIONS = 64  # at once; more are closed at once (checks need a handful)
 
 
 class Relay:
@@ -59,6 +60,9 @@ class Relay:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._tasks) >= MAX_CONNECTIONS:
+            writer.close()
+            return
         self._tasks.add(task)
         try:
             host = "127.0.0.1" if self.target.host in ("0.0.0.0", "") else self.target.host

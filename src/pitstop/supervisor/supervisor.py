@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pitstop.engine import process, reaper
 from pitstop.supervisor import events as ev
+from pitstop.supervisor import sockets
 from pitstop.supervisor.frontends import Frontend, make_frontend
 from pitstop.supervisor.instance import Binding, Instance, InstanceCommand, NotReady
 from pitstop.taskfile.addresses import ListenAddress
@@ -336,7 +337,9 @@ class Supervisor:
 
         n = instance.number
         self._status(f"checking #{n}…")
-        env = instance.environment()
+        # What the instance sees (PORT and HOST in proxy mode), but not its socket-activation
+        # variables: they describe descriptors the check does not have.
+        env = sockets.strip_inherited(instance.environment())
         env["PITSTOP_INSTANCE_PID"] = str(instance.pid)
         async with self._frontend.candidate(n, instance.binding) as url:
             env["PITSTOP_CANDIDATE_URL"] = url
@@ -349,12 +352,16 @@ class Supervisor:
                 )
             )
             assert instance.exited is not None
-            # A candidate that dies during its checks fails them, whatever they say.
-            await asyncio.wait({checking, instance.exited}, return_when=asyncio.FIRST_COMPLETED)
-            if not checking.done():
-                checking.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await checking
+            try:
+                # A candidate that dies during its checks fails them, whatever they say.
+                await asyncio.wait({checking, instance.exited}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Also when we are cancelled (stop): the running check's group is ended.
+                if not checking.done():
+                    checking.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await checking
+            if checking.cancelled():
                 status = instance.exited.result()
                 return f"exited with status {status} during its checks"
             failure = checking.result()

@@ -244,3 +244,36 @@ def test_an_artifact_glob_that_matches_nothing_fails_the_build_at_its_line(
             await stopped_cleanly(manager, env)
 
     run(scenario)
+
+
+def test_stop_during_a_check_ends_the_check_and_the_candidate(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    project(
+        env,
+        proxy=True,
+        extra='check = ["grep -q v2 out/app || exit 0; echo $$ > check.pid; exec sleep 60"]',
+    )
+
+    async def scenario() -> None:
+        manager = env.manager()
+        stopped = False
+        try:
+            assert await manager.start() is True
+            env.write("app", "app-v2")
+            pid_file = tmp_path / "check.pid"
+            await async_wait_until(
+                lambda: pid_file.exists() and pid_file.read_text().strip() != "",
+                DEADLINE,
+                "the check of #2 runs",
+            )
+            check_pid = int(pid_file.read_text())
+            assert pid_alive(check_pid)
+            assert row(manager, "app").version == 1  # the candidate takes no traffic yet
+            await stopped_cleanly(manager, env)  # also: no instance left, the port is free
+            stopped = True
+            assert not pid_alive(check_pid)
+        finally:
+            if not stopped:
+                await stopped_cleanly(manager, env)
+
+    run(scenario)
