@@ -173,7 +173,15 @@ class Manager:
         if svc.supervisor is None:
             raise UserError(f"{name} is not running; start it first")
         try:
-            return await svc.supervisor.rollback(version)
+            target = svc.supervisor.rollback_target(version)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        # A build in progress is abandoned: end its steps, but not those another service
+        # shares (its build still needs them).
+        others = [s.node.shared_keys for s in self._services.values() if s is not svc]
+        self._forget_steps(svc.node.shared_keys - set().union(*others), running_too=True)
+        try:
+            return await svc.supervisor.rollback(target)
         except (ValueError, RuntimeError) as exc:
             raise UserError(str(exc)) from None
 

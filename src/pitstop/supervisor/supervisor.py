@@ -113,11 +113,9 @@ class Supervisor:
         """The versions `rollback` can start again, oldest first."""
         return sorted(self._kept)
 
-    async def rollback(self, version: int | None = None) -> int:
-        """Swap back to kept build `version` (by default the newest kept one older than the
-        serving one) without a build; returns once it serves. Raises ValueError saying why
-        it cannot, or RuntimeError if that build did not become ready (the serving one
-        keeps serving)."""
+    def rollback_target(self, version: int | None = None) -> int:
+        """The kept build `rollback(version)` would start: `version`, or by default the
+        newest kept one older than the serving one. Raises ValueError saying why none."""
         if not self.spec.artifacts:
             raise ValueError(f"{self.name} keeps no builds: add artifacts = [...] to its service")
         serving = self.serving
@@ -131,6 +129,14 @@ class Supervisor:
             raise ValueError(f"{self.name} has no kept build #{version} (kept: {kept})")
         if version == serving:
             raise ValueError(f"{self.name} #{version} is serving already")
+        return version
+
+    async def rollback(self, version: int | None = None) -> int:
+        """Swap back to kept build `version` (see `rollback_target`) without a build,
+        cancelling a build in progress; returns once it serves. Raises ValueError saying
+        why it cannot, or RuntimeError if that build did not become ready (the serving one
+        keeps serving)."""
+        version = self.rollback_target(version)
         self._rollback_to = version
         self._pending = True
         self._settled.clear()
@@ -243,8 +249,8 @@ class Supervisor:
         """Build; on success swap. A change during the build starts the build over. A
         rollback request swaps to its kept build instead, without one."""
         if self._rollback_to is not None:
+            # Changes seen meanwhile stay for the next build; none starts by itself now.
             version, self._rollback_to = self._rollback_to, None
-            self._changes.clear()
             self.command = self._kept[version]
             self._crash_times.clear()
             await self._swap(version)
@@ -259,6 +265,9 @@ class Supervisor:
             ok = await self._run_build()
             if ok is None:
                 self._emit(ev.BuildCancelled(n))
+                if self._rollback_to is not None:
+                    self._pending = True  # the loop runs the rollback next
+                    return
                 if self._pending:
                     self._pending = False
                     continue

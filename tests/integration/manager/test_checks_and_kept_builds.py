@@ -45,6 +45,7 @@ BUILD = """
 [tasks.build]
 script = '''
 echo run >> builds.log
+if grep -q slow app/src; then echo $$ > build.pid; exec sleep 60; fi
 mkdir -p out && cp app/src out/app
 '''
 """
@@ -275,5 +276,40 @@ def test_stop_during_a_check_ends_the_check_and_the_candidate(tmp_path: Path) ->
         finally:
             if not stopped:
                 await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_rollback_during_a_build_cancels_the_build(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    project(
+        env,
+        proxy=False,
+        extra='artifacts = ["out/app"]',
+        version_file="${PITSTOP_ARTIFACTS}/out/app",
+    )
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            env.write("app", "app-v2")
+            await serving(manager, "app", version=2)
+            env.write("app", "app-v3-slow")
+            pid_file = tmp_path / "build.pid"
+            await async_wait_until(
+                lambda: pid_file.exists() and pid_file.read_text().strip() != "",
+                DEADLINE,
+                "the slow build runs",
+            )
+            async with Load.new_connections(env.address("app"), clients=2) as load:
+                assert await manager.rollback("app") == 1  # the one before the serving #2
+                await load.async_wait_to_see("app-v1")
+                await load.async_wait_for_more(20, each=True)
+            assert load.failures == []
+            assert not pid_alive(int(pid_file.read_text()))  # the build was ended
+            assert row(manager, "app").version == 1
+        finally:
+            await stopped_cleanly(manager, env)
 
     run(scenario)
