@@ -14,8 +14,9 @@ import pytest
 
 from tests.e2e.conftest import Project
 from tests.e2e.test_daemon_cli import _free_port
+from tests.e2e.test_serve_cli import _get
 from tests.e2e.test_service_table_cli import position
-from tests.helpers import pid_alive, wait_until
+from tests.helpers import collect_lines, pid_alive, wait_until
 from tests.load import Load
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
@@ -146,3 +147,54 @@ def test_rollback_verb_brings_the_first_build_back_under_load(
         if pid is not None and pid_alive(pid):  # the test failed half-way
             os.kill(pid, signal.SIGKILL)
             wait_until(lambda: not pid_alive(pid), 10, "the daemon gone")
+
+
+SERVE_TASKFILE = """
+[tasks.build]
+script = "cp source.txt version.txt"
+
+[tasks.serve]
+dependencies = ["build"]
+command = "{python}"
+args = ["{app}", "${{PITSTOP_ARTIFACTS}}/version.txt"]
+watch = {{ watch = ["source.txt"] }}
+[tasks.serve.service]
+listen = "127.0.0.1:{port}"
+ready = {{ notify = true }}
+artifacts = ["version.txt"]
+check = ["{python} -c \\"import os,sys,urllib.request as u; b=u.urlopen(os.environ['PITSTOP_CANDIDATE_URL']).read(); print('candidate says', b.decode()); sys.exit(b'bad' in b)\\""]
+"""
+
+
+def test_serve_checks_each_version_and_prints_why_one_was_rolled_back(project: Project) -> None:
+    port = _free_port()
+    project.write("source.txt", "v1\n")
+    project.write("pitstop.toml", SERVE_TASKFILE.format(python=sys.executable, app=APP, port=port))
+    proc = project.popen("--watch", "serve")
+    assert proc.stderr is not None
+    stderr = collect_lines(proc.stderr)
+    try:
+        wait_until(lambda: _get(port) == "v1", timeout=30)
+        kept = project.root / ".pitstop" / "builds" / "serve"
+        assert (kept / "1" / "version.txt").read_text() == "v1\n"
+        with Load.new_connections(("127.0.0.1", port)) as load:
+            # Repeated: the first write may land before the watcher is set up.
+            def rolled_back() -> bool:
+                if any("rolled back" in line for line in stderr):
+                    return True
+                project.write("source.txt", "v2-bad\n")
+                return False
+
+            wait_until(rolled_back, timeout=30, interval=0.3)
+            load.wait_for_more(20)
+            assert not load.saw("bad")
+        assert load.failures == []
+        text = "".join(stderr)
+        assert "check of #2 `" in text and "failed with status 1:" in text, text
+        assert "    candidate says v2-bad" in text
+        assert "instance #2 rolled back: check `" in text and "#1 keeps serving" in text
+        assert _get(port) == "v1"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, "".join(stderr)
