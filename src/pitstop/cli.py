@@ -344,6 +344,7 @@ CONTROL_VERBS: dict[str, ControlVerb] = {
     "start": "start",
     "down": "down",
     "events": "events",
+    "rollback": "rollback",
 }
 _VERB_HELP = {
     "ps": "the services of the running `pitstop up`: state, version, pid, address, uptime",
@@ -353,6 +354,7 @@ _VERB_HELP = {
     "start": "start stopped services",
     "down": "stop every service; the daemon exits",
     "events": "the live event stream",
+    "rollback": "swap a service back to a kept build (artifacts), without a build or downtime",
 }
 
 
@@ -363,6 +365,11 @@ def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
     )
     if verb in ("logs", "restart", "stop", "start"):
         parser.add_argument("services", nargs="*" if verb == "logs" else "+", metavar="SERVICE")
+    if verb == "rollback":
+        parser.add_argument("services", nargs=1, metavar="SERVICE")
+        parser.add_argument(
+            "version", nargs="?", type=int, metavar="VERSION", help="default: the one before"
+        )
     if verb in ("ps", "events"):
         parser.add_argument("--json", action="store_true", help="JSON (events: one per line)")
     if verb == "logs":
@@ -380,6 +387,7 @@ def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
         json=getattr(options, "json", False),
         follow=getattr(options, "follow", False),
         lines=lines,
+        version=getattr(options, "version", None),
     )
 
 

@@ -86,7 +86,7 @@ class UpFlags(NamedTuple):
     no_colour: bool = False  # --no-color
 
 
-ControlVerb = Literal["ps", "logs", "restart", "stop", "start", "down", "events"]
+ControlVerb = Literal["ps", "logs", "restart", "stop", "start", "down", "events", "rollback"]
 
 
 class ControlFlags(NamedTuple):
@@ -97,6 +97,7 @@ class ControlFlags(NamedTuple):
     json: bool = False  # ps --json, events --json
     follow: bool = False  # logs -f
     lines: int = 100  # logs -n
+    version: int | None = None  # rollback SERVICE [VERSION]
     # The verb's flags did not parse. Raised only if the verb is meant: in a file with no
     # service, a task of the verb's name (`start`, `logs`...) runs instead, with these args.
     usage_error: str | None = None

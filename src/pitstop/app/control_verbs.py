@@ -1,5 +1,5 @@
 """The verbs that ask a project's running `pitstop up` through its control socket:
-ps, logs, restart, stop, start, down, events.
+ps, logs, restart, stop, start, down, events, rollback.
 
 No event loop and no task file loading: the task file is only located, to find the project's
 state folder and so its socket.
@@ -50,6 +50,8 @@ def run_verb(request: UserRequest, cwd: Path, out: TextIO, err: TextIO) -> int:
             return _act(client, flags, out)
         case "down":
             return _down(client, state, out)
+        case "rollback":
+            return _rollback(client, flags, out)
         case "events":
             return _events(client, flags, out)
     raise AssertionError(flags.verb)
@@ -84,6 +86,15 @@ def _act(client: ControlClient, flags: ControlFlags, out: TextIO) -> int:
         client.post(f"/v1/services/{quote(name, safe='')}/{flags.verb}")
         out.write(f"{name}: {done}\n")
         out.flush()
+    return 0
+
+
+def _rollback(client: ControlClient, flags: ControlFlags, out: TextIO) -> int:
+    (name,) = flags.services
+    query = f"?version={flags.version}" if flags.version is not None else ""
+    answer = client.post(f"/v1/services/{quote(name, safe='')}/rollback{query}")
+    out.write(f"{name}: #{answer.get('version')} serves again (no build)\n")
+    out.flush()
     return 0
 
 

@@ -74,6 +74,34 @@ async def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> Instanc
     return InstanceCommand(tuple(argv), cwd, {**ctx.env, **ctx.extra_env})
 
 
+async def versioned_command(
+    task: Task, ctx: RunContext, tmpdir: Path, spec: ServiceSpec, folder: Path | None
+) -> InstanceCommand:
+    """`instance_command`, and with `artifacts` the build's outputs kept in `folder` (the
+    version's own), which $PITSTOP_ARTIFACTS names to the command and the instance. Raises
+    UserError (at the entry's line) for an entry that matched nothing."""
+    if folder is None or not spec.artifacts:
+        return await instance_command(task, ctx, tmpdir)
+    from pitstop.supervisor import artifacts
+
+    # Before the command is made: `${PITSTOP_ARTIFACTS}/app` in it is expanded then.
+    ctx.env[artifacts.ENV_VAR] = str(folder)
+    command = await instance_command(task, ctx, tmpdir)
+    source = Path(command.cwd) if command.cwd is not None else Path.cwd()
+    await artifacts.keep(spec.artifacts, source, folder)
+    return command
+
+
+def builds_dir(taskfile: Path, service: str, spec: ServiceSpec) -> Path | None:
+    """Where `service` keeps its builds, if it keeps any."""
+    if not spec.artifacts:
+        return None
+    from pitstop.manager.state import STATE_FOLDER
+    from pitstop.supervisor.artifacts import builds_folder
+
+    return builds_folder(taskfile.resolve().parent / STATE_FOLDER, service)
+
+
 def run_service(invocation: Invocation, root: Task, spec: ServiceSpec) -> int:
     from pitstop.app.event_loop import serve_async
 
@@ -109,18 +137,21 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
             return None
         # The instance runs with the env the build left, as the next cargo-make step would.
         try:
-            return await instance_command(service_task(plan), ctx, tmpdir)
+            folder = kept / str(supervisor.generation) if kept is not None else None
+            return await versioned_command(service_task(plan), ctx, tmpdir, spec, folder)
         except PitstopError as error:
             invocation.printer(ErrorReported(error, Source(invocation.target)))
             return None
 
     _, _, first_ctx = await prepare(invocation)
+    kept = builds_dir(invocation.taskfile.path, invocation.target, spec)
     supervisor = Supervisor(
         spec,
         await instance_command(root, first_ctx, tmpdir),
         build,
         invocation.printer,
         name=invocation.target,
+        builds_dir=kept,
     )
     # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
     # so that `pitstop serve` alone just builds and serves.

@@ -183,7 +183,7 @@ class Printer:
     def _service_event(self, event: ev.SupervisorEvent) -> None:
         text = _describe_service_event(event)
         if text is not None:
-            failed = isinstance(event, ev.BuildFailed | ev.RolledBack | ev.GaveUp)
+            failed = isinstance(event, ev.BuildFailed | ev.RolledBack | ev.GaveUp | ev.CheckFailed)
             self.notice(Notice("error" if failed else "info", text, event.source))
 
     def _log(self, message: str) -> None:
@@ -375,6 +375,11 @@ def _describe_service_event(event: ev.SupervisorEvent) -> str | None:
         case ev.RolledBack(n, reason, serving):
             kept = f"; #{serving} keeps serving" if serving is not None else ""
             return f"instance #{n} rolled back: {reason}{kept}"
+        case ev.CheckFailed(n, command, reason, output):
+            shown = "".join(f"\n    {line}" for line in output) or " (no output)"
+            return f"check of #{n} `{command}` {reason}:{shown}"
+        case ev.ChecksPassed(n, count):
+            return f"#{n} passed {count} check{'s' if count != 1 else ''}"
         case ev.InstanceExited(n, status):
             return f"instance #{n} exited with status {status}"
         case ev.CrashRestart(n, delay):

@@ -4,6 +4,8 @@
     GET  /v1/started                       waits until the first start is over: {"ok", "services"}
     POST /v1/services/{name}/restart       rebuild and swap, zero downtime (answers once swapped)
     POST /v1/services/{name}/stop|start
+    POST /v1/services/{name}/rollback?version=N  swap to a kept build, no build (answers once
+                                           it serves; 409 if it cannot)
     POST /v1/down                          stop everything; the daemon then exits
     GET  /v1/logs?service=a&n=100&follow=1 the last n lines, by time, then follow (NDJSON)
     GET  /v1/events                        the live event stream (NDJSON)
@@ -65,6 +67,8 @@ class Managed(Protocol):
     async def restart(self, name: str) -> None: ...
 
     async def stop_service(self, name: str) -> None: ...
+
+    async def rollback(self, name: str, version: int | None = None) -> int: ...
 
     async def start_service(self, name: str) -> None: ...
 
@@ -215,6 +219,12 @@ class ControlServer:
             _allow(method, "POST")
             await self._act(rest[1], rest[2])
             await self._send(writer, _json(200, {"ok": True, "service": rest[1]}))
+        elif len(rest) == 3 and rest[0] == "services" and rest[2] == "rollback":
+            _allow(method, "POST")
+            serving = await self._rollback(rest[1], query)
+            await self._send(
+                writer, _json(200, {"ok": True, "service": rest[1], "version": serving})
+            )
         elif rest == ["down"]:
             _allow(method, "POST")
             await self.manager.stop()
@@ -250,6 +260,18 @@ class ControlServer:
             "start": self.manager.start_service,
         }[action]
         await operation(name)
+
+    async def _rollback(self, name: str, query: dict[str, list[str]]) -> int:
+        from pitstop.errors import UserError
+
+        self._known(name)
+        given = query.get("version", [""])[0]
+        if given and not given.isdigit():
+            raise _Reply(400, "version must be a whole number")
+        try:
+            return await self.manager.rollback(name, int(given) if given else None)
+        except UserError as exc:
+            raise _Reply(409, exc.message) from None
 
     async def _logs(
         self,

@@ -74,6 +74,10 @@ def summary(event: object) -> str | None:
         case ev.RolledBack(n, reason, serving):
             kept = f"; #{serving} keeps serving" if serving is not None else ""
             return f"#{n} rolled back: {reason}{kept}"
+        case ev.CheckFailed(n, command, reason, output):
+            return f"check of #{n} `{command}` {reason}" + "".join(f"\n  {x}" for x in output)
+        case ev.ChecksPassed(n, count):
+            return f"#{n} passed {count} check(s)"
         case ev.InstanceExited(n, status):
             return f"#{n} exited with status {status}"
         case ev.InstanceStopped(n, status):

@@ -165,6 +165,26 @@ class Manager:
         svc.supervisor.changed()
         await svc.supervisor.settled()
 
+    async def rollback(self, name: str, version: int | None = None) -> int:
+        """Swap `name` back to a kept build (`artifacts`) without building: the newest one
+        older than the serving version, or `version`. Returns the version that serves.
+        Raises UserError saying why it cannot."""
+        svc = self._service(name)
+        if svc.supervisor is None:
+            raise UserError(f"{name} is not running; start it first")
+        try:
+            target = svc.supervisor.rollback_target(version)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        # A build in progress is abandoned: end its steps, but not those another service
+        # shares (its build still needs them).
+        others = [s.node.shared_keys for s in self._services.values() if s is not svc]
+        self._forget_steps(svc.node.shared_keys - set().union(*others), running_too=True)
+        try:
+            return await svc.supervisor.rollback(target)
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(str(exc)) from None
+
     async def stop_service(self, name: str) -> None:
         """Stop `name` gracefully; its dependants keep running."""
         svc = self._service(name)
@@ -255,6 +275,8 @@ class Manager:
                 first.set_result(ok)
 
     async def _run_supervisor(self, svc: _Service) -> bool:
+        from pitstop.app.serve import builds_dir
+
         node = svc.node
         supervisor = Supervisor(
             node.spec,
@@ -263,6 +285,7 @@ class Manager:
             lambda paths: self._build(svc, paths),
             lambda event: self._on_supervisor_event(svc, event),
             name=node.name,
+            builds_dir=builds_dir(self.project.taskfile.path, node.name, node.spec),
         )
         svc.supervisor = supervisor
         svc.reason = None
@@ -322,10 +345,13 @@ class Manager:
                 svc.last_build_ok = ok
                 svc.last_build_s = time.monotonic() - started
         await self._after_dependencies(svc)
-        from pitstop.app.serve import instance_command
+        from pitstop.app.serve import builds_dir, versioned_command
 
+        kept = builds_dir(self.project.taskfile.path, node.name, node.spec)
         try:
-            return await instance_command(node.task, ctx, svc.tmpdir)
+            version = svc.supervisor.generation if svc.supervisor is not None else 0
+            folder = kept / str(version) if kept is not None else None
+            return await versioned_command(node.task, ctx, svc.tmpdir, node.spec, folder)
         except PitstopError as error:
             self._emit(ErrorReported(error, Source(node.name)))
             return None

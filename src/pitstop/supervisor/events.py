@@ -76,6 +76,23 @@ class RolledBack(_InstanceEvent):
 
 
 @dataclass(frozen=True)
+class CheckFailed(_InstanceEvent):
+    """A `check` command failed against candidate `n` (which is then rolled back): the
+    command, why, and the last lines of its output."""
+
+    command: str
+    reason: str
+    output: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChecksPassed(_InstanceEvent):
+    """Every `check` command passed against candidate `n`; it takes traffic next."""
+
+    count: int
+
+
+@dataclass(frozen=True)
 class InstanceExited(_InstanceEvent):
     """The serving instance ended on its own (a crash, or a clean exit nobody asked for)."""
 
@@ -127,6 +144,8 @@ SupervisorEvent = (
     | InstanceReady
     | Swapped
     | RolledBack
+    | CheckFailed
+    | ChecksPassed
     | InstanceExited
     | InstanceStopped
     | CrashRestart

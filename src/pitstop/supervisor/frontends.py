@@ -8,8 +8,9 @@ instance's private $PORT. The `Supervisor` decides when; a frontend only does wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from socket import socket
 from typing import Protocol
 
@@ -41,6 +42,9 @@ class Frontend(Protocol):
 
     def unavailable(self, reason: str) -> None: ...
     async def close(self) -> None: ...
+    def candidate(self, n: int, binding: Binding) -> contextlib.AbstractAsyncContextManager[str]:
+        """While open: a URL that reaches instance `n` (started, not promoted) directly."""
+        ...
 
 
 class _Listeners:
@@ -169,6 +173,36 @@ class SocketFrontend:
     def unavailable(self, reason: str) -> None:
         pass
 
+    @contextlib.asynccontextmanager
+    async def candidate(self, n: int, binding: Binding) -> AsyncIterator[str]:
+        """Through the candidate's own socket on the first address (see candidate.py)."""
+        from pitstop.supervisor.candidate import CHECK_SOURCE, Relay, source_reachable
+
+        listener = self._listeners[0]
+        socks = self._given.get(binding.fds, ())
+        own = socks[0] if socks else None
+        if (
+            own is None
+            or own is self._front[0]
+            or not listener.can_steer_by_source()
+            or not source_reachable()
+        ):
+            # One shared socket (unix, IPv6, no steering) or nothing serves yet: the public
+            # address is all there is, and with nothing serving it reaches the candidate.
+            address = listener.address
+            if address.family != "unix" and own is not None and own is not self._front[0]:
+                log.warning("#%d: checks reach the public address, not the candidate only", n)
+            yield _url(address)
+            return
+        relay = Relay(listener.address)
+        await relay.open()
+        listener.steer_source(own, CHECK_SOURCE)
+        try:
+            yield relay.url
+        finally:
+            listener.end_source_steering()
+            await relay.close()
+
     async def close(self) -> None:
         for listener in self._listeners:
             listener.close()
@@ -243,9 +277,20 @@ class ProxyFrontend:
     def unavailable(self, reason: str) -> None:
         self._proxy.unavailable(reason)
 
+    @contextlib.asynccontextmanager
+    async def candidate(self, n: int, binding: Binding) -> AsyncIterator[str]:
+        yield f"http://{binding.host or PRIVATE_HOST}:{binding.port}"
+
     async def close(self) -> None:
         await self._proxy.close()
         self._listeners.close()
+
+
+def _url(address: ListenAddress) -> str:
+    if address.family == "unix":
+        return f"unix:{address.path}"
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    return f"http://{host}:{address.port}"
 
 
 def make_frontend(spec: ServiceSpec) -> Frontend:

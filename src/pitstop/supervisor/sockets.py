@@ -88,14 +88,34 @@ def reuseport_program(index: int) -> bytes:
     return struct.pack("=HBBI", BPF_RET_K, 0, 0, index)
 
 
-def attach_reuseport_program(sock: socket.socket, index: int) -> None:
+SKF_NET_OFF = -0x100000  # linux/filter.h: offsets from here read the network header
+BPF_LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS: load a 32-bit word
+BPF_JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+
+
+def source_steering_program(source: str, index: int, otherwise: int) -> bytes:
+    """The cBPF program "IPv4 source address == `source` ? `index` : `otherwise`": loads the
+    source address (offset 12 of the IPv4 header) and compares it."""
+    address = int.from_bytes(socket.inet_aton(source), "big")
+    ins = [
+        (BPF_LD_W_ABS, 0, 0, (SKF_NET_OFF + 12) & 0xFFFFFFFF),
+        (BPF_JEQ_K, 0, 1, address),
+        (BPF_RET_K, 0, 0, index),
+        (BPF_RET_K, 0, 0, otherwise),
+    ]
+    return b"".join(struct.pack("=HBBI", *i) for i in ins)
+
+
+def attach_reuseport_program(sock: socket.socket, index: int, code: bytes | None = None) -> None:
     """Make every new connection to `sock`'s reuseport group go to the socket at `index`
-    (OSError where the kernel does not support it). The program belongs to the group, not
-    to `sock`: attaching through any member replaces it for all."""
-    code = ctypes.create_string_buffer(reuseport_program(index))
+    (OSError where the kernel does not support it), or run the program `code` instead. The
+    program belongs to the group, not to `sock`: attaching through any member replaces it
+    for all."""
+    raw = reuseport_program(index) if code is None else code
+    buffer = ctypes.create_string_buffer(raw, len(raw))
     # struct sock_fprog { unsigned short len; struct sock_filter *filter; }, native layout;
-    # the kernel copies the instructions during the call, so `code` need only live till then.
-    fprog = struct.pack("HP", 1, ctypes.addressof(code))
+    # the kernel copies the instructions during the call, so `buffer` need only live till then.
+    fprog = struct.pack("HP", len(raw) // 8, ctypes.addressof(buffer))
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
 
 
@@ -211,6 +231,24 @@ class Listener:
             return
         self._target = sock
         self._attach()
+
+    def can_steer_by_source(self) -> bool:
+        """Whether `steer_source` can reach one socket of the group directly (IPv4 only)."""
+        return self.steered and ":" not in self.address.host
+
+    def steer_source(self, sock: socket.socket, source: str) -> None:
+        """New connections from IPv4 address `source` go to `sock`, every other one where
+        `steer()` said: a candidate can be reached directly while the serving instance still
+        gets all the traffic. `steer()` (or a removal) puts the plain program back."""
+        assert self.can_steer_by_source() and self._target is not None
+        code = source_steering_program(
+            source, self._slots.index(sock), self._slots.index(self._target)
+        )
+        attach_reuseport_program(self._target, 0, code)
+
+    def end_source_steering(self) -> None:
+        if self.steered and self._target is not None:
+            self._attach()
 
     def queued(self, sock: socket.socket) -> int:
         return 0 if sock is self._shared else accept_queue_length(sock)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pitstop.engine import process, reaper
 from pitstop.supervisor import events as ev
+from pitstop.supervisor import sockets
 from pitstop.supervisor.frontends import Frontend, make_frontend
 from pitstop.supervisor.instance import Binding, Instance, InstanceCommand, NotReady
 from pitstop.taskfile.addresses import ListenAddress
@@ -56,6 +57,7 @@ class Supervisor:
         *,
         name: str = "service",
         frontend: Frontend | None = None,
+        builds_dir: Path | None = None,
     ) -> None:
         self.spec = spec
         self.name = name
@@ -79,6 +81,11 @@ class Supervisor:
         self._stopped = False
         self._down = asyncio.Event()  # nothing serves, and nothing will before a change
         self._down_status = 0
+        # Kept builds (`artifacts`): version -> the command that starts it from its folder
+        # under `builds_dir`; the newest `keep_builds` and the serving one are kept.
+        self._builds_dir = builds_dir
+        self._kept: dict[int, InstanceCommand] = {}
+        self._rollback_to: int | None = None
 
     # ----------------------------------------------------------------- public API
 
@@ -96,6 +103,51 @@ class Supervisor:
     def serving_pid(self) -> int | None:
         return self._serving.pid if self._serving is not None else None
 
+    @property
+    def generation(self) -> int:
+        """The number of the latest build (the one in progress while `build` runs)."""
+        return self._generation
+
+    @property
+    def kept_builds(self) -> list[int]:
+        """The versions `rollback` can start again, oldest first."""
+        return sorted(self._kept)
+
+    def rollback_target(self, version: int | None = None) -> int:
+        """The kept build `rollback(version)` would start: `version`, or by default the
+        newest kept one older than the serving one. Raises ValueError saying why none."""
+        if not self.spec.artifacts:
+            raise ValueError(f"{self.name} keeps no builds: add artifacts = [...] to its service")
+        serving = self.serving
+        if version is None:
+            older = [v for v in self._kept if serving is None or v < serving]
+            if not older:
+                raise ValueError(f"{self.name} has no kept build older than #{serving}")
+            version = max(older)
+        if version not in self._kept:
+            kept = ", ".join(f"#{v}" for v in sorted(self._kept)) or "none"
+            raise ValueError(f"{self.name} has no kept build #{version} (kept: {kept})")
+        if version == serving:
+            raise ValueError(f"{self.name} #{version} is serving already")
+        return version
+
+    async def rollback(self, version: int | None = None) -> int:
+        """Swap back to kept build `version` (see `rollback_target`) without a build,
+        cancelling a build in progress; returns once it serves. Raises ValueError saying
+        why it cannot, or RuntimeError if that build did not become ready (the serving one
+        keeps serving)."""
+        version = self.rollback_target(version)
+        self._rollback_to = version
+        self._pending = True
+        self._settled.clear()
+        if self._build_task is not None and not self._build_task.done():
+            self._build_task.cancel()
+        self._wake.set()
+        await self.settled()
+        if self.serving != version:
+            raise RuntimeError(f"{self.name} #{version} did not take over; see its events")
+        return version
+
     def instance_pids(self) -> list[int]:
         """Pids of every instance still running (serving, starting or being stopped)."""
         return [i.pid for i in self._instances if i.pid is not None and i.running]
@@ -105,6 +157,10 @@ class Supervisor:
         address cannot be bound. After a failed first build the supervisor waits for
         `changed()` like after any other failure."""
         self._runtime_dir = reaper.mkdtemp("pitstop-")
+        if self._builds_dir is not None and self.spec.artifacts:
+            from pitstop.supervisor import artifacts
+
+            artifacts.clear(self._builds_dir)
         try:
             await self._frontend.open()
         except BaseException:
@@ -190,7 +246,15 @@ class Supervisor:
                 self._emit(ev.Status(f"internal error: {exc}"))
 
     async def _cycle(self) -> None:
-        """Build; on success swap. A change during the build starts the build over."""
+        """Build; on success swap. A change during the build starts the build over. A
+        rollback request swaps to its kept build instead, without one."""
+        if self._rollback_to is not None:
+            # Changes seen meanwhile stay for the next build; none starts by itself now.
+            version, self._rollback_to = self._rollback_to, None
+            self.command = self._kept[version]
+            self._crash_times.clear()
+            await self._swap(version)
+            return
         while True:
             self._generation += 1
             n = self._generation
@@ -201,6 +265,9 @@ class Supervisor:
             ok = await self._run_build()
             if ok is None:
                 self._emit(ev.BuildCancelled(n))
+                if self._rollback_to is not None:
+                    self._pending = True  # the loop runs the rollback next
+                    return
                 if self._pending:
                     self._pending = False
                     continue
@@ -244,11 +311,19 @@ class Supervisor:
         if command is None:
             return False
         self.command = command
+        if self.spec.artifacts:
+            self._kept[self._generation] = command
         return True
 
     async def _swap(self, n: int) -> None:
         old = self._serving
         instance = await self._launch(n)
+        if not isinstance(instance, str) and self.spec.check:
+            failed = await self._check(instance)
+            if failed is not None:
+                await self._stop_instance(instance)
+                self._frontend.release(n, instance.binding)
+                instance = failed
         if isinstance(instance, str):
             serving = old.number if old is not None else None
             self._emit(ev.RolledBack(n, instance, serving))
@@ -261,6 +336,65 @@ class Supervisor:
         self._status()
         if old is not None:
             self._retire(old)
+        await self._prune_builds()
+
+    async def _check(self, instance: Instance) -> str | None:
+        """Run the `check` commands against the ready candidate, before it takes traffic;
+        None if all passed, else why it is rolled back (the CheckFailed event shows the
+        failing command's output)."""
+        from pitstop.supervisor.checks import run_checks
+
+        n = instance.number
+        self._status(f"checking #{n}…")
+        # What the instance sees (PORT and HOST in proxy mode), but not its socket-activation
+        # variables: they describe descriptors the check does not have.
+        env = sockets.strip_inherited(instance.environment())
+        env["PITSTOP_INSTANCE_PID"] = str(instance.pid)
+        async with self._frontend.candidate(n, instance.binding) as url:
+            env["PITSTOP_CANDIDATE_URL"] = url
+            checking = asyncio.create_task(
+                run_checks(
+                    self.spec.check,
+                    env=env,
+                    cwd=self.command.cwd,
+                    timeout=self.spec.check_timeout,
+                )
+            )
+            assert instance.exited is not None
+            try:
+                # A candidate that dies during its checks fails them, whatever they say.
+                await asyncio.wait({checking, instance.exited}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                # Also when we are cancelled (stop): the running check's group is ended.
+                if not checking.done():
+                    checking.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await checking
+            if checking.cancelled():
+                status = instance.exited.result()
+                return f"exited with status {status} during its checks"
+            failure = checking.result()
+        if failure is None:
+            self._emit(ev.ChecksPassed(n, len(self.spec.check)))
+            return None
+        self._emit(ev.CheckFailed(n, failure.command, failure.reason, failure.output))
+        return f"check `{failure.command}` {failure.reason}"
+
+    async def _prune_builds(self) -> None:
+        """Keep the newest `keep_builds` builds and the serving one; forget the rest."""
+        if not self._kept:
+            return
+        newest = sorted(self._kept)[-self.spec.keep_builds :]
+        keep = set(newest)
+        if self._serving is not None:
+            keep.add(self._serving.number)
+        for version in list(self._kept):
+            if version not in keep:
+                del self._kept[version]
+        if self._builds_dir is not None:
+            from pitstop.supervisor import artifacts
+
+            await artifacts.prune(self._builds_dir, keep)
 
     async def _launch(self, n: int) -> Instance | str:
         """Start instance `n` and wait until it is ready; the instance, or why it failed."""

@@ -64,6 +64,18 @@ class ReadyTcp:
 
 ReadyCheck = ReadyNotify | ReadyLog | ReadyCommand | ReadyDelay | ReadyHttp | ReadyTcp
 
+# --------------------------------------------------------------------------- kept builds
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One `artifacts` entry: a path or glob relative to the task's folder, and where it is
+    written (a glob that matches nothing after a build is reported there)."""
+
+    pattern: str
+    location: Location
+
+
 # --------------------------------------------------------------------------- the spec
 
 
@@ -98,6 +110,12 @@ class ServiceSpec:
     connect_timeout: float = 5.0
     response_timeout: float = 60.0
     max_connections: int = 1000
+    # Checks and kept builds (issue 11, items 4-5): commands that must pass against a ready
+    # candidate before it takes traffic, and the build outputs kept per version.
+    check: tuple[str, ...] = ()
+    check_timeout: float = 60.0
+    artifacts: tuple[Artifact, ...] = ()
+    keep_builds: int = 3
 
     @property
     def uses_proxy(self) -> bool:
@@ -127,6 +145,10 @@ KNOWN_KEYS = (
     "connect_timeout",
     "response_timeout",
     "max_connections",
+    "check",
+    "check_timeout",
+    "artifacts",
+    "keep_builds",
 )
 _READY_HINT = (
     'write ready = { notify = true }, { log = "listening" }, '
@@ -217,6 +239,10 @@ class _Parser:
             connect_timeout=self.duration("connect_timeout", 5.0),
             response_timeout=self.duration("response_timeout", 60.0),
             max_connections=self.positive_int("max_connections", 1000),
+            check=self.check(),
+            check_timeout=self.duration("check_timeout", 60.0),
+            artifacts=self.artifacts(where),
+            keep_builds=self.positive_int("keep_builds", 3),
         )
 
     def unknown_keys(self) -> None:
@@ -415,3 +441,44 @@ class _Parser:
                 )
             pairs.append((str(key), str(item)))
         return tuple(pairs)
+
+    # ------------------------------------------------------------------ checks, kept builds
+
+    def check(self) -> tuple[str, ...]:
+        value = self.raw.get("check", [])
+        hint = 'write check = ["pytest -q tests/smoke", "curl -fsS $PITSTOP_CANDIDATE_URL/health"]'
+        if not isinstance(value, list):
+            raise self.fail(
+                ("check",), f"must be a list of shell commands (found {_found(value)})", hint
+            )
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                raise self.fail(
+                    ("check", i), f"must be a shell command (found {_found(item)})", hint
+                )
+        return tuple(value)
+
+    def artifacts(self, where: Location) -> tuple[Artifact, ...]:
+        value = self.raw.get("artifacts", [])
+        hint = 'write artifacts = ["target/debug/app"] (paths or globs in the task\'s folder)'
+        if not isinstance(value, list):
+            raise self.fail(
+                ("artifacts",), f"must be a list of paths or globs (found {_found(value)})", hint
+            )
+        kept = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                raise self.fail(
+                    ("artifacts", i), f"must be a path or glob (found {_found(item)})", hint
+                )
+            if item.startswith("/") or ".." in item.replace("\\", "/").split("/"):
+                raise self.fail(
+                    ("artifacts", i),
+                    f"must stay inside the task's folder (found {item!r})",
+                    hint,
+                )
+            # The error `fail` makes carries the entry's own line:col; kept for the build.
+            located = self.fail(("artifacts", i), "")
+            location = getattr(located, "location", None)
+            kept.append(Artifact(item, location if isinstance(location, Location) else where))
+        return tuple(kept)
