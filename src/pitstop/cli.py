@@ -35,7 +35,6 @@ UP = "up"
 _IGNORED_FLAGS = (
     "--no-workspace",
     "--disable-check-for-updates",
-    "--no-color",
     "--experimental",
 )
 _IGNORED_VALUE_FLAGS = ("--output-file",)
@@ -248,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     misc.add_argument(
         "--completions", choices=("bash", "zsh", "fish"), help="print a shell completion script"
     )
+    misc.add_argument("--no-color", action="store_true", help="no colours (as NO_COLOR=1)")
     misc.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     misc.add_argument("--task-names", action="store_true", help=argparse.SUPPRESS)
     misc.add_argument("-V", "--version", action="version", version=f"pitstop {__version__}")
@@ -332,6 +332,7 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
         shell=options.completions,
         up=up,
         control=control,
+        no_colour=options.no_color or up.no_colour,
     )
 
 
@@ -432,6 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     try:
         request = parse_request(args_list)
+        if request.no_colour:
+            # Every printer (and error_colour) already honours NO_COLOR; so do the tasks' tools.
+            os.environ["NO_COLOR"] = "1"
         from pitstop.app.dispatch import dispatch
 
         return dispatch(request, sys.stdout, sys.stderr)

@@ -218,7 +218,10 @@ class Printer:
         if event.ok:
             self._log(f"Build Done in {event.duration:.2f} seconds.")
             return
-        lines = [f"task '{event.failed}' failed with exit code {event.status}"]
+        if event.interrupted:
+            lines = ["interrupted"]
+        else:
+            lines = [f"task '{event.failed}' failed with exit code {event.status}"]
         if event.stopped:
             lines.append("stopped: " + ", ".join(event.stopped))
         if event.not_run:
