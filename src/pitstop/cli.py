@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_request(argv: Sequence[str]) -> UserRequest:
     """argv -> the typed request; the one place that knows the flags' spelling."""
-    options = build_parser().parse_args(list(argv))
+    options, adhoc = _parse_with_adhoc(list(argv))
     if options.completions:
         command = Command.COMPLETION
     elif options.task_names:
@@ -333,7 +333,25 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
         up=up,
         control=control,
         no_colour=options.no_color or up.no_colour,
+        adhoc=adhoc,
     )
+
+
+def _parse_with_adhoc(argv: list[str]) -> tuple[argparse.Namespace, tuple[str, ...]]:
+    """The options, and the command of `pitstop --watch [FLAGS] -- COMMAND ARGS...` (no TASK
+    before `--`); in `pitstop TASK -- ARGS` the `--` only ends pitstop's flags, as before."""
+    if "--" in argv:
+        split = argv.index("--")
+        head = build_parser().parse_args(argv[:split])
+        if head.watch and head.task is None:
+            command = tuple(argv[split + 1 :])
+            if not command:
+                raise UserError(
+                    "--watch --: no command after `--`",
+                    hint="write e.g. `pitstop --watch -- pytest -x`",
+                )
+            return head, command
+    return build_parser().parse_args(argv), ()
 
 
 # `pitstop ps ...` asks the running `pitstop up`; a task named so runs with `pitstop -t ps`.

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from tests.e2e.conftest import Project
 from tests.helpers import wait_until
@@ -138,3 +141,149 @@ def test_no_color_reaches_the_tasks_as_no_color(project: Project) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "NO_COLOR=1" in result.stdout
+
+
+# --------------------------------------------------------------------------- watch mode
+
+FAILING = """
+[config]
+skip_core_tasks = true
+
+[tasks.check]
+script = '''
+echo run >> "$LOG"
+exit 3
+'''
+"""
+
+
+def _lines_of(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def _edit_until_rerun(edit: Callable[[], None], log: Path, before: int) -> None:
+    """Edit until a rerun is seen: the first edit may land before the watch is set up."""
+
+    def rerun_seen() -> bool:
+        if _lines_of(log) > before:
+            return True
+        edit()
+        return False
+
+    wait_until(rerun_seen, timeout=20, interval=0.3)
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=20)
+
+
+def test_watch_status_line_has_a_time_and_names_the_failed_task(project: Project) -> None:
+    project.makefile(FAILING)
+    log = project.root / "runs.log"
+    proc = project.popen("--watch", "check", LOG=str(log))
+    try:
+        wait_until(lambda: _lines_of(log) >= 1, timeout=20)
+        _out, err = _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert re.search(
+        r"ERROR - \d\d:\d\d:\d\d failed in \d+\.\d\ds: task 'check' failed with exit code 3"
+        r" · waiting for changes",
+        err,
+    ), err
+
+
+def test_watch_shows_the_keys_once_and_q_quits(project: Project) -> None:
+    project.makefile(FAILING.replace("exit 3", "exit 0"))
+    log = project.root / "runs.log"
+    main, side = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pitstop", "--watch", "check"],
+            cwd=project.root,
+            env=project.env(LOG=str(log)),
+            stdin=side,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.close(side)
+        wait_until(lambda: _lines_of(log) >= 1, timeout=20)
+        os.write(main, b"r")
+        wait_until(lambda: _lines_of(log) >= 2, timeout=20)
+        os.write(main, b"q")
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        os.close(main)
+    assert proc.returncode == 0, err
+    assert err.count("keys: Enter or r reruns now, q quits") == 1, err
+    assert re.search(r"INFO - \d\d:\d\d:\d\d ok in", err), err
+
+
+def test_sed_and_editor_temp_files_are_not_named_as_changed(project: Project) -> None:
+    project.makefile(FAILING.replace("exit 3", "exit 0"))
+    log = project.root / "runs.log"
+    source = project.write("src/app.txt", "one\n")
+    proc = project.popen("--watch", "--why", "--watch-path", "src", "check", LOG=str(log))
+    try:
+        wait_until(lambda: _lines_of(log) >= 1, timeout=20)
+        editor_files = ["src/.app.txt.swp", "src/app.txt~", "src/4913", "src/.#app.txt"]
+
+        def edit() -> None:
+            for name in editor_files:
+                (project.root / name).write_text("x")
+            subprocess.run(["sed", "-i", "s/one/two/", str(source)], check=True)
+
+        _edit_until_rerun(edit, log, 1)
+        _out, err = _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    changed = [line for line in err.splitlines() if line.endswith("changed")]
+    assert changed, err
+    for line in changed:
+        assert "app.txt changed" in line, line
+        assert "sed" not in line and ".swp" not in line and "~" not in line, line
+        assert "4913" not in line and ".#" not in line, line
+
+
+# --------------------------------------------------------------------------- --watch -- COMMAND
+
+
+def test_watch_an_ad_hoc_command_without_a_task_file(project: Project) -> None:
+    log = project.root / "runs.log"
+    project.write(".gitignore", "build/\nruns.log\n")
+    project.write("src/main.c", "int main;\n")
+    (project.root / "build").mkdir()
+    script = 'echo "run $1 ${PITSTOP_CHANGED_PATHS:-none}" >> runs.log'
+    proc = project.popen("--watch", "--", "sh", "-c", script, "sh", "arg one")
+    try:
+        wait_until(lambda: _lines_of(log) >= 1, timeout=20)
+        # Ignored by .gitignore: never a run.
+        (project.root / "build" / "out.o").write_text("x")
+
+        def edit() -> None:
+            (project.root / "src" / "main.c").write_text("int main(void);\n")
+
+        _edit_until_rerun(edit, log, 1)
+        _out, err = _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    runs = log.read_text().splitlines()
+    assert runs[0] == "run arg one none"
+    assert all(line.startswith("run arg one ") for line in runs), runs
+    assert all("out.o" not in line for line in runs), runs
+    assert "main.c" in runs[1]
+    assert "Running Task: sh" in err
+    assert "no task file" not in err
+
+
+def test_watch_dash_dash_without_a_command_is_a_usage_error(project: Project) -> None:
+    result = project.run("--watch", "--")
+    assert result.returncode == 2
+    assert "no command after `--`" in result.stderr
+    assert "Traceback" not in result.stderr

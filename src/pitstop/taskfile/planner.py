@@ -140,7 +140,7 @@ class _Builder:
 
     def visit_root(self, name: str) -> None:
         skipped = self.skip is not None and self.skip.search(name)
-        if not skipped and not self.taskfile.path.is_file():
+        if not skipped and not self.taskfile.in_memory and not self.taskfile.path.is_file():
             # Only the base tasks are loaded: running "default" would silently do nothing.
             directory = self.taskfile.directory
             raise PlanError(
