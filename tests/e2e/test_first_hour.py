@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import pty
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.e2e.conftest import Project
-from tests.helpers import wait_until
+from tests.helpers import collect_lines, wait_until
 
 TWO_STEPS = """
 [config]
@@ -287,3 +289,104 @@ def test_watch_dash_dash_without_a_command_is_a_usage_error(project: Project) ->
     assert result.returncode == 2
     assert "no command after `--`" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- service messages
+
+APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
+
+SERVICE = """
+[tasks.serve]
+{build}command = "{python}"
+args = ["{app}", "version.txt"]
+watch = {{ watch = ["source.txt"] }}
+service = {{ listen = "127.0.0.1:{port}", ready = {{ notify = true }}, ready_timeout = "20s" }}
+"""
+
+BUILD = """
+[tasks.build]
+script = "cp source.txt version.txt"
+
+[tasks.serve]
+dependencies = ["build"]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(port: int) -> str | None:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/")
+        body = conn.getresponse().read().decode().strip()
+        conn.close()
+        return body
+    except OSError:
+        return None
+
+
+def _service_file(project: Project, port: int, *, build: bool) -> None:
+    text = SERVICE.format(build="", python=sys.executable, app=APP, port=port)
+    if build:
+        text = BUILD + text.replace("[tasks.serve]\n", "", 1)
+    project.write("pitstop.toml", text)
+
+
+def test_a_service_without_build_does_not_say_building(project: Project) -> None:
+    port = _free_port()
+    project.write("version.txt", "v1\n")
+    _service_file(project, port, build=False)
+    proc = project.popen("serve")
+    assert proc.stderr is not None
+    stderr = collect_lines(proc.stderr)
+    try:
+        wait_until(lambda: _get(port) == "v1", timeout=30)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    text = "".join(stderr)
+    assert proc.returncode == 0, text
+    assert "serving #1" in text
+    assert "building" not in text
+
+
+def test_a_first_start_that_fails_says_failed_to_start(project: Project) -> None:
+    port = _free_port()
+    project.write("version.txt", "v1 --exit-now\n")
+    _service_file(project, port, build=False)
+    result = project.run("serve", timeout=60)
+    assert result.returncode != 0
+    assert "instance #1 failed to start: " in result.stderr, result.stderr
+    assert "rolled back" not in result.stderr
+
+
+def test_the_swap_line_says_how_long_the_swap_took(project: Project) -> None:
+    port = _free_port()
+    project.write("source.txt", "v1\n")
+    _service_file(project, port, build=True)
+    proc = project.popen("--watch", "serve")
+    assert proc.stderr is not None
+    stderr = collect_lines(proc.stderr)
+    try:
+        wait_until(lambda: _get(port) == "v1", timeout=30)
+
+        def swapped() -> bool:
+            if _get(port) == "v2":
+                return True
+            (project.root / "source.txt").write_text("v2\n")
+            return False
+
+        wait_until(swapped, timeout=30, interval=0.3)
+        wait_until(lambda: any("swapped in" in line for line in stderr), timeout=10)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    text = "".join(stderr)
+    assert re.search(
+        r"serving #\d+ · swapped in \d+ ms|serving #\d+ · swapped in \d+\.\d s", text
+    ), text
+    assert "nothing serving · building #1" in text  # this service has a build

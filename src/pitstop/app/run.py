@@ -109,14 +109,14 @@ def run_command(
         from pitstop.app.watch import run_watch
 
         return run_watch(invocation, root)
-    if not any(_acts(step) for step in plan.steps):
+    if not any(acts(step) for step in plan.steps):
         # Nothing would start: say so rather than print "Build Done" after an empty run.
         invocation.printer.notice(Notice("info", _nothing_to_run(plan)))
         return 0
     return serve_async(run_fresh(invocation, plan))
 
 
-def _acts(step: Step) -> bool:
+def acts(step: Step) -> bool:
     """Whether the step does anything beyond setting variables."""
     task = step.task
     return step.proxy is not None or any(

@@ -87,6 +87,7 @@ def run_service(invocation: Invocation, root: Task, spec: ServiceSpec) -> int:
 
 async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: Path) -> int:
     """Build and serve until stopped; with --watch, rebuild and swap on every change."""
+    from pitstop.app.run import acts
     from pitstop.supervisor.supervisor import Supervisor
 
     last_build_status = 0
@@ -114,13 +115,14 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
             invocation.printer(ErrorReported(error, Source(invocation.target)))
             return None
 
-    _, _, first_ctx = await prepare(invocation)
+    _, first_build, first_ctx = await prepare(invocation)
     supervisor = Supervisor(
         spec,
         await instance_command(root, first_ctx, tmpdir),
         build,
         invocation.printer,
         name=invocation.target,
+        builds=any(acts(step) for step in first_build.steps),
     )
     # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
     # so that `pitstop serve` alone just builds and serves.

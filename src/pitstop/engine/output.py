@@ -375,9 +375,10 @@ def _describe_service_event(event: ev.SupervisorEvent) -> str | None:
     match event:
         case ev.Status(text):
             return text
+        case ev.RolledBack(n, reason, None):
+            return f"instance #{n} failed to start: {reason}"
         case ev.RolledBack(n, reason, serving):
-            kept = f"; #{serving} keeps serving" if serving is not None else ""
-            return f"instance #{n} rolled back: {reason}{kept}"
+            return f"instance #{n} rolled back: {reason}; #{serving} keeps serving"
         case ev.InstanceExited(n, status):
             return f"instance #{n} exited with status {status}"
         case ev.CrashRestart(n, delay):

@@ -73,7 +73,7 @@ def summary(event: object) -> str | None:
             return f"#{new} serves" + (f", #{old} stops" if old is not None else "")
         case ev.RolledBack(n, reason, serving):
             kept = f"; #{serving} keeps serving" if serving is not None else ""
-            return f"#{n} rolled back: {reason}{kept}"
+            return f"#{n} {'rolled back' if serving is not None else 'failed to start'}: {reason}{kept}"
         case ev.InstanceExited(n, status):
             return f"#{n} exited with status {status}"
         case ev.InstanceStopped(n, status):
