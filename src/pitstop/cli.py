@@ -375,8 +375,8 @@ _VERB_HELP = {
 }
 
 
-def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
-    """`pitstop VERB ...`: the flags after the verb."""
+def verb_parser(verb: str) -> argparse.ArgumentParser:
+    """The flags after `pitstop VERB` (also what shell completion offers there)."""
     parser = _VerbParser(
         prog=f"pitstop {verb}", formatter_class=_Formatter, description=_VERB_HELP[verb]
     )
@@ -389,7 +389,12 @@ def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
         parser.add_argument(
             "-n", "--lines", type=int, default=100, metavar="N", help="last N lines (100)"
         )
-    options = parser.parse_args(list(argv))
+    return parser
+
+
+def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
+    """`pitstop VERB ...`: the flags after the verb."""
+    options = verb_parser(verb).parse_args(list(argv))
     lines = getattr(options, "lines", 100)
     if lines < 0:
         raise UserError(f"-n {lines}: give a number of lines, 0 or more")
@@ -402,8 +407,8 @@ def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
     )
 
 
-def _up_flags(argv: Sequence[str]) -> tuple[UpFlags, int | None]:
-    """`pitstop up [SERVICE...] [--no-watch] [-j N] [-d]`: the flags after `up`."""
+def up_parser() -> argparse.ArgumentParser:
+    """The flags after `pitstop up` (also what shell completion offers there)."""
     parser = _UpParser(
         prog="pitstop up",
         formatter_class=_Formatter,
@@ -415,7 +420,12 @@ def _up_flags(argv: Sequence[str]) -> tuple[UpFlags, int | None]:
     parser.add_argument("-j", "--jobs", type=int, metavar="N", help="builds in parallel")
     parser.add_argument("-d", "--detach", action="store_true", help="run as a daemon")
     parser.add_argument("--no-color", action="store_true", help="no colours")
-    options = parser.parse_args(list(argv))
+    return parser
+
+
+def _up_flags(argv: Sequence[str]) -> tuple[UpFlags, int | None]:
+    """`pitstop up [SERVICE...] [--no-watch] [-j N] [-d]`: the flags after `up`."""
+    options = up_parser().parse_args(list(argv))
     flags = UpFlags(
         services=tuple(options.services),
         watch=not options.no_watch,
@@ -483,4 +493,12 @@ def render_error(error: PitstopError, stream: TextIO) -> None:
 if __name__ == "__main__":
     raise SystemExit(main())
 
-__all__ = ["USAGE_EXIT_CODE", "build_parser", "main", "parse_request", "render_error"]
+__all__ = [
+    "USAGE_EXIT_CODE",
+    "build_parser",
+    "main",
+    "parse_request",
+    "render_error",
+    "up_parser",
+    "verb_parser",
+]

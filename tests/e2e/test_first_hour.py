@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import os
 import pty
@@ -13,6 +14,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from pitstop.cli import CONTROL_VERBS, build_parser, up_parser, verb_parser
 from tests.e2e.conftest import Project
 from tests.helpers import collect_lines, wait_until
 
@@ -390,3 +394,75 @@ def test_the_swap_line_says_how_long_the_swap_took(project: Project) -> None:
         r"serving #\d+ · swapped in \d+ ms|serving #\d+ · swapped in \d+\.\d s", text
     ), text
     assert "nothing serving · building #1" in text  # this service has a build
+
+
+# --------------------------------------------------------------------------- shell completion
+
+
+def _visible_flags(parser: argparse.ArgumentParser) -> set[str]:
+    return {
+        name
+        for action in parser._actions
+        if action.help != argparse.SUPPRESS
+        for name in action.option_strings
+    }
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_offers_every_flag_and_subcommand(project: Project, shell: str) -> None:
+    script = project.run("--completions", shell).stdout
+    flags = _visible_flags(build_parser())
+    assert {"--list-category-steps", "--hide-uninteresting", "--loglevel", "--silent"} <= flags
+    for verb in ("up", *CONTROL_VERBS):
+        flags |= _visible_flags(up_parser() if verb == "up" else verb_parser(verb))
+        assert re.search(rf"\b{verb}\b", script), verb
+    for flag in flags:
+        if shell == "fish":
+            spelled = f"-l {flag[2:]}" if flag.startswith("--") else f"-s {flag[1:]}"
+        else:
+            spelled = flag
+        assert re.search(rf"(^|[\s|\"']){re.escape(spelled)}([\s|\"')]|$)", script), flag
+    assert script.count("pitstop --task-names") >= 2  # task names: as TASK, and for -t/up...
+
+
+def _bash_complete(project: Project, *words: str) -> list[str]:
+    """What the bash script offers for `pitstop WORDS...` (the last word is being typed)."""
+    script = project.run("--completions", "bash").stdout
+    line = "pitstop " + " ".join(words)
+    program = (
+        f"{script}\n"
+        f"COMP_WORDS=(pitstop {' '.join(repr(w) for w in words)}); "
+        f"COMP_CWORD={len(words)}; COMP_LINE={line!r}; _pitstop; "
+        'printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    env = project.env(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(
+        ["bash", "-c", program],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.split()
+
+
+def test_bash_completes_tasks_subcommands_flags_and_values(project: Project) -> None:
+    project.makefile(
+        """
+        [tasks.build]
+        command = "true"
+
+        [tasks.bench]
+        command = "true"
+        """
+    )
+    assert {"build", "bench"} <= set(_bash_complete(project, "b"))
+    assert "up" in _bash_complete(project, "u")
+    assert "--hide-uninteresting" in _bash_complete(project, "--hid")
+    assert _bash_complete(project, "--on-busy", "r") == ["restart"]
+    assert "build" in _bash_complete(project, "-t", "")
+    assert "--no-watch" in _bash_complete(project, "up", "--no-")
+    assert "build" in _bash_complete(project, "up", "bu")
+    assert _bash_complete(project, "logs", "--fol") == ["--follow"]
