@@ -57,7 +57,7 @@ def test_ctrl_c_names_what_stopped_and_what_did_not_run(project: Project) -> Non
     status, out, err = _interrupt_when_started(project, "all")
     assert status == 130, err
     assert "after ran" not in out
-    assert "interrupted; stopped: slow; not run: after, all" in err
+    assert 'interrupted; stopped: "slow"; not run: "after", "all"' in err
     assert "interrupted by signal 2" in err
 
 
@@ -67,7 +67,7 @@ def test_ctrl_c_in_a_parallel_run_names_the_stopped_steps(project: Project) -> N
     )
     status, _, err = _interrupt_when_started(project, "-j", "2", "all")
     assert status == 130, err
-    assert "interrupted; stopped: slow; not run: all" in err
+    assert 'interrupted; stopped: "slow"; not run: "all"' in err
 
 
 # --------------------------------------------------------------------------- --no-color
@@ -195,7 +195,7 @@ def test_watch_status_line_has_a_time_and_names_the_failed_task(project: Project
         if proc.poll() is None:
             proc.kill()
     assert re.search(
-        r"ERROR - \d\d:\d\d:\d\d failed in \d+\.\d\ds: task 'check' failed with exit code 3"
+        r"ERROR - \d\d:\d\d:\d\d failed in \d+\.\d\ds: task \"check\" failed with exit code 3"
         r" · waiting for changes",
         err,
     ), err
@@ -466,3 +466,41 @@ def test_bash_completes_tasks_subcommands_flags_and_values(project: Project) -> 
     assert "--no-watch" in _bash_complete(project, "up", "--no-")
     assert "build" in _bash_complete(project, "up", "bu")
     assert _bash_complete(project, "logs", "--fol") == ["--follow"]
+
+
+# --------------------------------------------------------------------------- consistent messages
+
+
+def test_messages_quote_task_names_and_count_steps_right(project: Project) -> None:
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+
+        [tasks.shaky]
+        script = "exit 4"
+        ignore_errors = true
+
+        [tasks.bad]
+        script = "exit 3"
+
+        [tasks.after]
+        command = "true"
+
+        [tasks.all]
+        dependencies = ["shaky", "bad", "after"]
+
+        [tasks.lonely]
+        env = { X = "1" }
+        """
+    )
+    failed = project.run("all")
+    assert failed.returncode == 3
+    assert 'task "shaky" failed with exit code 4 (errors ignored)' in failed.stderr
+    assert 'task "bad" failed with exit code 3; not run: "after", "all", "end"' in failed.stderr
+    assert "task 'bad'" not in failed.stderr
+    one = project.run("--skip-init-end-tasks", "--print-steps", "lonely")
+    assert 'Plan for "lonely" (1 step):' in one.stdout
+    nothing = project.run("--skip-init-end-tasks", "lonely")
+    assert 'the plan for "lonely" (1 step) has no command' in nothing.stderr
+    assert "1 steps" not in one.stdout + nothing.stderr

@@ -138,7 +138,7 @@ def _refuse_service_dependencies(plan: Plan) -> None:
     for step in plan.steps:
         if step.task.service is not None and step.name != plan.target:
             raise UserError(
-                f"task {plan.target} depends on {step.name}, which is a service;"
+                f'task "{plan.target}" depends on "{step.name}", which is a service;'
                 " a service runs until it is stopped, so nothing after it would run",
                 step.task.where("service"),
                 f"serve it on its own with `pitstop {step.name}`, or depend on its build task",

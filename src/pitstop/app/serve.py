@@ -40,10 +40,10 @@ def build_part(plan: Plan) -> Plan:
     for step in plan.steps[:index]:
         if step.task.service is not None:
             raise UserError(
-                f"service task {plan.target} depends on {step.name}, which is a service too;"
+                f'service task "{plan.target}" depends on "{step.name}", which is a service too;'
                 " pitstop runs one service at a time",
                 step.task.where("service"),
-                f"serve {step.name} and {plan.target} with two pitstop commands",
+                f'serve "{step.name}" and "{plan.target}" with two pitstop commands',
             )
     return Plan(plan.target, plan.steps[:index])
 
@@ -57,7 +57,7 @@ async def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> Instanc
     runner = Runner(ctx)
     if task.run_task is not None:
         raise UserError(
-            f"service task {task.name} uses run_task; a service needs a command or a script",
+            f'service task "{task.name}" uses run_task; a service needs a command or a script',
             task.where("run_task"),
             'write command = "./target/debug/app" (or a script) in the service task',
         )
@@ -67,7 +67,7 @@ async def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> Instanc
     argv = runner.argv(task, cwd)
     if argv is None:
         raise UserError(
-            f"service task {task.name} has nothing to run",
+            f'service task "{task.name}" has nothing to run',
             task.location,
             'add command = "..." (and args) or script = "..." to the service task',
         )

@@ -114,7 +114,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
             plan, ctx = await invocation.fresh_run()
         except PitstopError as error:
             printer(ErrorReported(error, Source(invocation.target)))
-            failures.append(f"task '{invocation.target}' could not start")
+            failures.append(f'task "{invocation.target}" could not start')
             return False
         if paths:
             ctx.extra_env = changed_paths_env(paths, tmpdir)
@@ -123,7 +123,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
         finally:
             ctx.cleanup()
         if not result.ok and result.failed is not None:
-            failures.append(f"task '{result.failed}' failed with exit code {result.status}")
+            failures.append(f'task "{result.failed}" failed with exit code {result.status}')
         return result.ok
 
     def notify(event: WatchEvent) -> None:

@@ -179,6 +179,7 @@ class _Builder:
         task = self.normalize(name, edge)
         if is_root and task.private and not self.allow_private:
             raise PlanError(
+                # cargo-make's words (a comparison case checks them), so the name is bare.
                 f"Task {name} is private (in {task.location.path.name})",
                 task.where("private"),
                 hint="private tasks can only run as dependencies; pass --allow-private to run it",
