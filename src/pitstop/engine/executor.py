@@ -105,10 +105,11 @@ async def run_parallel(
             if failure is None:
                 ready_in_plan_order()
     except asyncio.CancelledError:
-        stopped = tuple(steps[index].name for index, _ in running.values())
+        # A step whose task is done already ended on its own, though not yet counted.
+        stopped = tuple(steps[index].name for t, (index, _) in running.items() if not t.done())
         await _cancel_all(list(running))
-        interrupted = {index for index, _ in running.values()} | finished
-        not_run = tuple(s.name for i, s in enumerate(steps) if i not in interrupted)
+        began = {index for index, _ in running.values()} | finished
+        not_run = tuple(s.name for i, s in enumerate(steps) if i not in began)
         emit(_interrupted(started, stopped=stopped, not_run=not_run))
         raise
     finally:
