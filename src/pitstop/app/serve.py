@@ -164,7 +164,9 @@ async def _follow_changes(invocation: Invocation, root: Task, supervisor: Superv
     flags = invocation.request.watch
     settings = resolve_watch(flags, root, invocation.taskfile, OnBusy.RESTART)
     quit_event = asyncio.Event()
-    with terminal_keys(supervisor.changed, quit_event.set):
+    with terminal_keys(supervisor.changed, quit_event.set) as keys:
+        if keys:
+            invocation.printer.notice(Notice("info", "keys: Enter or r rebuilds now, q quits"))
         source = watch_source(
             settings, invocation.cwd, stop_event=quit_event, always=(invocation.taskfile.path,)
         )
