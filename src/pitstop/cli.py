@@ -35,7 +35,6 @@ UP = "up"
 _IGNORED_FLAGS = (
     "--no-workspace",
     "--disable-check-for-updates",
-    "--no-color",
     "--experimental",
 )
 _IGNORED_VALUE_FLAGS = ("--output-file",)
@@ -248,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     misc.add_argument(
         "--completions", choices=("bash", "zsh", "fish"), help="print a shell completion script"
     )
+    misc.add_argument("--no-color", action="store_true", help="no colours (as NO_COLOR=1)")
     misc.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     misc.add_argument("--task-names", action="store_true", help=argparse.SUPPRESS)
     misc.add_argument("-V", "--version", action="version", version=f"pitstop {__version__}")
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_request(argv: Sequence[str]) -> UserRequest:
     """argv -> the typed request; the one place that knows the flags' spelling."""
-    options = build_parser().parse_args(list(argv))
+    options, adhoc = _parse_with_adhoc(list(argv))
     if options.completions:
         command = Command.COMPLETION
     elif options.task_names:
@@ -332,7 +332,26 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
         shell=options.completions,
         up=up,
         control=control,
+        no_colour=options.no_color or up.no_colour,
+        adhoc=adhoc,
     )
+
+
+def _parse_with_adhoc(argv: list[str]) -> tuple[argparse.Namespace, tuple[str, ...]]:
+    """The options, and the command of `pitstop --watch [FLAGS] -- COMMAND ARGS...` (no TASK
+    before `--`); in `pitstop TASK -- ARGS` the `--` only ends pitstop's flags, as before."""
+    if "--" in argv:
+        split = argv.index("--")
+        head = build_parser().parse_args(argv[:split])
+        if head.watch and head.task is None:
+            command = tuple(argv[split + 1 :])
+            if not command:
+                raise UserError(
+                    "--watch --: no command after `--`",
+                    hint="write e.g. `pitstop --watch -- pytest -x`",
+                )
+            return head, command
+    return build_parser().parse_args(argv), ()
 
 
 # `pitstop ps ...` asks the running `pitstop up`; a task named so runs with `pitstop -t ps`.
@@ -358,8 +377,8 @@ _VERB_HELP = {
 }
 
 
-def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
-    """`pitstop VERB ...`: the flags after the verb."""
+def verb_parser(verb: str) -> argparse.ArgumentParser:
+    """The flags after `pitstop VERB` (also what shell completion offers there)."""
     parser = _VerbParser(
         prog=f"pitstop {verb}", formatter_class=_Formatter, description=_VERB_HELP[verb]
     )
@@ -377,7 +396,12 @@ def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
         parser.add_argument(
             "-n", "--lines", type=int, default=100, metavar="N", help="last N lines (100)"
         )
-    options = parser.parse_args(list(argv))
+    return parser
+
+
+def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
+    """`pitstop VERB ...`: the flags after the verb."""
+    options = verb_parser(verb).parse_args(list(argv))
     lines = getattr(options, "lines", 100)
     if lines < 0:
         raise UserError(f"-n {lines}: give a number of lines, 0 or more")
@@ -391,8 +415,8 @@ def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
     )
 
 
-def _up_flags(argv: Sequence[str]) -> tuple[UpFlags, int | None]:
-    """`pitstop up [SERVICE...] [--no-watch] [-j N] [-d]`: the flags after `up`."""
+def up_parser() -> argparse.ArgumentParser:
+    """The flags after `pitstop up` (also what shell completion offers there)."""
     parser = _UpParser(
         prog="pitstop up",
         formatter_class=_Formatter,
@@ -404,7 +428,12 @@ def _up_flags(argv: Sequence[str]) -> tuple[UpFlags, int | None]:
     parser.add_argument("-j", "--jobs", type=int, metavar="N", help="builds in parallel")
     parser.add_argument("-d", "--detach", action="store_true", help="run as a daemon")
     parser.add_argument("--no-color", action="store_true", help="no colours")
-    options = parser.parse_args(list(argv))
+    return parser
+
+
+def _up_flags(argv: Sequence[str]) -> tuple[UpFlags, int | None]:
+    """`pitstop up [SERVICE...] [--no-watch] [-j N] [-d]`: the flags after `up`."""
+    options = up_parser().parse_args(list(argv))
     flags = UpFlags(
         services=tuple(options.services),
         watch=not options.no_watch,
@@ -440,6 +469,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     try:
         request = parse_request(args_list)
+        if request.no_colour:
+            # Every printer (and error_colour) already honours NO_COLOR; so do the tasks' tools.
+            os.environ["NO_COLOR"] = "1"
+        if request.command is Command.COMPLETION:
+            assert request.shell is not None
+            sys.stdout.write(_completion_script(request.shell))
+            return 0
         from pitstop.app.dispatch import dispatch
 
         return dispatch(request, sys.stdout, sys.stderr)
@@ -469,4 +505,23 @@ def render_error(error: PitstopError, stream: TextIO) -> None:
 if __name__ == "__main__":
     raise SystemExit(main())
 
-__all__ = ["USAGE_EXIT_CODE", "build_parser", "main", "parse_request", "render_error"]
+__all__ = [
+    "USAGE_EXIT_CODE",
+    "build_parser",
+    "main",
+    "parse_request",
+    "render_error",
+    "up_parser",
+    "verb_parser",
+]
+
+
+def _completion_script(shell: str) -> str:
+    """Generated from the parsers themselves, so that every flag is offered."""
+    from pitstop.completion import completion_script
+
+    subcommands = {
+        UP: (up_parser(), "start every service task, rebuild and swap each on its changes")
+    }
+    subcommands.update({verb: (verb_parser(verb), _VERB_HELP[verb]) for verb in CONTROL_VERBS})
+    return completion_script(shell, build_parser(), subcommands)

@@ -101,7 +101,7 @@ class RunFailed(PitstopError):
     """A task failed while running; exit code is the command's own."""
 
     def __init__(self, task: str, exit_code: int, not_run: tuple[str, ...] = ()):
-        super().__init__(f"task '{task}' failed with exit code {exit_code}")
+        super().__init__(f'task "{task}" failed with exit code {exit_code}')
         self.task = task
         self.exit_code = exit_code
         self.not_run = not_run

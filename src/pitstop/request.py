@@ -115,3 +115,5 @@ class UserRequest(NamedTuple):
     shell: Shell | None = None  # for COMPLETION
     up: UpFlags = UpFlags()  # for UP
     control: ControlFlags = ControlFlags()  # for CONTROL
+    no_colour: bool = False  # --no-color: as NO_COLOR=1 (https://no-color.org), for the tasks too
+    adhoc: tuple[str, ...] = ()  # `--watch -- COMMAND ARGS...`: watch and rerun, no task file

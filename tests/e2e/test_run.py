@@ -157,9 +157,9 @@ def test_failure_stops_the_run_kills_running_tasks_and_names_what_did_not_run(
     )
     result = project.run("-j", "2", "--stop-timeout", "2s", "root")
     assert result.returncode == 3, result.stderr
-    assert "task 'bad' failed with exit code 3" in result.stderr
-    assert "stopped: slow" in result.stderr
-    assert "not run: root, end" in result.stderr
+    assert 'task "bad" failed with exit code 3' in result.stderr
+    assert 'stopped: "slow"' in result.stderr
+    assert 'not run: "root", "end"' in result.stderr
     assert "root ran" not in result.stdout
     sleeper = int((project.root / "slow.pid").read_text())
     wait_until(lambda: not pid_alive(sleeper), timeout=5, message="the slow task's child survived")
@@ -180,7 +180,7 @@ def test_sequential_failure_exit_code_is_the_commands(project: Project) -> None:
     result = project.run("flow")
     assert result.returncode == 42
     assert "after" not in result.stdout
-    assert "not run: after, flow, end" in result.stderr
+    assert 'not run: "after", "flow", "end"' in result.stderr
 
 
 def test_sigint_ends_a_child_that_ignores_it(project: Project) -> None:

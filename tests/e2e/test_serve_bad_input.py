@@ -54,7 +54,7 @@ def test_a_service_depending_on_a_service_is_refused(project: Project) -> None:
     result = project.run("serve", timeout=TIMEOUT)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    assert "db, which is a service too" in result.stderr
+    assert '"db", which is a service too' in result.stderr
     assert "Makefile.toml:5" in result.stderr
 
 

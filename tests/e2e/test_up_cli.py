@@ -52,7 +52,7 @@ def test_an_unknown_service_is_named_with_suggestions(project: Project) -> None:
 def test_a_plain_task_named_as_a_service_points_at_it(project: Project) -> None:
     project.write("pitstop.toml", _service("api", 9001) + '\n[tasks.lint]\ncommand = "true"\n')
     stderr = _user_error(project, "lint")
-    assert "task lint is not a service" in stderr
+    assert 'task "lint" is not a service' in stderr
     assert re.search(r"--> pitstop\.toml:8:1", stderr), stderr
 
 

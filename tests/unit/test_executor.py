@@ -119,3 +119,36 @@ def test_a_name_may_appear_twice_as_separate_steps() -> None:
     recorder = Recorder(steps)
     assert asyncio.run(run_parallel(steps, recorder.run, lambda e: None, 2)).ok
     assert [name for kind, name in recorder.log if kind == "start"] == ["init", "init", "root"]
+
+
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_a_cancelled_run_reports_what_was_stopped_and_what_did_not_run(jobs: int) -> None:
+    steps = _graph(EDGES)
+    recorder = Recorder(steps)
+    recorder.hold = {"a", "b"}
+    events: list[Event] = []
+
+    async def main() -> None:
+        names = [s.name for s in steps]
+        if jobs == 1:
+            run = asyncio.ensure_future(run_sequential(names, recorder.run, events.append))
+        else:
+            run = asyncio.ensure_future(run_parallel(steps, recorder.run, events.append, jobs))
+        wanted = [("start", "a")] if jobs == 1 else [("start", "a"), ("start", "b"), ("end", "c")]
+        while not all(entry in recorder.log for entry in wanted):
+            await asyncio.sleep(0)
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(main())
+    [finished] = [e for e in events if isinstance(e, RunFinished)]
+    assert finished.interrupted and not finished.ok
+    if jobs == 1:
+        assert finished.stopped == ("a",)
+        assert finished.not_run == ("b", "c", "top")
+    else:
+        assert set(finished.stopped) == {"a", "b"}
+        assert "c" not in finished.not_run  # it ran to its end (done, maybe not yet counted)
+        assert finished.not_run == ("top",)
+    assert set(recorder.cancelled) == set(finished.stopped)

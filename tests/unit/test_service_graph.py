@@ -96,7 +96,7 @@ def test_a_plain_task_is_not_a_service(tmp_path: Path) -> None:
     graph = graph_of(tmp_path, THREE)
     with pytest.raises(UserError) as caught:
         graph.select(["lint"])
-    assert caught.value.message == "task lint is not a service"
+    assert caught.value.message == 'task "lint" is not a service'
     assert (
         caught.value.location is not None
         and caught.value.location.line == THREE.splitlines().index("[tasks.lint]") + 1

@@ -18,13 +18,14 @@ from pitstop.taskfile.model import Taskfile, current_platform
 
 
 def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
-    if request.command is Command.COMPLETION:
-        from pitstop.completion import completion_script
-
-        assert request.shell is not None
-        out.write(completion_script(request.shell))
-        return 0
     cwd = _working_directory(request.file.cwd)
+    if request.adhoc:
+        from pitstop.app.adhoc import adhoc_taskfile
+        from pitstop.app.run import run_command
+        from pitstop.settings import skip_pattern
+
+        command_file, name = adhoc_taskfile(request.adhoc, cwd)
+        return run_command(command_file, name, request, cwd, skip_pattern(request.plan), out, err)
     if request.command is Command.CONTROL:
         taskfile = _taskfile_with_own_task(request, cwd)
         if taskfile is None:

@@ -21,7 +21,7 @@ from pitstop.settings import RunSettings, resolve_run, watch_enabled
 from pitstop.steps.envsetup import initial_env
 from pitstop.steps.perform import RunContext, Runner
 from pitstop.taskfile.model import Task, Taskfile, current_platform
-from pitstop.taskfile.planner import Plan, Step, build_plan
+from pitstop.taskfile.planner import Plan, acts, build_plan
 
 
 @dataclass
@@ -109,20 +109,11 @@ def run_command(
         from pitstop.app.watch import run_watch
 
         return run_watch(invocation, root)
-    if not any(_acts(step) for step in plan.steps):
+    if not any(acts(step) for step in plan.steps):
         # Nothing would start: say so rather than print "Build Done" after an empty run.
         invocation.printer.notice(Notice("info", _nothing_to_run(plan)))
         return 0
     return serve_async(run_fresh(invocation, plan))
-
-
-def _acts(step: Step) -> bool:
-    """Whether the step does anything beyond setting variables."""
-    task = step.task
-    return step.proxy is not None or any(
-        getattr(task, attribute) is not None
-        for attribute in ("command", "script", "run_task", "install_crate")
-    )
 
 
 def _nothing_to_run(plan: Plan) -> str:
@@ -138,7 +129,7 @@ def _refuse_service_dependencies(plan: Plan) -> None:
     for step in plan.steps:
         if step.task.service is not None and step.name != plan.target:
             raise UserError(
-                f"task {plan.target} depends on {step.name}, which is a service;"
+                f'task "{plan.target}" depends on "{step.name}", which is a service;'
                 " a service runs until it is stopped, so nothing after it would run",
                 step.task.where("service"),
                 f"serve it on its own with `pitstop {step.name}`, or depend on its build task",

@@ -40,10 +40,10 @@ def build_part(plan: Plan) -> Plan:
     for step in plan.steps[:index]:
         if step.task.service is not None:
             raise UserError(
-                f"service task {plan.target} depends on {step.name}, which is a service too;"
+                f'service task "{plan.target}" depends on "{step.name}", which is a service too;'
                 " pitstop runs one service at a time",
                 step.task.where("service"),
-                f"serve {step.name} and {plan.target} with two pitstop commands",
+                f'serve "{step.name}" and "{plan.target}" with two pitstop commands',
             )
     return Plan(plan.target, plan.steps[:index])
 
@@ -57,7 +57,7 @@ async def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> Instanc
     runner = Runner(ctx)
     if task.run_task is not None:
         raise UserError(
-            f"service task {task.name} uses run_task; a service needs a command or a script",
+            f'service task "{task.name}" uses run_task; a service needs a command or a script',
             task.where("run_task"),
             'write command = "./target/debug/app" (or a script) in the service task',
         )
@@ -67,7 +67,7 @@ async def instance_command(task: Task, ctx: RunContext, tmpdir: Path) -> Instanc
     argv = runner.argv(task, cwd)
     if argv is None:
         raise UserError(
-            f"service task {task.name} has nothing to run",
+            f'service task "{task.name}" has nothing to run',
             task.location,
             'add command = "..." (and args) or script = "..." to the service task',
         )
@@ -116,6 +116,7 @@ def run_service(invocation: Invocation, root: Task, spec: ServiceSpec) -> int:
 async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: Path) -> int:
     """Build and serve until stopped; with --watch, rebuild and swap on every change."""
     from pitstop.supervisor.supervisor import Supervisor
+    from pitstop.taskfile.planner import acts
 
     last_build_status = 0
 
@@ -143,7 +144,7 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
             invocation.printer(ErrorReported(error, Source(invocation.target)))
             return None
 
-    _, _, first_ctx = await prepare(invocation)
+    _, first_build, first_ctx = await prepare(invocation)
     kept = builds_dir(invocation.taskfile.path, invocation.target, spec)
     supervisor = Supervisor(
         spec,
@@ -152,6 +153,7 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         invocation.printer,
         name=invocation.target,
         builds_dir=kept,
+        builds=any(acts(step) for step in first_build.steps),
     )
     # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
     # so that `pitstop serve` alone just builds and serves.
@@ -193,7 +195,9 @@ async def _follow_changes(invocation: Invocation, root: Task, supervisor: Superv
     flags = invocation.request.watch
     settings = resolve_watch(flags, root, invocation.taskfile, OnBusy.RESTART)
     quit_event = asyncio.Event()
-    with terminal_keys(supervisor.changed, quit_event.set):
+    with terminal_keys(supervisor.changed, quit_event.set) as keys:
+        if keys:
+            invocation.printer.notice(Notice("info", "keys: Enter or r rebuilds now, q quits"))
         source = watch_source(
             settings, invocation.cwd, stop_event=quit_event, always=(invocation.taskfile.path,)
         )

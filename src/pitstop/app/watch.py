@@ -103,8 +103,10 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
     settings = resolve_watch(flags, task, invocation.taskfile, OnBusy.QUEUE)
     show_all = settings.why
     printer = invocation.printer
+    failures: list[str] = []  # the last run's failure, for its status line
 
     async def run_once(paths: frozenset[Path]) -> bool:
+        failures.clear()
         if flags.clear:
             printer.clear_screen()
         try:
@@ -112,6 +114,7 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
             plan, ctx = await invocation.fresh_run()
         except PitstopError as error:
             printer(ErrorReported(error, Source(invocation.target)))
+            failures.append(f'task "{invocation.target}" could not start')
             return False
         if paths:
             ctx.extra_env = changed_paths_env(paths, tmpdir)
@@ -119,6 +122,8 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
             result = await Runner(ctx).run_plan(plan, invocation.jobs, report=False)
         finally:
             ctx.cleanup()
+        if not result.ok and result.failed is not None:
+            failures.append(f'task "{result.failed}" failed with exit code {result.status}')
         return result.ok
 
     def notify(event: WatchEvent) -> None:
@@ -128,10 +133,12 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
         elif isinstance(event, RunEnded):
             state = "ok" if event.ok else "failed"
             level: Literal["info", "error"] = "info" if event.ok else "error"
+            why = "" if event.ok or not failures else f": {failures[-1]}"
             printer.notice(
                 Notice(
                     level,
-                    f"{state} in {event.duration_s:.2f}s · waiting for changes",
+                    f"{time.strftime('%H:%M:%S')} {state} in {event.duration_s:.2f}s{why}"
+                    " · waiting for changes",
                     event.source,
                 )
             )
@@ -155,7 +162,9 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
         source=Source(invocation.target),
     )
     started = time.monotonic()
-    with terminal_keys(loop.trigger_now, loop.stop):
+    with terminal_keys(loop.trigger_now, loop.stop) as keys:
+        if keys:
+            printer.notice(Notice("info", "keys: Enter or r reruns now, q quits"))
         await loop.run()
     printer.notice(Notice("info", f"watch ended after {time.monotonic() - started:.1f}s"))
     return 0

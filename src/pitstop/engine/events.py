@@ -83,6 +83,7 @@ class RunFinished:
     stopped: tuple[str, ...] = ()  # were running when the failure came, and were terminated
     durations: tuple[tuple[str, float], ...] = ()
     source: Source | None = None  # the plan's target, where the runner knows it
+    interrupted: bool = False  # cancelled (Ctrl-C, a signal): `stopped` were running then
 
 
 Event = TaskStarted | TaskSkipped | TaskOutput | TaskFinished | Notice | ErrorReported | RunFinished

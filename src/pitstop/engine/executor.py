@@ -42,7 +42,12 @@ async def run_sequential(names: Sequence[str], run_step: StepRunner, emit: Emit)
     durations: list[tuple[str, float]] = []
     for index, name in enumerate(names):
         step_started = time.monotonic()
-        status = await run_step(index)
+        try:
+            status = await run_step(index)
+        except asyncio.CancelledError:
+            # A signal: the step has ended its processes; say what stopped and what never ran.
+            emit(_interrupted(started, stopped=(name,), not_run=names[index + 1 :]))
+            raise
         durations.append((name, time.monotonic() - step_started))
         if status != 0:
             result = RunFinished(
@@ -99,6 +104,14 @@ async def run_parallel(
                     sorter.done(index)
             if failure is None:
                 ready_in_plan_order()
+    except asyncio.CancelledError:
+        # A step whose task is done already ended on its own, though not yet counted.
+        stopped = tuple(steps[index].name for t, (index, _) in running.items() if not t.done())
+        await _cancel_all(list(running))
+        began = {index for index, _ in running.values()} | finished
+        not_run = tuple(s.name for i, s in enumerate(steps) if i not in began)
+        emit(_interrupted(started, stopped=stopped, not_run=not_run))
+        raise
     finally:
         stopped = tuple(steps[index].name for index, _ in running.values())
         await _cancel_all(list(running))
@@ -123,6 +136,16 @@ async def run_parallel(
         )
     emit(result)
     return result
+
+
+def _interrupted(started: float, *, stopped: Sequence[str], not_run: Sequence[str]) -> RunFinished:
+    return RunFinished(
+        ok=False,
+        duration=time.monotonic() - started,
+        not_run=tuple(not_run),
+        stopped=tuple(stopped),
+        interrupted=True,
+    )
 
 
 async def _cancel_all(tasks: list[asyncio.Task[int]]) -> None:

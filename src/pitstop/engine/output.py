@@ -79,6 +79,11 @@ def format_error(error: PitstopError, *, colour: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def quoted(names: tuple[str, ...]) -> str:
+    """Task names in a message: `"build", "test"` (a name is always quoted)."""
+    return ", ".join(f'"{name}"' for name in names)
+
+
 def _caret_padding(before: str) -> str:
     """Blanks as wide as the escaped text before the caret; tabs kept, so they line up."""
     return "".join(c if c == "\t" else " " for c in escape(before))
@@ -210,7 +215,7 @@ class Printer:
                 stream = self.out if stream_name == "stdout" else self.err
                 self._write(stream, self._prefix(event.name) + line)
         if event.status != 0 and event.ignored:
-            self._log(f"Task {event.name} failed with exit code {event.status} (errors ignored)")
+            self._log(f'task "{event.name}" failed with exit code {event.status} (errors ignored)')
 
     def _run_finished(self, event: RunFinished) -> None:
         if self.time_summary and event.durations:
@@ -218,11 +223,14 @@ class Printer:
         if event.ok:
             self._log(f"Build Done in {event.duration:.2f} seconds.")
             return
-        lines = [f"task '{event.failed}' failed with exit code {event.status}"]
+        if event.interrupted:
+            lines = ["interrupted"]
+        else:
+            lines = [f'task "{event.failed}" failed with exit code {event.status}']
         if event.stopped:
-            lines.append("stopped: " + ", ".join(event.stopped))
+            lines.append("stopped: " + quoted(event.stopped))
         if event.not_run:
-            lines.append("not run: " + ", ".join(event.not_run))
+            lines.append("not run: " + quoted(event.not_run))
         self.notice(Notice("error", "; ".join(lines)))
 
     def _time_summary(self, event: RunFinished) -> None:
@@ -372,9 +380,10 @@ def _describe_service_event(event: ev.SupervisorEvent) -> str | None:
     match event:
         case ev.Status(text):
             return text
+        case ev.RolledBack(n, reason, None):
+            return f"instance #{n} failed to start: {reason}"
         case ev.RolledBack(n, reason, serving):
-            kept = f"; #{serving} keeps serving" if serving is not None else ""
-            return f"instance #{n} rolled back: {reason}{kept}"
+            return f"instance #{n} rolled back: {reason}; #{serving} keeps serving"
         case ev.CheckFailed(n, command, reason, output):
             shown = "".join(f"\n    {line}" for line in output) or " (no output)"
             return f"check of #{n} `{command}` {reason}:{shown}"

@@ -73,11 +73,11 @@ def summary(event: object) -> str | None:
             return f"#{new} serves" + (f", #{old} stops" if old is not None else "")
         case ev.RolledBack(n, reason, serving):
             kept = f"; #{serving} keeps serving" if serving is not None else ""
-            return f"#{n} rolled back: {reason}{kept}"
+            return f"#{n} {'rolled back' if serving is not None else 'failed to start'}: {reason}{kept}"
         case ev.CheckFailed(n, command, reason, output):
             return f"check of #{n} `{command}` {reason}" + "".join(f"\n  {x}" for x in output)
         case ev.ChecksPassed(n, count):
-            return f"#{n} passed {count} check(s)"
+            return f"#{n} passed {count} check{'s' if count != 1 else ''}"
         case ev.InstanceExited(n, status):
             return f"#{n} exited with status {status}"
         case ev.InstanceStopped(n, status):

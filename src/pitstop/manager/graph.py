@@ -122,7 +122,7 @@ class ServiceGraph:
         if name in self.taskfile.tasks:
             task = self.taskfile.tasks[name]
             return UserError(
-                f"task {name} is not a service",
+                f'task "{name}" is not a service',
                 task.location,
                 f'add service = {{ listen = "127.0.0.1:8080" }} to [tasks.{name}], '
                 f"or name one of the services: {', '.join(services) or '(none)'}",

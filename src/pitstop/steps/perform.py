@@ -221,7 +221,7 @@ class Runner:
             self.ctx.emit(
                 Notice(
                     "error",
-                    f"cannot run {argv[0]!r} for task {name} ({where}): {error.strerror}",
+                    f'cannot run {argv[0]!r} for task "{name}" ({where}): {error.strerror}',
                     Source(name),
                 )
             )
@@ -246,7 +246,7 @@ class Runner:
         path = (self.ctx.cwd / text).resolve()
         if not path.is_dir():
             raise UserError(
-                f"task {task.name}: cwd {text!r} is not a directory ({path})",
+                f'task "{task.name}": cwd {text!r} is not a directory ({path})',
                 task.where("cwd"),
                 "create the directory or fix the task's cwd",
             )

@@ -57,10 +57,12 @@ class InstanceReady(_InstanceEvent):
 
 @dataclass(frozen=True)
 class Swapped(_ServiceEvent):
-    """Instance `new` serves; `old` (None when nothing served before) is being stopped."""
+    """Instance `new` serves; `old` (None when nothing served before) is being stopped.
+    `duration_s`: from the start of `new` until it was ready and took over."""
 
     old: int | None
     new: int
+    duration_s: float | None = None
 
     @property
     def source(self) -> Source:

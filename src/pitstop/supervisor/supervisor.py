@@ -58,8 +58,11 @@ class Supervisor:
         name: str = "service",
         frontend: Frontend | None = None,
         builds_dir: Path | None = None,
+        builds: bool = True,
     ) -> None:
         self.spec = spec
+        # False: `build` only prepares the command (no build steps), so no "building" line.
+        self.builds = builds
         self.name = name
         self.command = command
         self._build_fn = build
@@ -261,7 +264,8 @@ class Supervisor:
             if self._build_fn is None:
                 break
             self._emit(ev.BuildStarted(n))
-            self._status(f"building #{n}…")
+            if self.builds:
+                self._status(f"building #{n}…")
             ok = await self._run_build()
             if ok is None:
                 self._emit(ev.BuildCancelled(n))
@@ -316,6 +320,7 @@ class Supervisor:
         return True
 
     async def _swap(self, n: int) -> None:
+        started = time.monotonic()
         old = self._serving
         instance = await self._launch(n)
         if not isinstance(instance, str) and self.spec.check:
@@ -327,13 +332,14 @@ class Supervisor:
         if isinstance(instance, str):
             serving = old.number if old is not None else None
             self._emit(ev.RolledBack(n, instance, serving))
-            self._status(f"#{n} rolled back: {instance}")
+            self._status(f"#{n} {'rolled back' if old else 'failed to start'}: {instance}")
             if old is None:
                 self._frontend.unavailable(f"#{n} did not start: {instance}")
             return
         self._promote(instance)
-        self._emit(ev.Swapped(old.number if old is not None else None, n))
-        self._status()
+        took = time.monotonic() - started
+        self._emit(ev.Swapped(old.number if old is not None else None, n, took))
+        self._status(f"swapped in {_milliseconds(took)}" if old is not None else None)
         if old is not None:
             self._retire(old)
         await self._prune_builds()
@@ -553,3 +559,8 @@ class Supervisor:
             self._on_event(replace(event, service=self.name))
         except Exception:
             log.exception("event handler failed on %r", event)
+
+
+def _milliseconds(seconds: float) -> str:
+    """`212 ms`, or `1.4 s` from a second on."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"

@@ -352,6 +352,7 @@ class Taskfile:
     env_scripts: tuple[str, ...] = ()
     config: Config = Config()
     warnings: tuple[Warning_, ...] = ()
+    in_memory: bool = False  # made from the command line (`--watch -- COMMAND`), no file
 
     @property
     def directory(self) -> Path:

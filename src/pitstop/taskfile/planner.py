@@ -140,7 +140,7 @@ class _Builder:
 
     def visit_root(self, name: str) -> None:
         skipped = self.skip is not None and self.skip.search(name)
-        if not skipped and not self.taskfile.path.is_file():
+        if not skipped and not self.taskfile.in_memory and not self.taskfile.path.is_file():
             # Only the base tasks are loaded: running "default" would silently do nothing.
             directory = self.taskfile.directory
             raise PlanError(
@@ -179,6 +179,7 @@ class _Builder:
         task = self.normalize(name, edge)
         if is_root and task.private and not self.allow_private:
             raise PlanError(
+                # cargo-make's words (a comparison case checks them), so the name is bare.
                 f"Task {name} is private (in {task.location.path.name})",
                 task.where("private"),
                 hint="private tasks can only run as dependencies; pass --allow-private to run it",
@@ -357,3 +358,12 @@ def _cycle_from(
     path.pop()
     done.add(node)
     return None
+
+
+def acts(step: Step) -> bool:
+    """Whether the step does anything beyond setting variables."""
+    task = step.task
+    return step.proxy is not None or any(
+        getattr(task, attribute) is not None
+        for attribute in ("command", "script", "run_task", "install_crate")
+    )

@@ -39,10 +39,15 @@ DEFAULT_IGNORED_DIRS: frozenset[str] = frozenset(
 
 #: File names editors create while saving (vim swap and its 4913 probe, emacs lock and autosave,
 #: JetBrains safe-write, generic temp files); a save should count once, as the real file.
+#: `sed -i` writes its new file as `sedXXXXXX` (six random letters and digits) beside the file
+#: and renames it over; a nine-letter file name starting with "sed" and no extension is the
+#: price of ignoring it.
 EDITOR_TEMP_GLOBS: tuple[str, ...] = (
-    "*.swp",
-    "*.swx",
-    "*.swo",
+    "*.sw[a-px]",
+    ".*.kate-swp",
+    ".goutputstream-*",
+    ".~lock.*#",
+    "sed[A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9]",
     "*~",
     ".#*",
     "#*#",

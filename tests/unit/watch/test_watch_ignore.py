@@ -182,3 +182,25 @@ def test_watch_filter_protocol(tmp_path: Path) -> None:
     path_filter = PathFilter([tmp_path])
     assert path_filter(object(), str(tmp_path / "a.py")) is True
     assert path_filter(object(), str(tmp_path / "a.py.swp")) is False
+
+
+@pytest.mark.parametrize(
+    ("name", "ignored"),
+    [
+        ("sedAb12xZ", True),  # sed -i's new file, renamed over the original
+        ("sed3kq9Ua", True),
+        (".main.py.swp", True),
+        (".main.py.swo", True),
+        ("main.py~", True),
+        (".#main.py", True),
+        ("4913", True),
+        (".goutputstream-X1Y2Z3", True),
+        (".~lock.notes.odt#", True),
+        ("sed.py", False),
+        ("sediments.txt", False),
+        ("main.py", False),
+    ],
+)
+def test_sed_and_editor_temp_files_are_ignored(tmp_path: Path, name: str, ignored: bool) -> None:
+    path_filter = PathFilter([tmp_path], FilterOptions(git_ignore=False))
+    assert path_filter.accepts(tmp_path / name) is not ignored
