@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from pitstop.durations import parse_duration
 from pitstop.errors import Location, TaskFileError
 from pitstop.signals import signal_by_name
 from pitstop.taskfile.addresses import AddressError, ListenAddress, parse_listen
+from pitstop.taskfile.health import HEALTH_KEYS, HealthSpec, read_health
 from pitstop.taskfile.locate import KeyPath
 from pitstop.taskfile.messages import dotted, type_name
 
@@ -98,6 +99,8 @@ class ServiceSpec:
     connect_timeout: float = 5.0
     response_timeout: float = 60.0
     max_connections: int = 1000
+    # Resource sampling, limits and regression warnings (taskfile/health.py).
+    health: HealthSpec = field(default_factory=HealthSpec)
 
     @property
     def uses_proxy(self) -> bool:
@@ -127,6 +130,7 @@ KNOWN_KEYS = (
     "connect_timeout",
     "response_timeout",
     "max_connections",
+    *HEALTH_KEYS,
 )
 _READY_HINT = (
     'write ready = { notify = true }, { log = "listening" }, '
@@ -217,6 +221,7 @@ class _Parser:
             connect_timeout=self.duration("connect_timeout", 5.0),
             response_timeout=self.duration("response_timeout", 60.0),
             max_connections=self.positive_int("max_connections", 1000),
+            health=read_health(self.raw, self.fail),
         )
 
     def unknown_keys(self) -> None:
