@@ -122,6 +122,10 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         invocation.printer,
         name=invocation.target,
     )
+    from pitstop.supervisor.health import HealthMonitor
+
+    health = HealthMonitor(supervisor, invocation.printer)
+    health.start()
     # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
     # so that `pitstop serve` alone just builds and serves.
     watching = invocation.request.watch.enabled
@@ -149,6 +153,7 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         if follower is not None:
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
+        await health.stop()
         await supervisor.stop()
 
 

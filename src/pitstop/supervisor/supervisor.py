@@ -79,6 +79,7 @@ class Supervisor:
         self._stopped = False
         self._down = asyncio.Event()  # nothing serves, and nothing will before a change
         self._down_status = 0
+        self._fresh_pending = False  # replace_instance() asked; the loop does it
 
     # ----------------------------------------------------------------- public API
 
@@ -129,6 +130,16 @@ class Supervisor:
             self._build_task.cancel()
         self._wake.set()
 
+    def replace_instance(self) -> None:
+        """Replace the serving instance by a fresh one of the same version (the current
+        command, no build), with zero downtime: swapped like a rebuild, the old one drains.
+        Does nothing when nothing serves; a change or crash meanwhile takes precedence."""
+        if self._stopped or self._serving is None:
+            return
+        self._fresh_pending = True
+        self._settled.clear()
+        self._wake.set()
+
     async def settled(self) -> None:
         """Wait until no build, swap or restart is in progress, no change is pending and
         replaced instances have stopped (so only the serving instance answers)."""
@@ -173,7 +184,7 @@ class Supervisor:
 
     async def _main(self) -> None:
         while True:
-            if not self._pending and self._crashed is None:
+            if not self._pending and self._crashed is None and not self._fresh_pending:
                 self._settled.set()
                 await self._wake.wait()
             self._wake.clear()
@@ -183,6 +194,8 @@ class Supervisor:
                     await self._cycle()
                 elif self._crashed is not None:
                     await self._handle_crash()
+                elif self._fresh_pending:
+                    await self._fresh_swap()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug must not leave the service unsupervised
@@ -261,6 +274,14 @@ class Supervisor:
         self._status()
         if old is not None:
             self._retire(old)
+
+    async def _fresh_swap(self) -> None:
+        """replace_instance()'s work, in the loop: a new number, the same command."""
+        self._fresh_pending = False
+        if self._serving is None or self._pending:
+            return  # nothing to replace, or a rebuild is coming anyway
+        self._generation += 1
+        await self._swap(self._generation)
 
     async def _launch(self, n: int) -> Instance | str:
         """Start instance `n` and wait until it is ready; the instance, or why it failed."""
