@@ -157,3 +157,37 @@ def test_a_sample_covers_the_instance_and_its_children(tmp_path: Path) -> None:
         os.killpg(shell.pid, signal.SIGKILL)
         shell.wait()
     assert TreeSampler().sample(shell.pid, 7) is None  # gone: nothing to sample
+
+
+def test_cpu_held_past_its_limit_alerts_once(tmp_path: Path) -> None:
+    # 5 %: a busy loop stays above it even on a crowded machine (a dip would re-arm it).
+    events: list[Any] = []
+
+    async def scenario() -> None:
+        raw = {
+            "listen": "127.0.0.1:0",
+            "sample_interval": "100ms",
+            "limits": {"cpu": "5%", "cpu_for": "500ms"},
+        }
+        spec = parse_service(raw, Location(tmp_path / "pitstop.toml"))
+        busy = InstanceCommand((sys.executable, "-c", "while True: pass"), tmp_path)
+        sup = Supervisor(spec, busy, None, events.append, name="spin")
+        monitor = HealthMonitor(sup, events.append, notify=False)
+        monitor.start()
+        try:
+            assert await sup.start()
+            pid = sup.serving_pid
+            await async_wait_until(
+                lambda: any(isinstance(e, LimitCrossed) for e in events), DEADLINE, "the alert"
+            )
+            seen = len(monitor.history)
+            await async_wait_until(lambda: len(monitor.history) > seen + 10, DEADLINE, "samples")
+            assert sup.serving_pid == pid  # "alert" only tells
+        finally:
+            await monitor.stop()
+            await sup.stop()
+
+    run(scenario())
+    (alert,) = [e for e in events if isinstance(e, LimitCrossed)]
+    assert (alert.limit, alert.threshold, alert.action, alert.n) == ("cpu", 5.0, "alert", 1)
+    assert alert.value > 5.0
