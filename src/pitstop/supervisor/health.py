@@ -62,6 +62,7 @@ class HealthMonitor:
         self._memory_alerted = False
         self._cpu_alerted = False
         self._cpu_over_since: float | None = None
+        self._cpu_under_since: float | None = None
         self._last_sample_at: float | None = None
         # Limit swaps of this version, for the backoff.
         self._swap_times: list[float] = []
@@ -133,7 +134,7 @@ class HealthMonitor:
         if s.instance != self._limit_instance:
             self._limit_instance = s.instance
             self._memory_alerted = self._cpu_alerted = False
-            self._cpu_over_since = None
+            self._cpu_over_since = self._cpu_under_since = None
             self._last_sample_at = None
         if limits.memory is not None:
             if s.rss_bytes > limits.memory and not self._memory_alerted:
@@ -144,8 +145,14 @@ class HealthMonitor:
         if limits.cpu is not None:
             if s.cpu_percent <= limits.cpu:
                 self._cpu_over_since = None
-                self._cpu_alerted = False
+                # Under for as long as it had to be over ends the episode: a dip of a sample
+                # or two (a busy machine) does not make the next peak a new alert.
+                if self._cpu_under_since is None:
+                    self._cpu_under_since = self._last_sample_at or s.time
+                if s.time - self._cpu_under_since >= limits.cpu_for:
+                    self._cpu_alerted = False
                 return
+            self._cpu_under_since = None
             if self._cpu_over_since is None:
                 # A sample's CPU is the mean since the one before: over since then.
                 self._cpu_over_since = self._last_sample_at or s.time
