@@ -11,7 +11,18 @@ def test_rows_survive_the_json_round_trip() -> None:
     now = 1_000_000.0
     rows = [
         ServiceStatus(
-            "api", ServiceState.SERVING, 3, 4711, "127.0.0.1:8080", 2, now - 65.0, True, 0.25, None
+            "api",
+            ServiceState.SERVING,
+            3,
+            4711,
+            "127.0.0.1:8080",
+            2,
+            now - 65.0,
+            True,
+            0.25,
+            None,
+            cpu_percent=12.5,
+            rss_bytes=48 * 1024 * 1024,
         ),
         ServiceStatus(
             "web",
@@ -28,7 +39,19 @@ def test_rows_survive_the_json_round_trip() -> None:
     ]
     assert [status_from_json(status_json(row, now), now) for row in rows] == rows
     table = status_table([status_json(row, now) for row in rows], now).splitlines()
-    assert table[1].split()[:7] == ["api", "serving", "#3", "4711", "127.0.0.1:8080", "1m05s", "2"]
+    assert table[0].split()[:6] == ["SERVICE", "STATE", "VERSION", "PID", "CPU", "MEM"]
+    assert table[1].split()[:9] == [
+        "api",
+        "serving",
+        "#3",
+        "4711",
+        "12%",
+        "48.0MiB",
+        "127.0.0.1:8080",
+        "1m05s",
+        "2",
+    ]
+    assert table[2].split()[4:6] == ["-", "-"]  # not sampled: nothing serves
     assert table[2].endswith("waiting for api")
 
 

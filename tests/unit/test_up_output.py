@@ -31,6 +31,8 @@ def status(
         "last_build_ok": True,
         "last_build_s": 0.5,
         "reason": None,
+        "cpu_percent": None,
+        "rss_bytes": None,
     }
     values.update(changes)
     return ServiceStatus(**values)  # type: ignore[arg-type]
@@ -94,11 +96,13 @@ def test_the_table_cuts_lines_to_the_terminal_width() -> None:
     lines = format_status_table(rows, now=1065.0, width=60)
     assert all(len(line) <= 59 for line in lines)
     full = format_status_table(rows, now=1065.0)
-    assert full[1].split()[:8] == [
+    assert full[1].split()[:10] == [
         "api",
         "serving",
         "#2",
         "4711",
+        "-",
+        "-",
         "127.0.0.1:8080",
         "1m05s",
         "1",
@@ -120,4 +124,6 @@ def test_status_json_has_the_fields_of_ps() -> None:
         "last_build_ok": True,
         "last_build_s": 0.5,
         "reason": None,
+        "cpu_percent": None,
+        "rss_bytes": None,
     }

@@ -155,6 +155,10 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         builds_dir=kept,
         builds=any(acts(step) for step in first_build.steps),
     )
+    from pitstop.supervisor.health import HealthMonitor
+
+    health = HealthMonitor(supervisor, invocation.printer)
+    health.start()
     # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
     # so that `pitstop serve` alone just builds and serves.
     watching = invocation.request.watch.enabled
@@ -182,6 +186,7 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         if follower is not None:
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
+        await health.stop()
         await supervisor.stop()
 
 

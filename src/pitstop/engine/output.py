@@ -29,6 +29,7 @@ from pitstop.errors import PitstopError
 from pitstop.escape import escape
 from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.supervisor import events as ev
+from pitstop.supervisor.health_text import format_bytes, limit_text, regression_text
 
 # Distinct, readable foreground colours for task prefixes (cyan, yellow, green, magenta, blue...).
 _CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
@@ -140,6 +141,8 @@ class Printer:
             self.task_line(f"{event.service}#{event.n}", event.stream, event.line, event.service)
         elif isinstance(event, StateChanged):
             self._state_line(event.status)
+        elif isinstance(event, ev.LimitCrossed | ev.ResourceRegression):
+            self._health_line(event)
         elif isinstance(event, ev.SupervisorEvent):
             if not self.services:
                 self._service_event(event)
@@ -184,6 +187,17 @@ class Printer:
         if self.quiet and status.state not in (ServiceState.FAILED, ServiceState.BLOCKED):
             return
         self._write(self.err, self._prefix(status.name) + describe_state(status))
+
+    def _health_line(self, event: ev.LimitCrossed | ev.ResourceRegression) -> None:
+        """A crossed limit or a regression: a warning that stands out (bold, reverse video)."""
+        limit = isinstance(event, ev.LimitCrossed)
+        text = limit_text(event) if limit else regression_text(event)  # type: ignore[arg-type]
+        head = self._paint("[pitstop]", "1")
+        if self.services:
+            head = self._prefix(event.service) + head
+        self._write(
+            self.err, f"{head} {self._paint('ALERT', '1;7;33')} - {self._paint(text, '1;33')}"
+        )
 
     def _service_event(self, event: ev.SupervisorEvent) -> None:
         text = _describe_service_event(event)
@@ -304,7 +318,18 @@ def _columns(stream: TextIO) -> int:
         return 80
 
 
-_TABLE_HEADER = ("SERVICE", "STATE", "VERSION", "PID", "ADDRESS", "UPTIME", "RESTARTS", "BUILD")
+_TABLE_HEADER = (
+    "SERVICE",
+    "STATE",
+    "VERSION",
+    "PID",
+    "CPU",
+    "MEM",
+    "ADDRESS",
+    "UPTIME",
+    "RESTARTS",
+    "BUILD",
+)
 
 
 def format_status_table(rows: list[ServiceStatus], now: float, width: int = 0) -> list[str]:
@@ -324,6 +349,8 @@ def format_status_table(rows: list[ServiceStatus], now: float, width: int = 0) -
                 row.state.value,
                 f"#{row.version}" if row.version is not None else "-",
                 str(row.pid) if row.pid is not None else "-",
+                f"{row.cpu_percent:.0f}%" if row.cpu_percent is not None else "-",
+                format_bytes(row.rss_bytes) if row.rss_bytes is not None else "-",
                 row.address,
                 _uptime_text(uptime) if uptime is not None else "-",
                 str(row.restarts),

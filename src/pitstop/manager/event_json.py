@@ -86,6 +86,14 @@ def summary(event: object) -> str | None:
             return f"restarting after a crash of #{n} in {delay:.1f}s"
         case ev.GaveUp(reason):
             return f"not restarting: {reason}"
+        case ev.LimitCrossed():
+            from pitstop.supervisor.health_text import limit_text
+
+            return f"ALERT {limit_text(event)}"
+        case ev.ResourceRegression():
+            from pitstop.supervisor.health_text import regression_text
+
+            return f"ALERT {regression_text(event)}"
         case eng.TaskStarted(name):
             return f"build step {name} started"
         case eng.TaskFinished(name, status, duration):

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pitstop.engine import reaper
 from pitstop.engine.events import ErrorReported, Notice, Source
@@ -37,6 +38,9 @@ from pitstop.supervisor.instance import InstanceCommand
 from pitstop.supervisor.supervisor import Supervisor
 from pitstop.taskfile.model import Taskfile
 from pitstop.watch.filters import PathFilter
+
+if TYPE_CHECKING:
+    from pitstop.supervisor.health import HealthMonitor
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,7 @@ class _Service:
     watch_roots: tuple[Path, ...] = ()
     watch_filter: PathFilter | None = None
     last_row: ServiceStatus | None = field(default=None, compare=False)
+    health: HealthMonitor | None = None  # samples the serving instance while it runs
 
     @property
     def name(self) -> str:
@@ -97,6 +102,7 @@ class _Service:
         return ", ".join(str(a) for a in self.node.addresses)
 
     def row(self) -> ServiceStatus:
+        sample = self.health.latest if self.health is not None else None
         return ServiceStatus(
             name=self.name,
             state=self.state,
@@ -108,6 +114,8 @@ class _Service:
             last_build_ok=self.last_build_ok,
             last_build_s=self.last_build_s,
             reason=self.reason,
+            cpu_percent=sample.cpu_percent if sample is not None else None,
+            rss_bytes=sample.rss_bytes if sample is not None else None,
         )
 
 
@@ -289,10 +297,15 @@ class Manager:
         )
         svc.supervisor = supervisor
         svc.reason = None
+        from pitstop.supervisor.health import HealthMonitor
+
+        svc.health = HealthMonitor(supervisor, self._emit)
+        svc.health.start()
         try:
             return await supervisor.start()
         except OSError as exc:
             svc.supervisor = None
+            await self._stop_health(svc)
             await supervisor.stop()
             self._set(svc, _S.FAILED, reason=f"cannot listen: {exc.strerror or exc}")
             return False
@@ -303,12 +316,18 @@ class Manager:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         supervisor, svc.supervisor = svc.supervisor, None
+        await self._stop_health(svc)
         if supervisor is not None:
             await supervisor.stop()
         if svc.first is not None and not svc.first.done():
             svc.first.set_result(False)
         svc.first = None
         svc.version = svc.pid = svc.started_at = None
+
+    async def _stop_health(self, svc: _Service) -> None:
+        health, svc.health = svc.health, None
+        if health is not None:
+            await health.stop()
 
     def _unblock_dependants(self, name: str) -> None:
         """`name` serves now: start the services that were waiting for it."""
@@ -539,7 +558,8 @@ class Manager:
         for key, value in changes.items():
             setattr(svc, key, value)
         row = svc.row()
-        if row != svc.last_row:
+        # A new sample alone is no state change (the table shows it; no event line says it).
+        if _without_sample(row) != _without_sample(svc.last_row):
             svc.last_row = row
             self._emit(StateChanged(row))
 
@@ -599,3 +619,7 @@ class Manager:
                 self._set(svc, _S.FAILED, reason=reason)
             case _:
                 pass
+
+
+def _without_sample(row: ServiceStatus | None) -> ServiceStatus | None:
+    return None if row is None else replace(row, cpu_percent=None, rss_bytes=None)

@@ -43,6 +43,9 @@ class ServiceStatus:
     last_build_ok: bool | None  # None: no build ran yet (or the service has nothing to build)
     last_build_s: float | None
     reason: str | None  # why it failed or is blocked; the last failure while serving
+    # The serving instance's whole process tree at the last sample (None: not sampled yet).
+    cpu_percent: float | None = None  # percent of one CPU (200 = two CPUs)
+    rss_bytes: int | None = None
 
     def uptime(self, now: float) -> float | None:
         return None if self.started_at is None else max(0.0, now - self.started_at)
@@ -62,6 +65,8 @@ def status_json(s: ServiceStatus, now: float) -> dict[str, Any]:
         "last_build_ok": s.last_build_ok,
         "last_build_s": None if s.last_build_s is None else round(s.last_build_s, 3),
         "reason": s.reason,
+        "cpu_percent": None if s.cpu_percent is None else round(s.cpu_percent, 1),
+        "rss_bytes": s.rss_bytes,
     }
 
 

@@ -138,6 +138,30 @@ class Status(_ServiceEvent):
     text: str
 
 
+@dataclass(frozen=True)
+class LimitCrossed(_InstanceEvent):
+    """Instance `n`'s process tree crossed a limit of `limits`: `limit` is "memory" (bytes)
+    or "cpu" (percent of one CPU); `action` says what pitstop does about it."""
+
+    limit: str
+    value: float
+    threshold: float
+    action: str  # "alert", "swap", or why it does not swap
+
+
+@dataclass(frozen=True)
+class ResourceRegression(_InstanceEvent):
+    """Settled version `n` uses more than `threshold` (a fraction) above version `previous`:
+    mean RSS in bytes and CPU in percent, before and after."""
+
+    previous: int
+    rss_before: float
+    rss_after: float
+    cpu_before: float
+    cpu_after: float
+    threshold: float
+
+
 SupervisorEvent = (
     BuildStarted
     | BuildFailed
@@ -155,4 +179,6 @@ SupervisorEvent = (
     | InstanceOutput
     | InstanceStatus
     | Status
+    | LimitCrossed
+    | ResourceRegression
 )

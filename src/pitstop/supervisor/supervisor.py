@@ -89,6 +89,7 @@ class Supervisor:
         self._builds_dir = builds_dir
         self._kept: dict[int, InstanceCommand] = {}
         self._rollback_to: int | None = None
+        self._fresh_pending = False  # replace_instance() asked; the loop does it
 
     # ----------------------------------------------------------------- public API
 
@@ -188,6 +189,16 @@ class Supervisor:
             self._build_task.cancel()
         self._wake.set()
 
+    def replace_instance(self) -> None:
+        """Replace the serving instance by a fresh one of the same version (the current
+        command, no build), with zero downtime: swapped like a rebuild, the old one drains.
+        Does nothing when nothing serves; a change or crash meanwhile takes precedence."""
+        if self._stopped or self._serving is None:
+            return
+        self._fresh_pending = True
+        self._settled.clear()
+        self._wake.set()
+
     async def settled(self) -> None:
         """Wait until no build, swap or restart is in progress, no change is pending and
         replaced instances have stopped (so only the serving instance answers)."""
@@ -232,7 +243,7 @@ class Supervisor:
 
     async def _main(self) -> None:
         while True:
-            if not self._pending and self._crashed is None:
+            if not self._pending and self._crashed is None and not self._fresh_pending:
                 self._settled.set()
                 await self._wake.wait()
             self._wake.clear()
@@ -242,6 +253,8 @@ class Supervisor:
                     await self._cycle()
                 elif self._crashed is not None:
                     await self._handle_crash()
+                elif self._fresh_pending:
+                    await self._fresh_swap()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug must not leave the service unsupervised
@@ -401,6 +414,14 @@ class Supervisor:
             from pitstop.supervisor import artifacts
 
             await artifacts.prune(self._builds_dir, keep)
+
+    async def _fresh_swap(self) -> None:
+        """replace_instance()'s work, in the loop: a new number, the same command."""
+        self._fresh_pending = False
+        if self._serving is None or self._pending:
+            return  # nothing to replace, or a rebuild is coming anyway
+        self._generation += 1
+        await self._swap(self._generation)
 
     async def _launch(self, n: int) -> Instance | str:
         """Start instance `n` and wait until it is ready; the instance, or why it failed."""

@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from pitstop.durations import parse_duration
 from pitstop.errors import Location, TaskFileError
 from pitstop.signals import signal_by_name
 from pitstop.taskfile.addresses import AddressError, ListenAddress, parse_listen
+from pitstop.taskfile.health import HEALTH_KEYS, HealthSpec, read_health
 from pitstop.taskfile.locate import KeyPath
 from pitstop.taskfile.messages import dotted, type_name
 
@@ -116,6 +117,8 @@ class ServiceSpec:
     check_timeout: float = 60.0
     artifacts: tuple[Artifact, ...] = ()
     keep_builds: int = 3
+    # Resource sampling, limits and regression warnings (taskfile/health.py).
+    health: HealthSpec = field(default_factory=HealthSpec)
 
     @property
     def uses_proxy(self) -> bool:
@@ -149,6 +152,7 @@ KNOWN_KEYS = (
     "check_timeout",
     "artifacts",
     "keep_builds",
+    *HEALTH_KEYS,
 )
 _READY_HINT = (
     'write ready = { notify = true }, { log = "listening" }, '
@@ -243,6 +247,7 @@ class _Parser:
             check_timeout=self.duration("check_timeout", 60.0),
             artifacts=self.artifacts(where),
             keep_builds=self.positive_int("keep_builds", 3),
+            health=read_health(self.raw, self.fail),
         )
 
     def unknown_keys(self) -> None:

@@ -1,0 +1,202 @@
+"""Issue 11's resource checks end to end, with the real CLI and a service that really leaks
+(tests/apps/leaky_app.py keeps 256 KiB per request and answers with its pid):
+
+- on_limit = "swap" under load: the leaking instance is replaced, 0 failed requests;
+- on_limit = "alert": the alert command runs once with the right values in its environment,
+  and the same instance keeps serving; `ps --json` carries cpu_percent and rss_bytes;
+- bad limits are one error at their line and column, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Project
+from tests.helpers import collect_lines, pid_alive, wait_until
+from tests.load import Load, http_get
+
+APP = Path(__file__).resolve().parents[1] / "apps" / "leaky_app.py"
+# Well above the app's start (a Python HTTP server: about 20 MiB), reached in ~200 requests.
+LIMIT = "72MiB"
+LIMIT_BYTES = 72 * 1024 * 1024
+# The alert command writes its PITSTOP_ variables into a file of its own per run.
+RECORD = """
+import os
+values = "".join(f"{k}={v}\\n" for k, v in sorted(os.environ.items()) if k.startswith("PITSTOP_"))
+with open(f"alert-{os.getpid()}.env", "w") as out:
+    out.write(values)
+"""
+
+TASKFILE = """
+[tasks.api]
+command = "{python}"
+args = ["{app}"]
+service = {{ proxy = "127.0.0.1:{port}", limits = {{ memory = "{limit}" }}, on_limit = "{on_limit}", sample_interval = "100ms", alert_command = ["{python}", "record.py"] }}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write(project: Project, on_limit: str) -> int:
+    port = _free_port()
+    project.write("record.py", RECORD)
+    project.write(
+        "Makefile.toml",
+        TASKFILE.format(python=sys.executable, app=APP, port=port, limit=LIMIT, on_limit=on_limit),
+    )
+    return port
+
+
+def _alerts(root: Path) -> list[dict[str, str]]:
+    found = []
+    for path in sorted(root.glob("alert-*.env")):
+        text = path.read_text()
+        if text.endswith("\n"):  # complete
+            found.append(dict(line.split("=", 1) for line in text.splitlines()))
+    return found
+
+
+@pytest.fixture
+def serving(project: Project) -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_a_leaking_service_is_swapped_under_load_with_no_failure(
+    project: Project, serving: list[subprocess.Popen[str]]
+) -> None:
+    port = _write(project, "swap")
+    proc = project.popen("api")
+    serving.append(proc)
+    assert proc.stderr is not None
+    err = collect_lines(proc.stderr)
+    wait_until(lambda: any("serving #1" in line for line in err), 30, "the first instance")
+    assert http_get(("127.0.0.1", port), path="/health") == "ok"
+    with Load.new_connections(("127.0.0.1", port), clients=4) as load:
+        load.wait_for_more(20)
+        first_pid = load.bodies[0]
+        # It leaks until it crosses the limit, then a fresh instance answers.
+        wait_until(
+            lambda: (load.check_running(), any(b != first_pid for b in load.bodies[-20:]))[1],
+            60,
+            "a fresh instance",
+        )
+        load.wait_for_more(50)
+    assert load.failures == []
+    assert not pid_alive(int(first_pid))  # the leaking instance drained and stopped
+    crossed = [line for line in err if "crossed its memory limit" in line]
+    assert crossed and "> 72.0MiB · swap" in crossed[0], err
+
+    # The alert command ran for it too, with the instance's values.
+    def first_alert() -> list[dict[str, str]]:
+        return [a for a in _alerts(project.root) if a["PITSTOP_INSTANCE"] == "1"]
+
+    (alert,) = wait_until(first_alert, 20, "the alert command")
+    assert alert["PITSTOP_ACTION"] == "swap" and alert["PITSTOP_LIMIT"] == "memory"
+    assert not any("alert_command" in line for line in err), err
+
+
+def test_an_alert_runs_the_command_once_and_leaves_the_service(
+    project: Project, tmp_path: Path
+) -> None:
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    port = _write(project, "alert")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return project.run(*args, XDG_RUNTIME_DIR=str(runtime))
+
+    def row() -> dict[str, object]:
+        result = run("ps", "--json")
+        assert result.returncode == 0, result.stderr
+        rows: list[dict[str, object]] = json.loads(result.stdout)
+        return rows[0]
+
+    up = run("up", "-d", "--no-watch")
+    assert up.returncode == 0, up.stderr + up.stdout
+    try:
+        # ps --json carries the serving tree's CPU and memory once it has been sampled.
+        wait_until(lambda: row()["rss_bytes"] is not None, 20, "a sample in ps --json")
+        first = row()
+        assert isinstance(first["cpu_percent"], int | float) and first["cpu_percent"] >= 0
+        assert isinstance(first["rss_bytes"], int) and 0 < first["rss_bytes"] < LIMIT_BYTES
+        table = run("ps").stdout.splitlines()
+        assert table[0].split()[4:6] == ["CPU", "MEM"] and table[1].split()[5].endswith("MiB")
+        pid = first["pid"]
+
+        with Load.new_connections(("127.0.0.1", port), clients=4) as load:
+            wait_until(
+                lambda: (load.check_running(), _alerts(project.root))[1], 60, "the alert command"
+            )
+            value = int(_alerts(project.root)[0]["PITSTOP_VALUE"])
+            # Leaking on, well past the limit: many more samples, still no second alert.
+            wait_until(
+                lambda: (load.check_running(), (row()["rss_bytes"] or 0) > value + 16 * 2**20)[1],
+                60,
+                "more leaking",
+            )
+        assert load.failures == []
+        alerts = _alerts(project.root)
+        assert len(alerts) == 1, alerts
+        assert len(list(project.root.glob("alert-*.env"))) == 1
+        assert alerts[0]["PITSTOP_SERVICE"] == "api"
+        assert alerts[0]["PITSTOP_LIMIT"] == "memory"
+        assert alerts[0]["PITSTOP_THRESHOLD"] == str(LIMIT_BYTES)
+        assert alerts[0]["PITSTOP_ACTION"] == "alert"
+        assert value > LIMIT_BYTES
+        after = row()
+        assert after["pid"] == pid and after["version"] == 1 and after["state"] == "serving"
+        events = (project.root / ".pitstop" / "logs" / "api.log").read_text()
+        assert "crossed its memory limit" in events
+    finally:
+        down = run("down")
+        assert down.returncode == 0, down.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "says", "column"),
+    [
+        ('limits = { memory = "512XB" }', "service.limits.memory has unknown unit 'XB'", 47),
+        ('limits = { memory = "0MiB" }', "service.limits.memory must be more than zero", 47),
+        ('limits = { cpu = "-5%" }', "service.limits.cpu must be more than 0%", 47),
+        ('on_limit = "restart"', 'service.on_limit must be "swap" or "alert"', 36),
+    ],
+)
+@pytest.mark.parametrize("verb", [["api"], ["up", "--no-watch"]])
+def test_bad_limits_are_refused_at_their_key(
+    project: Project, service: str, says: str, column: int, verb: list[str]
+) -> None:
+    project.write(
+        "Makefile.toml",
+        f"""
+        [tasks.api]
+        command = "sleep"
+        args = ["100"]
+        service = {{ proxy = "127.0.0.1:0", {service} }}
+        """,
+    )
+    result = project.run(*verb, XDG_RUNTIME_DIR=str(project.root))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert says in result.stderr
+    assert f"Makefile.toml:5:{column}" in result.stderr, result.stderr
