@@ -135,6 +135,9 @@ class Printer:
             self.task_line(f"{event.service}#{event.n}", event.stream, event.line, event.service)
         elif isinstance(event, StateChanged):
             self._state_line(event.status)
+        elif isinstance(event, ev.SwapFinished):  # with one service or many
+            warn = bool(event.failed)
+            self.notice(Notice("warning" if warn else "info", event.summary, event.source))
         elif isinstance(event, ev.SupervisorEvent):
             if not self.services:
                 self._service_event(event)

@@ -97,6 +97,7 @@ class _Service:
         return ", ".join(str(a) for a in self.node.addresses)
 
     def row(self) -> ServiceStatus:
+        traffic = self.supervisor.traffic() if self.supervisor is not None else None
         return ServiceStatus(
             name=self.name,
             state=self.state,
@@ -108,6 +109,8 @@ class _Service:
             last_build_ok=self.last_build_ok,
             last_build_s=self.last_build_s,
             reason=self.reason,
+            served=traffic.served if traffic is not None else None,
+            failed=traffic.failed if traffic is not None else None,
         )
 
 

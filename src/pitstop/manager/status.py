@@ -43,6 +43,10 @@ class ServiceStatus:
     last_build_ok: bool | None  # None: no build ran yet (or the service has nothing to build)
     last_build_s: float | None
     reason: str | None  # why it failed or is blocked; the last failure while serving
+    # Requests (proxy http) or connections (proxy tcp) served and failed since the service
+    # started; None in socket mode, where pitstop does not see them.
+    served: int | None = None
+    failed: int | None = None
 
     def uptime(self, now: float) -> float | None:
         return None if self.started_at is None else max(0.0, now - self.started_at)
@@ -62,6 +66,8 @@ def status_json(s: ServiceStatus, now: float) -> dict[str, Any]:
         "last_build_ok": s.last_build_ok,
         "last_build_s": None if s.last_build_s is None else round(s.last_build_s, 3),
         "reason": s.reason,
+        "served": s.served,
+        "failed": s.failed,
     }
 
 

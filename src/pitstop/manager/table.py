@@ -29,6 +29,8 @@ def status_from_json(row: dict[str, Any], now: float) -> ServiceStatus:
         else None,
         last_build_s=_float(row.get("last_build_s")),
         reason=str(row["reason"]) if row.get("reason") else None,
+        served=_int(row.get("served")),
+        failed=_int(row.get("failed")),
     )
 
 

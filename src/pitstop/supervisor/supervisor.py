@@ -27,6 +27,7 @@ from pitstop.engine import process, reaper
 from pitstop.supervisor import events as ev
 from pitstop.supervisor.frontends import Frontend, make_frontend
 from pitstop.supervisor.instance import Binding, Instance, InstanceCommand, NotReady
+from pitstop.supervisor.swapcount import SwapWindow
 from pitstop.taskfile.addresses import ListenAddress
 from pitstop.taskfile.service import ServiceSpec
 
@@ -95,6 +96,10 @@ class Supervisor:
     @property
     def serving_pid(self) -> int | None:
         return self._serving.pid if self._serving is not None else None
+
+    def traffic(self) -> ev.Traffic | None:
+        """Requests served and failed since start() (proxy mode; None in socket mode)."""
+        return self._frontend.traffic()
 
     def instance_pids(self) -> list[int]:
         """Pids of every instance still running (serving, starting or being stopped)."""
@@ -248,6 +253,7 @@ class Supervisor:
 
     async def _swap(self, n: int) -> None:
         old = self._serving
+        window = SwapWindow.open(self._frontend, old.number, n) if old is not None else None
         instance = await self._launch(n)
         if isinstance(instance, str):
             serving = old.number if old is not None else None
@@ -260,7 +266,7 @@ class Supervisor:
         self._emit(ev.Swapped(old.number if old is not None else None, n))
         self._status()
         if old is not None:
-            self._retire(old)
+            self._retire(old, window)
 
     async def _launch(self, n: int) -> Instance | str:
         """Start instance `n` and wait until it is ready; the instance, or why it failed."""
@@ -293,7 +299,7 @@ class Supervisor:
         assert instance.exited is not None
         instance.exited.add_done_callback(lambda _t: self._exited(instance))
 
-    def _retire(self, old: Instance) -> None:
+    def _retire(self, old: Instance, window: SwapWindow | None = None) -> None:
         old.stopping = True  # its exit is now expected, not a crash
 
         async def retire() -> None:
@@ -307,6 +313,8 @@ class Supervisor:
                     await drained
                 await self._stop_instance(old)
             finally:
+                if window is not None:
+                    self._emit(window.close(self._frontend))
                 self._frontend.release(old.number, old.binding)
 
         task = asyncio.create_task(retire(), name=f"retire-{old.number}")
