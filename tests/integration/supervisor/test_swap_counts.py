@@ -121,3 +121,28 @@ def test_tcp_mode_counts_connections(tmp_path: Path) -> None:
     assert load.failures == []
     # One request per connection: each connection the client made was served once.
     assert traffic == Traffic(served=len(load.bodies), failed=0)
+
+
+def test_socket_mode_swaps_report_their_window_but_no_counts(tmp_path: Path) -> None:
+    """With socket hand-off the kernel gives connections straight to the instance and keeps
+    no count of what a listener accepted: pitstop says so (None) instead of a false 0."""
+    h = Harness.fd_app(tmp_path, "v1")
+
+    async def scenario() -> tuple[Load, Traffic | None]:
+        sup = h.make()
+        assert await sup.start()
+        async with Load.new_connections(h.address, clients=2) as load:
+            await load.async_wait_to_see("v1")
+            h.release("v2")
+            await sup.settled()
+            await load.async_wait_to_see("v2")
+        traffic = sup.traffic()
+        await sup.stop()
+        return load, traffic
+
+    load, traffic = run(scenario())
+    assert load.failures == []
+    assert traffic is None
+    [swap] = h.of_type(SwapFinished)
+    assert (swap.old, swap.new, swap.served, swap.failed) == (1, 2, None, None)
+    assert swap.summary == f"swap #1 → #2 in {swap.ms} ms"
