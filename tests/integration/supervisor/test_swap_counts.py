@@ -3,7 +3,10 @@ total) against what a real load client counted, with tests/apps/port_app.py behi
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from pitstop.errors import Location
@@ -146,3 +149,38 @@ def test_socket_mode_swaps_report_their_window_but_no_counts(tmp_path: Path) -> 
     [swap] = h.of_type(SwapFinished)
     assert (swap.old, swap.new, swap.served, swap.failed) == (1, 2, None, None)
     assert swap.summary == f"swap #1 → #2 in {swap.ms} ms"
+
+
+def test_the_stream_path_and_no_backend_are_counted(tmp_path: Path) -> None:
+    """Chunked bodies go through the stream path (http.py), not the fast path: counted the
+    same. A request that finds no instance (the first build failed) gets 503: failed."""
+    h = port_app(tmp_path)
+    h.spec = replace(h.spec, ready_timeout=0.5)
+    (tmp_path / "src").write_text("broken")
+
+    async def scenario() -> tuple[list[int], Traffic | None]:
+        sup = h.make()
+        assert not await sup.start()
+        statuses = [await asyncio.to_thread(post_chunked, h.address)]  # 503: nothing serves
+        h.release("v1")
+        await sup.settled()
+        for _ in range(3):
+            statuses.append(await asyncio.to_thread(post_chunked, h.address))
+        traffic = sup.traffic()
+        await sup.stop()
+        return statuses, traffic
+
+    statuses, traffic = run(scenario())
+    assert statuses == [503, 200, 200, 200]
+    assert traffic == Traffic(served=3, failed=1)
+
+
+def post_chunked(address: tuple[str, int]) -> int:
+    conn = http.client.HTTPConnection(*address, timeout=10)
+    try:
+        conn.request("POST", "/echo", body=iter([b"hello ", b"world"]), encode_chunked=True)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
