@@ -5,6 +5,7 @@ GET  /health       -> ok
 GET  /slow?s=N     -> prints "SLOW <VERSION>" to stdout when it starts, VERSION after N seconds
 GET  /stream?hold=1 -> chunked; the first chunk at once, the rest after GET /release
 GET  /release      -> lets the held /stream requests finish
+GET  /reset        -> no response: the connection is reset (RST)
 POST /echo         -> the request body (Content-Length or chunked), Expect: 100-continue ok
 GET  /headers      -> the request headers it received, one per line
 GET  /ws           -> WebSocket handshake, then echoes each text frame as "VERSION:<text>"
@@ -17,6 +18,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import socket
 import struct
 import sys
 import threading
@@ -46,6 +48,7 @@ class Handler(BaseHTTPRequestHandler):
             "/release": self.release,
             "/headers": self.headers_echo,
             "/ws": self.websocket,
+            "/reset": self.reset,
         }.get(url.path)
         if route is None:
             self.reply("not found", 404)
@@ -76,6 +79,12 @@ class Handler(BaseHTTPRequestHandler):
         print(f"SLOW {VERSION}", flush=True)
         time.sleep(seconds)
         self.reply(VERSION)
+
+    def reset(self) -> None:
+        # SO_LINGER 0: close() sends RST instead of FIN, and no response at all.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
 
     def release(self) -> None:
         RELEASE.set()

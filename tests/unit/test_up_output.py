@@ -112,7 +112,7 @@ def test_the_table_cuts_lines_to_the_terminal_width() -> None:
 
 
 def test_status_json_has_the_fields_of_ps() -> None:
-    row = status_json(status(), now=1010.0)
+    row = status_json(status(served=1204, failed=0), now=1010.0)
     assert row == {
         "name": "api",
         "state": "serving",
@@ -126,4 +126,33 @@ def test_status_json_has_the_fields_of_ps() -> None:
         "reason": None,
         "cpu_percent": None,
         "rss_bytes": None,
+        "served": 1204,
+        "failed": 0,
     }
+
+
+def test_status_json_has_no_counts_in_socket_mode() -> None:
+    row = status_json(status(), now=1010.0)
+    assert row["served"] is None and row["failed"] is None
+
+
+def test_a_swap_line_ends_with_its_counts() -> None:
+    swap = ev.SwapFinished(7, 8, 212, served=1204, served_old=1000, served_new=204, failed=0)
+    assert swap.summary == "swap #7 → #8 in 212 ms · 1,204 served, 0 failed"
+    assert ev.SwapFinished(7, 8, 212).summary == "swap #7 → #8 in 212 ms"
+
+
+def test_the_swap_line_is_printed_with_one_service_or_many() -> None:
+    swap = ev.SwapFinished(7, 8, 212, served=1204, served_old=1200, served_new=4, failed=0)
+    single = io.StringIO()
+    Printer(io.StringIO(), single)(swap)
+    assert single.getvalue() == (
+        "[pitstop] INFO - swap #7 → #8 in 212 ms · 1,204 served, 0 failed\n"
+    )
+    many = io.StringIO()
+    printer = Printer(io.StringIO(), many, services=True)
+    printer.prepare(["api"])
+    printer(
+        ev.SwapFinished(1, 2, 90, served=10, served_old=9, served_new=1, failed=2, service="api")
+    )
+    assert many.getvalue() == "api | [pitstop] WARN - swap #1 → #2 in 90 ms · 10 served, 2 failed\n"

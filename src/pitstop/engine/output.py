@@ -143,6 +143,9 @@ class Printer:
             self._state_line(event.status)
         elif isinstance(event, ev.LimitCrossed | ev.ResourceRegression):
             self._health_line(event)
+        elif isinstance(event, ev.SwapFinished):  # with one service or many
+            warn = bool(event.failed)
+            self.notice(Notice("warning" if warn else "info", event.summary, event.source))
         elif isinstance(event, ev.SupervisorEvent):
             if not self.services:
                 self._service_event(event)

@@ -71,6 +71,8 @@ def summary(event: object) -> str | None:
             return f"#{n} is ready"
         case ev.Swapped(old, new):
             return f"#{new} serves" + (f", #{old} stops" if old is not None else "")
+        case ev.SwapFinished():
+            return event.summary
         case ev.RolledBack(n, reason, serving):
             kept = f"; #{serving} keeps serving" if serving is not None else ""
             return f"#{n} {'rolled back' if serving is not None else 'failed to start'}: {reason}{kept}"

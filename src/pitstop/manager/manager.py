@@ -103,6 +103,7 @@ class _Service:
 
     def row(self) -> ServiceStatus:
         sample = self.health.latest if self.health is not None else None
+        traffic = self.supervisor.traffic() if self.supervisor is not None else None
         return ServiceStatus(
             name=self.name,
             state=self.state,
@@ -116,6 +117,8 @@ class _Service:
             reason=self.reason,
             cpu_percent=sample.cpu_percent if sample is not None else None,
             rss_bytes=sample.rss_bytes if sample is not None else None,
+            served=traffic.served if traffic is not None else None,
+            failed=traffic.failed if traffic is not None else None,
         )
 
 

@@ -46,6 +46,10 @@ class ServiceStatus:
     # The serving instance's whole process tree at the last sample (None: not sampled yet).
     cpu_percent: float | None = None  # percent of one CPU (200 = two CPUs)
     rss_bytes: int | None = None
+    # Requests (proxy http) or connections (proxy tcp) served and failed since the service
+    # started; None in socket mode, where pitstop does not see them.
+    served: int | None = None
+    failed: int | None = None
 
     def uptime(self, now: float) -> float | None:
         return None if self.started_at is None else max(0.0, now - self.started_at)
@@ -67,6 +71,8 @@ def status_json(s: ServiceStatus, now: float) -> dict[str, Any]:
         "reason": s.reason,
         "cpu_percent": None if s.cpu_percent is None else round(s.cpu_percent, 1),
         "rss_bytes": s.rss_bytes,
+        "served": s.served,
+        "failed": s.failed,
     }
 
 

@@ -31,6 +31,8 @@ def status_from_json(row: dict[str, Any], now: float) -> ServiceStatus:
         reason=str(row["reason"]) if row.get("reason") else None,
         cpu_percent=_float(row.get("cpu_percent")),
         rss_bytes=_int(row.get("rss_bytes")),
+        served=_int(row.get("served")),
+        failed=_int(row.get("failed")),
     )
 
 

@@ -70,6 +70,52 @@ class Swapped(_ServiceEvent):
 
 
 @dataclass(frozen=True)
+class Traffic:
+    """Requests (proxy http), or connections (proxy tcp), counted by pitstop's proxy.
+
+    `served` were answered in full by an instance; `failed` were refused, reset, or answered
+    with a 5xx pitstop generated (502, 503, 504) or cut off mid-response.
+    """
+
+    served: int = 0
+    failed: int = 0
+
+    def __sub__(self, other: Traffic) -> Traffic:
+        return Traffic(self.served - other.served, self.failed - other.failed)
+
+
+@dataclass(frozen=True)
+class SwapFinished(_ServiceEvent):
+    """The swap from `old` to `new` is over: the old instance has drained and stopped.
+
+    The swap's window runs from the start of the candidate `new` (right after its build
+    succeeded) until `old` has drained and stopped, `ms` long. In it `served_old` requests
+    were answered by the old version and `served_new` by the new one (`served` is their
+    sum), and `failed` failed. None (socket mode) where pitstop does not see the requests.
+    """
+
+    old: int
+    new: int
+    ms: int
+    served: int | None = None
+    served_old: int | None = None
+    served_new: int | None = None
+    failed: int | None = None
+
+    @property
+    def source(self) -> Source:
+        return Source(self.service, self.new)
+
+    @property
+    def summary(self) -> str:
+        """`swap #7 → #8 in 212 ms · 1,204 served, 0 failed` (no counts in socket mode)."""
+        text = f"swap #{self.old} → #{self.new} in {self.ms} ms"
+        if self.served is not None and self.failed is not None:
+            text += f" · {self.served:,} served, {self.failed:,} failed"
+        return text
+
+
+@dataclass(frozen=True)
 class RolledBack(_InstanceEvent):
     """Instance `n` never became ready; it was killed and `serving` (if any) still serves."""
 
@@ -169,6 +215,7 @@ SupervisorEvent = (
     | InstanceStarting
     | InstanceReady
     | Swapped
+    | SwapFinished
     | RolledBack
     | CheckFailed
     | ChecksPassed

@@ -12,12 +12,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from socket import socket
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pitstop.supervisor import sockets
+from pitstop.supervisor.events import Traffic
 from pitstop.supervisor.instance import Binding
 from pitstop.taskfile.addresses import ListenAddress
 from pitstop.taskfile.service import ServiceSpec
+
+if TYPE_CHECKING:
+    from pitstop.supervisor.proxy.server import Backend
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,12 @@ class Frontend(Protocol):
     def candidate(self, n: int, binding: Binding) -> contextlib.AbstractAsyncContextManager[str]:
         """While open: a URL that reaches instance `n` (started, not promoted) directly."""
         ...
+
+    def traffic(self) -> Traffic | None:
+        """Everything counted since open(); None where the requests are not seen."""
+
+    def served_by(self, n: int) -> int | None:
+        """What instance `n` has served since it was promoted (0 if it never was)."""
 
 
 class _Listeners:
@@ -203,6 +213,14 @@ class SocketFrontend:
             listener.end_source_steering()
             await relay.close()
 
+    # Connections go from the kernel straight to the instance: Linux keeps no count of
+    # what a listening socket accepted (TCP_INFO on a listener gives only its queue length).
+    def traffic(self) -> Traffic | None:
+        return None
+
+    def served_by(self, n: int) -> int | None:
+        return None
+
     async def close(self) -> None:
         for listener in self._listeners:
             listener.close()
@@ -234,6 +252,10 @@ class ProxyFrontend:
             max_connections=spec.max_connections,
         )
         self.addresses: list[ListenAddress] = []
+        # The backend each promoted instance got, until it is released; the counts of those
+        # released are added up in `_past`.
+        self._promoted: dict[int, Backend] = {}
+        self._past = Traffic()
 
     async def open(self) -> None:
         self._listeners.open()
@@ -256,6 +278,8 @@ class ProxyFrontend:
 
         backend = self._backend(n, binding)
         assert isinstance(backend, Backend)
+        self._fold(n)  # the same number after a crash restart: the crashed one's counts
+        self._promoted[n] = backend
         self._proxy.set_backend(backend)
 
     def lost(self, n: int, binding: Binding) -> None:
@@ -272,7 +296,14 @@ class ProxyFrontend:
             log.info("instance #%d still had requests after drain_timeout; cut off", n)
 
     def release(self, n: int, binding: Binding) -> None:
-        pass
+        self._fold(n)
+
+    def _fold(self, n: int) -> None:
+        backend = self._promoted.pop(n, None)
+        if backend is not None:
+            self._past = Traffic(
+                self._past.served + backend.tally.served, self._past.failed + backend.tally.failed
+            )
 
     def unavailable(self, reason: str) -> None:
         self._proxy.unavailable(reason)
@@ -280,6 +311,17 @@ class ProxyFrontend:
     @contextlib.asynccontextmanager
     async def candidate(self, n: int, binding: Binding) -> AsyncIterator[str]:
         yield f"http://{binding.host or PRIVATE_HOST}:{binding.port}"
+
+    def traffic(self) -> Traffic:
+        served, failed = self._past.served, self._past.failed + self._proxy.unrouted
+        for backend in self._promoted.values():
+            served += backend.tally.served
+            failed += backend.tally.failed
+        return Traffic(served, failed)
+
+    def served_by(self, n: int) -> int | None:
+        backend = self._promoted.get(n)
+        return backend.tally.served if backend is not None else 0
 
     async def close(self) -> None:
         await self._proxy.close()

@@ -28,6 +28,7 @@ from pitstop.supervisor import events as ev
 from pitstop.supervisor import sockets
 from pitstop.supervisor.frontends import Frontend, make_frontend
 from pitstop.supervisor.instance import Binding, Instance, InstanceCommand, NotReady
+from pitstop.supervisor.swapcount import SwapWindow
 from pitstop.taskfile.addresses import ListenAddress
 from pitstop.taskfile.service import ServiceSpec
 
@@ -151,6 +152,10 @@ class Supervisor:
         if self.serving != version:
             raise RuntimeError(f"{self.name} #{version} did not take over; see its events")
         return version
+
+    def traffic(self) -> ev.Traffic | None:
+        """Requests served and failed since start() (proxy mode; None in socket mode)."""
+        return self._frontend.traffic()
 
     def instance_pids(self) -> list[int]:
         """Pids of every instance still running (serving, starting or being stopped)."""
@@ -335,6 +340,7 @@ class Supervisor:
     async def _swap(self, n: int) -> None:
         started = time.monotonic()
         old = self._serving
+        window = SwapWindow.open(self._frontend, old.number, n) if old is not None else None
         instance = await self._launch(n)
         if not isinstance(instance, str) and self.spec.check:
             failed = await self._check(instance)
@@ -354,7 +360,7 @@ class Supervisor:
         self._emit(ev.Swapped(old.number if old is not None else None, n, took))
         self._status(f"swapped in {_milliseconds(took)}" if old is not None else None)
         if old is not None:
-            self._retire(old)
+            self._retire(old, window)
         await self._prune_builds()
 
     async def _check(self, instance: Instance) -> str | None:
@@ -454,7 +460,7 @@ class Supervisor:
         assert instance.exited is not None
         instance.exited.add_done_callback(lambda _t: self._exited(instance))
 
-    def _retire(self, old: Instance) -> None:
+    def _retire(self, old: Instance, window: SwapWindow | None = None) -> None:
         old.stopping = True  # its exit is now expected, not a crash
 
         async def retire() -> None:
@@ -468,6 +474,8 @@ class Supervisor:
                     await drained
                 await self._stop_instance(old)
             finally:
+                if window is not None:
+                    self._emit(window.close(self._frontend))
                 self._frontend.release(old.number, old.binding)
 
         task = asyncio.create_task(retire(), name=f"retire-{old.number}")

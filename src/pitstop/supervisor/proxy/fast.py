@@ -28,7 +28,7 @@ from pitstop.supervisor.proxy.limits import (
     Timeouts,
     set_nodelay,
 )
-from pitstop.supervisor.proxy.routing import Backend, Flight, NoBackend, Router
+from pitstop.supervisor.proxy.routing import Backend, Flight, NoBackend, Router, Tally
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class _Link(asyncio.Protocol):
             return
         self.ex = None
         if self._head_done and self._framing == "eof":
+            ex.tally.served += 1
             ex.done(keep_client=False)
         elif self._head_done or ex.answered:
             log.debug("proxy: response from %s cut short: %r", self.backend, exc)
@@ -223,6 +224,7 @@ class _Link(asyncio.Protocol):
             self.pool.put(self)
         else:
             self._drop()
+        ex.tally.served += 1
         ex.done(ex.keep_client)
 
     def _drop(self) -> None:
@@ -318,6 +320,10 @@ class FastPool:
             self.close_backend(backend)
 
 
+# Where an exchange counts before it is routed (it fails or succeeds only once routed).
+_NOT_ROUTED = Tally()
+
+
 class _FastExchange(Flight):
     """One request on the fast path, from its head to the end of its response."""
 
@@ -333,6 +339,7 @@ class _FastExchange(Flight):
         "keep_client",
         "link",
         "method",
+        "tally",
         "target",
         "version",
     )
@@ -352,9 +359,11 @@ class _FastExchange(Flight):
         self.connecting: asyncio.Task[None] | None = None
         self.aborted = False
         self.attempts = 0
+        self.tally = _NOT_ROUTED
 
     def start(self, backend: Backend) -> None:
         self.backend = backend
+        self.tally = backend.tally
         link = self.client.pool.take(backend)
         if link is None:
             self.client.pool.connect(self, backend)
@@ -394,6 +403,7 @@ class _FastExchange(Flight):
         if self.answered:
             self.cut()
             return
+        self.tally.failed += 1
         # The client chose these bytes: decoded as Latin-1 (never raises) and escaped.
         line = escape(f"{self.method.decode('latin-1')} {self.target.decode('latin-1')}")
         log.warning("proxy: %d for %s: %s", status, line, reason)
@@ -402,6 +412,7 @@ class _FastExchange(Flight):
 
     def cut(self) -> None:
         """Too late for an error response: cutting the connection is the only honest signal."""
+        self.tally.failed += 1
         self.link = None
         self.client.end_exchange(self)
         self.client.abort()
@@ -639,6 +650,7 @@ class FastClient(asyncio.Protocol, Timed):
         except NoBackend as exc:
             self._waiter = None
             self.ex = None
+            self.router.unrouted += 1
             self.write(error_response(503, exc.reason, close=ex.close))
             self.next_request(not ex.close)
             return

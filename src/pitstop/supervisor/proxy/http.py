@@ -182,6 +182,7 @@ class HttpHandler:
         try:
             backend = await self._router.acquire(flight)
         except NoBackend as exc:
+            self._router.unrouted += 1
             close = ex.body_pending or req.close
             await _send(writer, error_response(503, exc.reason, close=close))
             return not close
@@ -212,10 +213,10 @@ class HttpHandler:
             except TimeoutError:
                 seconds = self._timeouts.connect
                 reason = f"backend {backend} did not accept a connection within {seconds:g}s"
-                return await _bad_gateway(ex, writer, reason, 504)
+                return await _bad_gateway(ex, writer, backend, reason, 504)
             except OSError as exc:
                 reason = f"backend {backend} refused the connection: {exc.strerror or exc}"
-                return await _bad_gateway(ex, writer, reason)
+                return await _bad_gateway(ex, writer, backend, reason)
             flight.transports[:] = [up.writer.transport]
             try:
                 return await self._over(up, ex, reader, writer)
@@ -224,7 +225,8 @@ class HttpHandler:
                 if attempt == 1 and exc.retryable and up.reused:
                     log.debug("proxy: pooled connection to %s was closed; retrying", backend)
                     continue
-                return await _bad_gateway(ex, writer, f"backend {backend} {exc.reason}", exc.status)
+                reason = f"backend {backend} {exc.reason}"
+                return await _bad_gateway(ex, writer, backend, reason, exc.status)
             except HttpError as exc:  # only the client's body can still raise it here
                 up.close()
                 if not ex.answered:
@@ -255,6 +257,7 @@ class HttpHandler:
         resp = await self._final_response(up, ex, reader, writer)
         if resp.status == 101 and ex.req.is_upgrade():
             writer.write(heads.upgrade_response(resp))
+            up.backend.tally.served += 1  # the upgrade succeeded; the tunnel is the app's
             await splice(reader, writer, up.reader, up.writer)
             return False
         return await self._relay_response(resp, up, ex, writer)
@@ -315,9 +318,11 @@ class HttpHandler:
         except (HttpError, ConnectionError, asyncio.IncompleteReadError) as exc:
             # Too late for an error response: cutting the connection is the only honest signal.
             log.debug("proxy: response from %s cut short: %r", up.backend, exc)
+            up.backend.tally.failed += 1
             up.close()
             writer.transport.abort()
             return False
+        up.backend.tally.served += 1
         if keep_upstream:
             self._pool.put(up)
         else:
@@ -365,8 +370,9 @@ async def _read_response(
 
 
 async def _bad_gateway(
-    ex: _Exchange, writer: asyncio.StreamWriter, reason: str, status: int = 502
+    ex: _Exchange, writer: asyncio.StreamWriter, backend: Backend, reason: str, status: int = 502
 ) -> bool:
+    backend.tally.failed += 1
     req = ex.req
     # The client chose these bytes: decoded as Latin-1 (never raises) and escaped for the log.
     line = escape(f"{req.method.decode('latin-1')} {req.target.decode('latin-1')}")

@@ -9,11 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REASON = "no instance of the service is ready"
+
+
+class Tally:
+    """What one backend did with the requests (http) or connections (tcp) routed to it.
+
+    `served`: answered in full (http: the response's last byte relayed to the client; tcp: the
+    connection reached the backend). `failed`: refused, reset, or answered with a 5xx that
+    pitstop generated (502, 504) or cut off after part of a response. A request whose client
+    went away first counts as neither. One integer increment on the request's end, on the
+    event loop's thread: no lock, no allocation.
+    """
+
+    __slots__ = ("failed", "served")
+
+    def __init__(self) -> None:
+        self.served = 0
+        self.failed = 0
 
 
 @dataclass(frozen=True)
@@ -23,6 +40,8 @@ class Backend:
     host: str
     port: int
     name: str = ""
+    # The counts of the requests routed to this object (not to an equal one built later).
+    tally: Tally = field(default_factory=Tally, compare=False, repr=False)
 
     def __str__(self) -> str:
         label = f"{self.name} " if self.name else ""
@@ -64,6 +83,7 @@ class Router:
         self._hot_backend: Backend | None = None
         self._hot: set[Flight] = set()
         self.waiting = 0  # requests (or connections) waiting for a backend to appear
+        self.unrouted = 0  # requests (or connections) that got 503 (closed): no backend came
 
     def set_backend(self, backend: Backend | None) -> Backend | None:
         previous, self.current = self.current, backend

@@ -123,6 +123,11 @@ class Proxy:
         return self._router.in_flight(backend)
 
     @property
+    def unrouted(self) -> int:
+        """Requests (http) or connections (tcp) that failed because no backend came."""
+        return self._router.unrouted
+
+    @property
     def waiting(self) -> int:
         """Requests (http) or connections (tcp) waiting for a backend to appear."""
         return self._router.waiting

@@ -58,6 +58,7 @@ class TcpHandler:
         try:
             backend = await self._router.acquire(flight)
         except NoBackend as exc:
+            self._router.unrouted += 1
             log.warning("proxy: closing a connection: %s", exc.reason)
             writer.close()
             return
@@ -79,9 +80,11 @@ class TcpHandler:
             )
         except (OSError, TimeoutError) as exc:
             log.warning("proxy: backend %s refused the connection: %r", backend, exc)
+            backend.tally.failed += 1
             with contextlib.suppress(Exception):
                 writer.close()
             return
+        backend.tally.served += 1  # a connection counts as served once the backend has it
         set_nodelay(up_writer.get_extra_info("socket"))
         flight.transports.append(up_writer.transport)
         await splice(reader, writer, up_reader, up_writer)
