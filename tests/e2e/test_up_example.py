@@ -1,0 +1,142 @@
+"""The shipped example examples/dev-env, run as a user runs it: `pitstop up` in a copy of the
+folder brings up a Python API (socket hand-off), a Node frontend that depends on it (proxy)
+and a Rust service (proxy, built by cargo); a saved change swaps that one service while the
+others keep their pids; SIGTERM leaves nothing running and every port free."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Project
+from tests.helpers import collect_lines, pid_alive, port_open, wait_until
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dev-env"
+# Startup includes a first `cargo build` on a loaded machine.
+DEADLINE = 120.0
+HAS_CARGO = shutil.which("cargo") is not None
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(port: int, path: str) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return str(answer.read().decode())
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def _serving(lines: list[str], name: str) -> list[tuple[int, int]]:
+    """(version, pid) of every `NAME | serving #N (pid P)` line, in order."""
+    pattern = re.compile(rf"^{re.escape(name)}\s+\| serving #(\d+) \(pid (\d+)\)")
+    return [(int(m[1]), int(m[2])) for line in lines if (m := pattern.match(line))]
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """Pids of processes whose working directory is inside `folder` (services and builds)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cwd = Path(os.readlink(f"/proc/{entry}/cwd"))
+            except OSError:
+                continue
+            if cwd.is_relative_to(folder) and pid_alive(int(entry)):
+                found.append(int(entry))
+    return found
+
+
+def _copy_example(root: Path) -> dict[str, int]:
+    """Copy examples/dev-env into `root` with each public port replaced by a free one."""
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("target", "__pycache__"))
+    ports = {"web": _free_port(), "api": _free_port(), "stats": _free_port()}
+    taskfile = root / "pitstop.toml"
+    text = taskfile.read_text()
+    for name, default in (("web", 8000), ("api", 8001), ("stats", 8002)):
+        assert f"127.0.0.1:{default}" in text
+        text = text.replace(f"127.0.0.1:{default}", f"127.0.0.1:{ports[name]}")
+    taskfile.write_text(text)
+    return ports
+
+
+def _set_version(path: Path, version: str) -> None:
+    text = path.read_text()
+    new = re.sub(r'VERSION = "v\d+"', f'VERSION = "{version}"', text, count=1)
+    assert new != text
+    path.write_text(new)
+
+
+def test_the_dev_env_example_swaps_one_service_and_leaves_nothing_running(tmp_path: Path) -> None:
+    root = tmp_path / "dev-env"
+    ports = _copy_example(root)
+    names = ["api", "web", "stats"] if HAS_CARGO else ["api", "web"]
+    child = Project(root).popen("up", *names)
+    assert child.stdout is not None and child.stderr is not None
+    lines = collect_lines(child.stdout)
+    errors = collect_lines(child.stderr)
+
+    def output() -> str:
+        return "".join(lines + errors)
+
+    def wait(predicate: Callable[[], object], what: str) -> None:
+        try:
+            wait_until(predicate, DEADLINE, what)
+        except AssertionError as error:
+            raise AssertionError(f"{error}; pitstop's output:\n{output()}") from None
+
+    try:
+        # All serve, in readiness order: web starts only once the API is ready.
+        wait(lambda: all(_serving(lines + errors, n) for n in names), "all serve")
+        api_v1 = _get(ports["api"], "/hello")
+        assert api_v1 is not None and '"version": "v1"' in api_v1
+        assert _get(ports["web"], "/version") == "web v1\n"
+        through_web = _get(ports["web"], "/api/hello")
+        assert through_web is not None and '"version": "v1"' in through_web
+        if HAS_CARGO:
+            stats = _get(ports["stats"], "/")
+            assert stats is not None and stats.startswith("stats v1:")
+        both = lines + errors
+        assert both.index(next(s for s in both if re.match(r"api\s+\| ready", s))) < both.index(
+            next(s for s in both if re.match(r"web\s+\| starting", s))
+        )
+        before = {n: _serving(lines + errors, n)[-1] for n in names}
+
+        # A saved change to the API swaps the API only.
+        _set_version(root / "api" / "server.py", "v2")
+        wait(lambda: '"version": "v2"' in (_get(ports["api"], "/hello") or ""), "api answers v2")
+        wait(lambda: _serving(lines + errors, "api")[-1][0] == 2, "api serves #2")
+        through_web = _get(ports["web"], "/api/hello")
+        assert through_web is not None and '"version": "v2"' in through_web
+        wait(lambda: not pid_alive(before["api"][1]), "the old API stops")
+        for name in names[1:]:
+            assert _serving(lines + errors, name) == [before[name]], output()
+            assert pid_alive(before[name][1]), f"{name} kept its pid"
+
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=DEADLINE) == 0, output()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    pids = [pid for n in names for _, pid in _serving(lines + errors, n)]
+    assert not [p for p in pids if pid_alive(p)]
+    assert not _processes_in(root), output()
+    assert not [n for n, p in ports.items() if port_open("127.0.0.1", p)]
+    if not HAS_CARGO:
+        pytest.skip("cargo is not installed: api and web were checked, the Rust service was not")
