@@ -19,6 +19,7 @@ import pytest
 
 from tests.e2e.conftest import Project
 from tests.helpers import collect_lines, pid_alive, port_open, wait_until
+from tests.load import Load, NewConnections
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dev-env"
 # Startup includes a first `cargo build` on a loaded machine.
@@ -117,9 +118,18 @@ def test_the_dev_env_example_swaps_one_service_and_leaves_nothing_running(tmp_pa
         )
         before = {n: _serving(lines + errors, n)[-1] for n in names}
 
-        # A saved change to the API swaps the API only.
-        _set_version(root / "api" / "server.py", "v2")
-        wait(lambda: '"version": "v2"' in (_get(ports["api"], "/hello") or ""), "api answers v2")
+        # A saved change to the API swaps the API only, with no failed request to it, made
+        # directly or through the frontend.
+        direct = Load(lambda: NewConnections(("127.0.0.1", ports["api"]), "/hello"))
+        through = Load(lambda: NewConnections(("127.0.0.1", ports["web"]), "/api/hello"))
+        with direct, through:
+            direct.wait_for_more(20)
+            through.wait_for_more(20)
+            _set_version(root / "api" / "server.py", "v2")
+            direct.wait_to_see('"version": "v2"', DEADLINE)
+            through.wait_to_see('"version": "v2"', DEADLINE)
+            direct.wait_for_more(20)
+        assert direct.failures == [] and through.failures == []
         wait(lambda: _serving(lines + errors, "api")[-1][0] == 2, "api serves #2")
         through_web = _get(ports["web"], "/api/hello")
         assert through_web is not None and '"version": "v2"' in through_web

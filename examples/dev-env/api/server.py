@@ -21,6 +21,10 @@ VERSION = "v1"
 
 
 class Handler(BaseHTTPRequestHandler):
+    # One request per connection: an idle keep-alive connection would hold a thread that
+    # the graceful stop below waits for.
+    protocol_version = "HTTP/1.1"
+
     def do_GET(self) -> None:
         if self.path == "/health":
             self.reply(200, {"ok": True})
@@ -34,6 +38,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
