@@ -6,7 +6,8 @@ Builds a layered graph (``--layers`` layers; each task depends on ``--fanin`` ta
 previous layer; one ``root`` depends on the whole last layer), writes it both as a
 ``Makefile.toml`` (``command = "true"``) and as a GNU ``Makefile`` (phony targets, recipe
 ``@true``), then times ``pitstop -q root`` / ``make root`` and ``pitstop -q -j 2 root`` /
-``make -j2 root``. Prints the median wall time of ``--repeat`` runs as a markdown table.
+``make -j2 root``. Prints the median wall and CPU time of ``--repeat`` runs as a markdown table;
+``--baseline`` times another pitstop (e.g. main's) in the same turns, for a before and after.
 Every run has a timeout (``--timeout`` seconds), so the script is bounded in time.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shlex
 import shutil
 import statistics
@@ -87,9 +89,16 @@ def bench_env(cache: Path) -> dict[str, str]:
     return env
 
 
-def time_run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> float:
+def time_run(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float
+) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, the tool and every child it waited for) in s.
+
+    On a shared machine the wall time also measures waiting for a CPU; the CPU time does not.
+    """
     # No `timeout=` on the wait itself: with one, CPython polls for the child's exit with
     # sleeps that grow to 50 ms, which rounds every time up. A timer kills a stuck run.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(
         argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -102,23 +111,24 @@ def time_run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) ->
         timer.cancel()
     done = subprocess.CompletedProcess(argv, proc.returncode, None, stderr)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     if done.returncode != 0:
         raise RuntimeError(f"{shlex.join(argv)} failed ({done.returncode}): {done.stderr[-500:]!r}")
-    return elapsed
+    return elapsed, cpu
 
 
 def compare(
-    ours: list[str], theirs: list[str], cwd: Path, env: dict[str, str], args: argparse.Namespace
-) -> tuple[float, float]:
-    """Median wall times; the two commands alternate, so a busy moment hits both alike."""
-    time_run(ours, cwd, env, args.timeout)  # warm-up: bytecode cache, page cache
-    time_run(theirs, cwd, env, args.timeout)
-    a: list[float] = []
-    b: list[float] = []
+    commands: list[list[str]], cwd: Path, env: dict[str, str], args: argparse.Namespace
+) -> list[tuple[float, float]]:
+    """Median (wall, CPU) of each command; they take turns, so a busy moment hits all alike."""
+    for argv in commands:
+        time_run(argv, cwd, env, args.timeout)  # warm-up: bytecode cache, page cache
+    runs: list[list[tuple[float, float]]] = [[] for _ in commands]
     for _ in range(args.repeat):
-        a.append(time_run(ours, cwd, env, args.timeout))
-        b.append(time_run(theirs, cwd, env, args.timeout))
-    return statistics.median(a), statistics.median(b)
+        for i, argv in enumerate(commands):
+            runs[i].append(time_run(argv, cwd, env, args.timeout))
+    return [(statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for r in runs]
 
 
 def main() -> int:
@@ -129,6 +139,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs per cell (median)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per run")
     parser.add_argument("--pitstop", default=str(PITSTOP), help="pitstop executable")
+    parser.add_argument(
+        "--baseline", help="another pitstop executable (e.g. main's) timed in the same turns"
+    )
+    parser.add_argument("--jobs", default="1,2", help="comma-separated -j values")
     args = parser.parse_args()
     make = shutil.which("make")
     if make is None:
@@ -146,13 +160,19 @@ def main() -> int:
             folder.mkdir()
             (folder / "Makefile.toml").write_text(makefile_toml(graph))
             (folder / "Makefile").write_text(gnu_makefile(graph))
-            for jobs in (1, 2):
-                pitstop_argv = [args.pitstop, "-q", *(["-j", "2"] if jobs > 1 else []), "root"]
-                make_argv = [make, *(["-j2"] if jobs > 1 else []), "root"]
-                ours, theirs = compare(pitstop_argv, make_argv, folder, env, args)
-                rows.append((graph.size, jobs, ours, theirs))
+            for jobs in (int(j) for j in args.jobs.split(",")):
+                flags = ["-q", *(["-j", str(jobs)] if jobs > 1 else []), "root"]
+                commands = [
+                    [args.pitstop, *flags],
+                    [make, *([f"-j{jobs}"] if jobs > 1 else []), "root"],
+                ]
+                if args.baseline:
+                    commands.append([args.baseline, *flags])
+                figures = compare(commands, folder, env, args)
+                rows.append((graph.size, jobs, figures))
                 print(
-                    f"  {graph.size} tasks, -j{jobs}: pitstop {ours:.2f}s, make {theirs:.2f}s",
+                    f"  {graph.size} tasks, -j{jobs}: "
+                    + ", ".join(f"{w:.2f}s (CPU {c:.2f}s)" for w, c in figures),
                     file=sys.stderr,
                     flush=True,
                 )
@@ -164,10 +184,23 @@ def main() -> int:
         f"load average {load_before:.2f} before and {os.getloadavg()[0]:.2f} after)"
     )
     print()
-    print("| tasks | jobs | pitstop (s) | make (s) | pitstop / make |")
-    print("|------:|-----:|------------:|---------:|---------------:|")
-    for size, jobs, ours, theirs in rows:
-        print(f"| {size} | {jobs} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f}x |")
+    head = "| tasks | jobs | pitstop s (CPU s) | make s (CPU s) | pitstop / make, wall (CPU) |"
+    line = "|------:|-----:|------------------:|---------------:|---------------------------:|"
+    if args.baseline:
+        head += " baseline s (CPU s) | baseline / make |"
+        line += "-------------------:|----------------:|"
+    print(head)
+    print(line)
+    for size, jobs, figures in rows:
+        (ow, oc), (mw, mc) = figures[0], figures[1]
+        text = (
+            f"| {size} | {jobs} | {ow:.2f} ({oc:.2f}) | {mw:.2f} ({mc:.2f}) "
+            f"| {ow / mw:.2f}x ({oc / mc:.2f}x) |"
+        )
+        if args.baseline:
+            bw, bc = figures[2]
+            text += f" {bw:.2f} ({bc:.2f}) | {bw / mw:.2f}x ({bc / mc:.2f}x) |"
+        print(text)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Watch idle cost on a big tree: CPU % while nothing changes, and the time to start watching.
 
     .venv/bin/python benchmarks/watch_idle.py [--files 20000] [--dirs 2000] [--idle 20]
-                                              [--tools pitstop,watchfiles,entr]
+                                              [--tools pitstop,pitstop-watchfiles,watchfiles,entr]
 
 Builds ``--files`` files in ``--dirs`` folders under ``src/`` and starts each watcher on it the
 same way as ``watch_latency.py`` (pitstop with the default debounce, watchfiles' CLI, entr).
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle measured")
     parser.add_argument("--settle", type=float, default=3.0, help="quiet seconds before that")
     parser.add_argument("--debounce", type=int, default=50, help="pitstop --debounce")
-    parser.add_argument("--tools", default="pitstop,watchfiles,entr")
+    parser.add_argument("--tools", default="pitstop,pitstop-watchfiles,watchfiles,entr")
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds to start up")
     args = parser.parse_args()
     print(

@@ -7,6 +7,8 @@ For each tool, a temp project with a ``src/`` tree (``--files`` files in ``--dir
 is watched by
 
 - ``pitstop --watch --watch-path src --debounce D stamp`` (task ``stamp``: ``sh -c CMD``),
+- ``pitstop-watchfiles[-STEP]`` in ``--tools``: pitstop made to use watchfiles instead of
+  inotify, with watchfiles' step set to STEP ms (default 10, pitstop's setting),
 - ``watchfiles --target-type command "sh -c CMD" src`` (watchfiles' own CLI, its defaults),
 - ``entr -n sh -c CMD`` fed the list of files in ``src/``,
 
@@ -83,6 +85,17 @@ def make_project(base: Path, files: int, dirs: int) -> Project:
     return Project(root, log, paths)
 
 
+_ON_WATCHFILES = """
+import sys
+from pitstop.watch import changes, inotify
+inotify.available = lambda: False
+step = int(sys.argv.pop(1))
+changes._WatchSettings.step_ms = property(lambda self: step)  # not capped at debounce / 4
+from pitstop.cli import main
+sys.exit(main())
+"""
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str
@@ -97,6 +110,14 @@ def tools(project: Project, names: Sequence[str], debounces: Sequence[int]) -> l
             for d in debounces:
                 argv = [str(PITSTOP), "--watch", "--watch-path", "src", "--debounce", str(d)]
                 found.append(Tool(f"pitstop --debounce {d}", [*argv, "stamp"]))
+        elif name.startswith("pitstop-watchfiles"):
+            # pitstop on watchfiles instead of inotify (what every other OS uses), with
+            # watchfiles' step in ms after the dash: the comparison docs/benchmarks.md quotes.
+            step = name.rpartition("-")[2] if name.count("-") == 2 else "10"
+            for d in debounces:
+                argv = [sys.executable, "-c", _ON_WATCHFILES, step, "--watch", "--watch-path"]
+                argv += ["src", "--debounce", str(d), "stamp"]
+                found.append(Tool(f"pitstop on watchfiles, step {step} ms, --debounce {d}", argv))
         elif name == "watchfiles":
             cmd = f"sh -c '{project.stamp}'"
             argv = [str(WATCHFILES), "--target-type", "command", cmd, "src"]

@@ -17,6 +17,8 @@ from pitstop.durations import parse_duration
 from pitstop.errors import USAGE_EXIT_CODE, PitstopError, UserError
 from pitstop.request import (
     Command,
+    ControlFlags,
+    ControlVerb,
     FileFlags,
     ListFlags,
     PlanFlags,
@@ -47,6 +49,11 @@ class _Parser(argparse.ArgumentParser):
 class _UpParser(_Parser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"pitstop up: {message} (see `pitstop up --help`)")
+
+
+class _VerbParser(_Parser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -264,6 +271,13 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
         command = Command.PRINT_STEPS
     else:
         command = Command.RUN
+    control = ControlFlags()
+    if command is Command.RUN and options.task in CONTROL_VERBS and not options.task_flag:
+        command = Command.CONTROL
+        try:
+            control = _verb_flags(options.task, options.args)
+        except UserError as error:
+            control = ControlFlags(verb=CONTROL_VERBS[options.task], usage_error=error.message)
     up = UpFlags()
     if command is Command.RUN and options.task == UP and not options.task_flag:
         command = Command.UP
@@ -317,6 +331,55 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
         ),
         shell=options.completions,
         up=up,
+        control=control,
+    )
+
+
+# `pitstop ps ...` asks the running `pitstop up`; a task named so runs with `pitstop -t ps`.
+CONTROL_VERBS: dict[str, ControlVerb] = {
+    "ps": "ps",
+    "logs": "logs",
+    "restart": "restart",
+    "stop": "stop",
+    "start": "start",
+    "down": "down",
+    "events": "events",
+}
+_VERB_HELP = {
+    "ps": "the services of the running `pitstop up`: state, version, pid, address, uptime",
+    "logs": "the services' last output lines, interleaved by time; -f follows",
+    "restart": "rebuild the services and swap them, without downtime",
+    "stop": "stop the services (the others keep running)",
+    "start": "start stopped services",
+    "down": "stop every service; the daemon exits",
+    "events": "the live event stream",
+}
+
+
+def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
+    """`pitstop VERB ...`: the flags after the verb."""
+    parser = _VerbParser(
+        prog=f"pitstop {verb}", formatter_class=_Formatter, description=_VERB_HELP[verb]
+    )
+    if verb in ("logs", "restart", "stop", "start"):
+        parser.add_argument("services", nargs="*" if verb == "logs" else "+", metavar="SERVICE")
+    if verb in ("ps", "events"):
+        parser.add_argument("--json", action="store_true", help="JSON (events: one per line)")
+    if verb == "logs":
+        parser.add_argument("-f", "--follow", action="store_true", help="then follow")
+        parser.add_argument(
+            "-n", "--lines", type=int, default=100, metavar="N", help="last N lines (100)"
+        )
+    options = parser.parse_args(list(argv))
+    lines = getattr(options, "lines", 100)
+    if lines < 0:
+        raise UserError(f"-n {lines}: give a number of lines, 0 or more")
+    return ControlFlags(
+        verb=CONTROL_VERBS[verb],
+        services=tuple(getattr(options, "services", ())),
+        json=getattr(options, "json", False),
+        follow=getattr(options, "follow", False),
+        lines=lines,
     )
 
 
@@ -362,6 +425,10 @@ def _milliseconds(text: str | None, flag: str) -> int | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list in (["--version"], ["-V"]):
+        # What argparse's version action prints, without building the whole parser first.
+        print(f"pitstop {__version__}")
+        return 0
     debug = "--debug" in args_list
     try:
         request = parse_request(args_list)

@@ -29,6 +29,7 @@ class Command(Enum):
     TASK_NAMES = "task-names"  # --task-names (for shell completion)
     COMPLETION = "completion"  # --completions SHELL: needs no task file
     UP = "up"  # `pitstop up [SERVICE...]`: every service task (or the named ones), supervised
+    CONTROL = "control"  # `pitstop ps|logs|restart|stop|start|down|events`: ask the running up
 
 
 class FileFlags(NamedTuple):
@@ -85,6 +86,22 @@ class UpFlags(NamedTuple):
     no_colour: bool = False  # --no-color
 
 
+ControlVerb = Literal["ps", "logs", "restart", "stop", "start", "down", "events"]
+
+
+class ControlFlags(NamedTuple):
+    """A verb for the project's running `pitstop up` (through its control socket)."""
+
+    verb: ControlVerb = "ps"
+    services: tuple[str, ...] = ()
+    json: bool = False  # ps --json, events --json
+    follow: bool = False  # logs -f
+    lines: int = 100  # logs -n
+    # The verb's flags did not parse. Raised only if the verb is meant: in a file with no
+    # service, a task of the verb's name (`start`, `logs`...) runs instead, with these args.
+    usage_error: str | None = None
+
+
 class UserRequest(NamedTuple):
     command: Command
     task: str | None = None  # -t, else the positional TASK; None: the file's default task
@@ -96,3 +113,4 @@ class UserRequest(NamedTuple):
     watch: WatchFlags = WatchFlags()
     shell: Shell | None = None  # for COMPLETION
     up: UpFlags = UpFlags()  # for UP
+    control: ControlFlags = ControlFlags()  # for CONTROL

@@ -139,3 +139,25 @@ def test_up_runs_a_task_named_up_in_a_file_without_services(project: Project) ->
     result = project.run("up", "web")
     assert result.returncode == 0, result.stderr
     assert "compose up web" in result.stdout
+
+
+@pytest.mark.parametrize("verb", ["start", "stop", "logs", "down", "ps", "restart", "events"])
+def test_a_verb_runs_the_task_of_its_name_in_a_file_without_services(
+    project: Project, verb: str
+) -> None:
+    """cargo-make compatibility: many Makefile.toml files have `start`, `stop` or `logs`
+    tasks (docker compose wrappers); with no service to manage, the name means the task,
+    its arguments included, even ones the verb would not accept."""
+    project.makefile(
+        f"""
+        [config]
+        skip_core_tasks = true
+
+        [tasks.{verb}]
+        command = "echo"
+        args = ["task {verb}", "${{@}}"]
+        """
+    )
+    result = project.run(verb, "--release")
+    assert result.returncode == 0, result.stderr
+    assert f"task {verb} --release" in result.stdout

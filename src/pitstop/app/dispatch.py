@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import TextIO
 
-from pitstop.errors import UserError
+from pitstop.errors import PitstopError, UserError
 from pitstop.request import Command, UserRequest
 from pitstop.taskfile.loader import load_taskfile
 from pitstop.taskfile.model import Taskfile, current_platform
@@ -25,7 +25,18 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
         out.write(completion_script(request.shell))
         return 0
     cwd = _working_directory(request.file.cwd)
-    taskfile = load_taskfile(request.file.makefile, cwd)
+    if request.command is Command.CONTROL:
+        taskfile = _taskfile_with_own_task(request, cwd)
+        if taskfile is None:
+            if request.control.usage_error is not None:
+                raise UserError(request.control.usage_error)
+            from pitstop.app.control_verbs import run_verb
+
+            return run_verb(request, cwd, out, err)
+        # cargo-make compatibility: `makers start` runs the file's task `start`.
+        request = request._replace(command=Command.RUN)
+    else:
+        taskfile = load_taskfile(request.file.makefile, cwd)
     _print_warnings(taskfile, err)
     if request.command is Command.TASK_NAMES:
         names = sorted(name for name, task in taskfile.tasks.items() if not task.private)
@@ -36,11 +47,6 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
         # (often `docker compose up`), run as `makers up` would run it.
         request = request._replace(command=Command.RUN, task="up", args=request.up.services)
     if request.command is Command.UP:
-        if request.up.detach:
-            raise UserError(
-                "pitstop up -d is not available in this build",
-                hint="run `pitstop up` in the foreground",
-            )
         from pitstop.app.up import run_up
         from pitstop.settings import skip_pattern
 
@@ -111,6 +117,23 @@ def _print_steps(
 
 def _is_a_task_runner_up(taskfile: Taskfile) -> bool:
     """A task named `up` and no service task: `pitstop up` means that task."""
-    return "up" in taskfile.tasks and not any(
+    return _own_task(taskfile, "up")
+
+
+def _own_task(taskfile: Taskfile, name: str) -> bool:
+    """A task of this name in a file with no service task: a verb of the process manager
+    (`up`, `start`, `logs`...) has nothing to manage there, so the name means the task."""
+    return name in taskfile.tasks and not any(
         task.service is not None for task in taskfile.tasks.values()
     )
+
+
+def _taskfile_with_own_task(request: UserRequest, cwd: Path) -> Taskfile | None:
+    """The task file, if it defines a task named after the verb and no service; else None
+    (also when there is no task file or it does not load: the verb talks to the daemon)."""
+    assert request.task is not None
+    try:
+        taskfile = load_taskfile(request.file.makefile, cwd)
+    except PitstopError:
+        return None
+    return taskfile if _own_task(taskfile, request.task) else None

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 from pathlib import Path
 from typing import TextIO
 
+from pitstop.app.detach import forget_daemon_mark, is_daemon
 from pitstop.engine.output import OutputMode, Printer
 from pitstop.errors import UserError
 from pitstop.manager.graph import ServiceGraph, load_graph
 from pitstop.manager.manager import Manager, Project
+from pitstop.manager.state import ProjectState
 from pitstop.request import UserRequest
 from pitstop.settings import resolve_run
 from pitstop.taskfile.model import Taskfile
@@ -49,6 +52,12 @@ def run_up(
     from pitstop.app.event_loop import serve_async
 
     project, graph = prepare_up(taskfile, request, cwd, skip)
+    daemon = is_daemon()
+    if request.up.detach and not daemon:
+        from pitstop.app.detach import run_detached
+
+        return run_detached(taskfile.path, sys.argv[1:], out, err)
+    forget_daemon_mark()
     printer = Printer(
         out,
         err,
@@ -62,31 +71,42 @@ def run_up(
     printer.prepare(names + [f"{n}#000" for n in graph.names])
     manager = Manager(project, graph, watch=request.up.watch)
     uses_proxy = any(n.spec.uses_proxy for n in graph.nodes)
-    return serve_async(up(manager, printer), stop_is_success=True, fast_loop=uses_proxy)
+    state = ProjectState.for_taskfile(taskfile.path)
+    # The daemon's stdout is a file nobody rotates: the services' lines and events go to their
+    # own log files (serve_control), which are.
+    shown = None if daemon else printer
+    return serve_async(up(manager, shown, state), stop_is_success=True, fast_loop=uses_proxy)
 
 
-async def up(manager: Manager, printer: Printer) -> int:
-    """Start everything, then serve until a signal; with --no-watch, end when nothing serves
-    (every service failed at start)."""
-    manager.subscribe(printer)
-    refresher = None
-    if printer.err.isatty() and os.environ.get("TERM") != "dumb":
-        # On a terminal, the services' table stays at the bottom; its uptimes tick.
-        printer.footer = manager.status
-        refresher = asyncio.create_task(_refresh(printer))
-    try:
-        await manager.start()
-        if not manager.watch and all(row.version is None for row in manager.status()):
-            return 1
-        await asyncio.Event().wait()  # until Ctrl-C / SIGTERM cancels us
-        return 0
-    finally:
+async def up(manager: Manager, printer: Printer | None, state: ProjectState) -> int:
+    """Start everything, then serve until a signal or `pitstop down`; with --no-watch, end
+    when nothing serves (every service failed at start). The control socket (`pitstop ps`,
+    `logs`, `restart`...) serves meanwhile, in the foreground as in the daemon."""
+    from pitstop.manager.control import serve_control
+
+    # The project's lock first: a second `up` is refused before it prints or starts anything.
+    async with serve_control(manager, state) as control:
+        refresher = None
+        if printer is not None:
+            manager.subscribe(printer)
+            if printer.err.isatty() and os.environ.get("TERM") != "dumb":
+                # On a terminal, the services' table stays at the bottom; its uptimes tick.
+                printer.footer = manager.status
+                refresher = asyncio.create_task(_refresh(printer))
         try:
-            await manager.stop()
+            control.started(await manager.start())
+            if not manager.watch and all(row.version is None for row in manager.status()):
+                return 1
+            await control.down_requested.wait()  # or Ctrl-C / SIGTERM cancels us
+            return 0
         finally:
-            if refresher is not None:
-                refresher.cancel()
-            printer.close_footer()
+            try:
+                await manager.stop()
+            finally:
+                if refresher is not None:
+                    refresher.cancel()
+                if printer is not None:
+                    printer.close_footer()
 
 
 async def _refresh(printer: Printer) -> None:

@@ -21,6 +21,8 @@ shell script started, and it needs a Python `preexec_fn`, which makes every spaw
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import os
 import secrets
@@ -150,7 +152,42 @@ def _pipe() -> int | None:
     return _watchdog.stdin.fileno()
 
 
+#: Inside an event loop, registrations wait this long and go out in one write. Each write wakes
+#: the watchdog, and that (a context switch or two, often preempting pitstop) cost more than
+#: starting a short task; a group that starts and ends within the window is never sent at all.
+#: Until it is sent, the group's processes are still found by the ancestry mark.
+BATCH_SECONDS = 0.02
+
+_pending: dict[int, bool] = {}  # pgid -> True: register, False: forget (in order)
+_flush_timer: asyncio.TimerHandle | None = None
+_flush_loop: asyncio.AbstractEventLoop | None = None
+_pending_at_exit: list[object] = []  # non-empty once _flush is registered with atexit
+
+
+def _send_group(pgid: int, register: bool) -> None:
+    global _flush_timer, _flush_loop
+    if not register and _pending.get(pgid) is True:
+        del _pending[pgid]  # never sent: nothing to take back
+    else:
+        _pending[pgid] = register
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _flush()
+        return
+    if _flush_timer is not None:
+        if _flush_loop is loop:
+            return
+        _flush_timer.cancel()  # armed in a loop that has ended: this one takes over
+    elif not _pending_at_exit:
+        _pending_at_exit.append(atexit.register(_flush))
+    _flush_loop = loop
+    _flush_timer = loop.call_later(BATCH_SECONDS, _flush)
+
+
 def _send(line: str) -> None:
+    """Write `line` now (after the pending group lines)."""
+    _flush()
     fd = _pipe()
     if fd is None:
         return
@@ -158,15 +195,33 @@ def _send(line: str) -> None:
         os.write(fd, line.encode())
 
 
+def _flush() -> None:
+    """Write what is pending now (also at exit, and when a timer's loop has gone)."""
+    global _flush_timer, _flush_loop
+    if _flush_timer is not None:
+        _flush_timer.cancel()
+        _flush_timer = _flush_loop = None
+    if not _pending:
+        return
+    lines = "".join(f"{'+' if register else '-'}{pgid}\n" for pgid, register in _pending.items())
+    _pending.clear()
+    fd = _pipe()
+    if fd is None:
+        return
+    with contextlib.suppress(OSError):
+        os.write(fd, lines.encode())
+
+
 def track(pgid: int) -> None:
     """Register a process group to end if pitstop dies."""
-    _send(f"+{pgid}\n")
+    if _pipe() is not None:
+        _send_group(pgid, True)
 
 
 def untrack(pgid: int) -> None:
     """Forget a process group that has been ended."""
     if _watchdog is not None:
-        _send(f"-{pgid}\n")
+        _send_group(pgid, False)
 
 
 def watchdog_pid() -> int | None:

@@ -1,0 +1,120 @@
+"""The posix_spawn path of process.spawn, and the reaper's batched registrations, on real children.
+
+The fast path must start children exactly as subprocess.Popen did: a new session, the
+child's own PATH, SIGPIPE back to its default, the same errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from pitstop.engine import process, reaper
+
+T = TypeVar("T")
+
+pytestmark = pytest.mark.skipif(
+    not (process._CAN_POSIX_SPAWN and process._pidfds_work()), reason="no posix_spawn/pidfd"
+)
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+async def output_of(argv: list[str], **kwargs: Any) -> tuple[int, list[str]]:
+    lines: list[str] = []
+    child = await process.spawn(argv, on_line=lambda _s, line: lines.append(line), **kwargs)
+    return await child.wait(), lines
+
+
+def test_the_program_is_found_along_the_childs_path_and_resolved_once(tmp_path: Path) -> None:
+    tool = tmp_path / "only-here"
+    tool.write_text("#!/bin/sh\necho found $1\n")
+    tool.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"}
+    process._resolved.clear()
+
+    async def main() -> list[tuple[int, list[str]]]:
+        return [await output_of(["only-here", str(i)], env=env) for i in range(3)]
+
+    assert run(main()) == [(0, ["found 0"]), (0, ["found 1"]), (0, ["found 2"])]
+    assert [v for (name, _path, _cwd), v in process._resolved.items() if name == "only-here"] == [
+        str(tool)
+    ]
+
+
+def test_sigpipe_is_not_ignored_in_the_child() -> None:
+    # Python ignores SIGPIPE; an ignored signal stays ignored across exec unless reset.
+    status, lines = run(output_of(["sh", "-c", "grep SigIgn /proc/self/status"]))
+    assert status == 0
+    ignored = int(lines[0].split()[1], 16)
+    assert not ignored & (1 << (13 - 1)), lines  # SIGPIPE is 13
+
+
+def test_the_child_leads_a_new_session_in_the_current_directory() -> None:
+    async def main() -> tuple[int, list[str]]:
+        return await output_of(["sh", "-c", "ps -o sid= -p $$; echo $$; pwd"], cwd=os.getcwd())
+
+    status, lines = run(main())
+    assert status == 0
+    assert lines[0].strip() == lines[1].strip()  # session id == its own pid
+    assert lines[2] == os.getcwd()
+
+
+def test_a_program_that_is_not_there_raises_as_before(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}
+    with pytest.raises(FileNotFoundError):
+        run(process.spawn(["no-such-program-here"], env=env))
+    not_executable = tmp_path / "plain"
+    not_executable.write_text("echo hi\n")
+    with pytest.raises(PermissionError):
+        run(process.spawn([str(not_executable)]))
+
+
+def test_stdin_is_dev_null_on_request() -> None:
+    status, lines = run(output_of(["sh", "-c", "readlink /proc/self/fd/0"], stdin_devnull=True))
+    assert (status, lines) == (0, ["/dev/null"])
+
+
+def test_environment_strings_are_encoded_once() -> None:
+    process._encoded_strings.clear()
+    env = {"A": "1", "B": "two"}
+    first = process._encoded(env)
+    assert first == {b"A": b"1", b"B": b"two"}
+    cached = process._encoded_strings["two"]
+    assert process._encoded({"C": "two"})[b"C"] is cached
+
+
+def test_reaper_registrations_in_a_loop_are_batched_and_cancel_out() -> None:
+    reaper.ensure_started()
+    reaper._flush()
+
+    async def main() -> None:
+        reaper.track(999_991)
+        reaper.untrack(999_991)  # started and ended within the window: never sent
+        assert reaper._pending == {}
+        reaper.track(999_992)
+        assert reaper._pending == {999_992: True}
+        deadline = asyncio.get_running_loop().time() + 5
+        while reaper._pending:
+            assert asyncio.get_running_loop().time() < deadline, "the batch was never written"
+            await asyncio.sleep(reaper.BATCH_SECONDS)
+        reaper.untrack(999_992)
+
+    run(main())
+    reaper._flush()  # the loop is gone: what it left is written now
+    assert reaper._pending == {}
+
+
+def test_reaper_registrations_outside_a_loop_are_written_at_once() -> None:
+    reaper.ensure_started()
+    reaper.track(999_993)
+    assert reaper._pending == {}
+    reaper.untrack(999_993)
+    assert reaper._pending == {}
