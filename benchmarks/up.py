@@ -1,34 +1,39 @@
 """Ten services under one manager: `pitstop up` beside pm2, in the same run.
 
     .venv/bin/python benchmarks/up.py [--services 10] [--repeat 3] [--idle 20]
-                                      [--pm2 /tmp/pm2/node_modules/.bin/pm2]
+                                      [--pm2 /tmp/pm2/node_modules/.bin/pm2] [--foreground]
 
 Every service is the same app: examples/dev-env/api/server.py, a Python standard-library
 HTTP server that takes a listening socket on fd 3 (pitstop's socket hand-off, READY=1 on
 $NOTIFY_SOCKET) or binds 127.0.0.1:$PORT itself (pitstop's proxy mode, and pm2). For each
 way of running the ten it reports (median over --repeat runs):
 
+- *returned s*: launch → the command's exit (`up -d` returns once every service is ready;
+  `pm2 start` once it has launched them);
 - *ready s*: launch of the command → every service's public address answers
   `GET /health` with 200 (polled from here every 10 ms, the same test for every tool);
 - *idle CPU %*: after 3 s of quiet, user+system CPU time of the manager's processes (every
   thread; the apps are not counted) over --idle s, as a % of one core;
 - *RSS MB*: the manager's resident memory at the end of the idle period (apps not counted);
   *apps MB*, the ten apps' together, for scale;
-- *stop s*: `SIGTERM` to pitstop (`pm2 delete all` for pm2) → every app has exited.
+- *stop s*: `pitstop down` (`SIGTERM` with --foreground; `pm2 delete all` for pm2) → every
+  app has exited.
 
-Ways: `pitstop up --no-watch` with socket hand-off and with the proxy, `pitstop up` watching
-(the default), and pm2 (`pm2 start ecosystem.config.js`) with its daemon not yet running
+Ways: `pitstop up -d --no-watch` with socket hand-off and with the proxy, `pitstop up -d`
+watching (the default), and pm2 (`pm2 start ecosystem.config.js`) with its daemon not yet running
 (a user's first command), already running, and with `--watch`. pm2 runs with a PM2_HOME of
 its own in a temp folder, and `pm2 kill` ends its daemon after each run. Install it with
 `npm install --prefix /tmp/pm2 pm2`; without it, only pitstop is measured.
 
-`up -d` is not on main yet, so pitstop runs in the foreground (output to a file, as pm2's
-goes to its log files). Linux only (reads /proc). Every wait has a deadline.
+With --foreground, `pitstop up` runs in the foreground instead (output to a file beside the
+project, as the daemon's goes to .pitstop/logs). Linux only (reads /proc). Every wait has a
+deadline.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -57,6 +62,7 @@ SETTLE_S = 3.0
 
 @dataclass
 class Figures:
+    returned_s: float | None  # the launching command's exit (None: it runs in the foreground)
     ready_s: float
     cpu_percent: float
     rss: float
@@ -69,10 +75,13 @@ class Way:
     name: str
     command: str  # as a user would type it, for the table
     start: Callable[[Path, list[int]], Running]
+    before: Callable[[], None] = lambda: None  # untimed, before each start
 
 
 class Running:
     """One launched manager: what to measure and how to stop it."""
+
+    returns = False  # whether the launching command exits (a daemon's does)
 
     def __init__(self, launch: subprocess.Popen[bytes], folder: Path) -> None:
         self.launch = launch
@@ -91,7 +100,40 @@ class Running:
             self.launch.wait()
 
 
+class DaemonRunning(Running):
+    """`pitstop up -d`: the daemon's pid is in the project's state folder."""
+
+    returns = True
+
+    def manager_root(self) -> int:
+        return int((self.folder / ".pitstop" / "daemon.pid").read_text())
+
+    def stop(self) -> None:
+        pitstop("down", cwd=self.folder)
+
+    def kill(self) -> None:
+        daemon = self.folder / ".pitstop" / "daemon.pid"
+        with contextlib.suppress(OSError, ValueError):  # no pid file: `down` went well
+            pid = int(daemon.read_text())
+            if b"pitstop" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)  # its services die with it
+        self.launch.wait(timeout=DEADLINE)
+
+
+def pitstop(*args: str, cwd: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pitstop", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=DEADLINE,
+        check=True,
+    )
+
+
 class Pm2Running(Running):
+    returns = True
+
     def __init__(self, launch: subprocess.Popen[bytes], folder: Path, pm2: Pm2) -> None:
         super().__init__(launch, folder)
         self.pm2 = pm2
@@ -180,7 +222,7 @@ def app_pids(folder: Path) -> list[int]:
 # --------------------------------------------------------------------------- the ways
 
 
-def pitstop_way(*, proxy: bool, watch: bool) -> Callable[[Path, list[int]], Running]:
+def pitstop_way(*, proxy: bool, watch: bool, detach: bool) -> Callable[[Path, list[int]], Running]:
     def start(folder: Path, ports: list[int]) -> Running:
         parts = []
         for n, port in enumerate(ports):
@@ -193,18 +235,28 @@ def pitstop_way(*, proxy: bool, watch: bool) -> Callable[[Path, list[int]], Runn
                 f'args = ["{folder / "server.py"}"]\nservice = {service}\n'
             )
         (folder / "pitstop.toml").write_text("\n".join(parts))
-        argv = [sys.executable, "-m", "pitstop", "up"] + ([] if watch else ["--no-watch"])
+        argv = [sys.executable, "-m", "pitstop", "up"]
+        argv += (["-d"] if detach else []) + ([] if watch else ["--no-watch"])
         # The log sits beside the project: inside, every line written would be a change.
+        # (The daemon writes its own under .pitstop/, which the watcher ignores.)
         with (folder.parent / "pitstop.log").open("wb") as log:
             launch = subprocess.Popen(
                 argv, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        return Running(launch, folder)
+        return DaemonRunning(launch, folder) if detach else Running(launch, folder)
 
     return start
 
 
-def pm2_way(pm2: Pm2, *, warm: bool, watch: bool) -> Callable[[Path, list[int]], Running]:
+def pm2_warm(pm2: Pm2) -> Callable[[], None]:
+    def before() -> None:
+        pm2.run("ping")  # starts the daemon...
+        time.sleep(SETTLE_S)  # ...and lets it finish starting up
+
+    return before
+
+
+def pm2_way(pm2: Pm2, *, watch: bool) -> Callable[[Path, list[int]], Running]:
     def start(folder: Path, ports: list[int]) -> Running:
         apps = [
             {
@@ -220,8 +272,6 @@ def pm2_way(pm2: Pm2, *, warm: bool, watch: bool) -> Callable[[Path, list[int]],
         ]
         config = folder / "ecosystem.config.js"
         config.write_text(f"module.exports = {{ apps: {json.dumps(apps, indent=2)} }};\n")
-        if warm:
-            pm2.run("ping")  # starts the daemon, outside the timed part
         return Pm2Running(pm2.popen("start", str(config), cwd=folder), folder, pm2)
 
     return start
@@ -236,11 +286,25 @@ def measure(way: Way, services: int, idle_s: float) -> Figures:
         folder.mkdir()
         shutil.copy(APP, folder / "server.py")
         ports = free_ports(services)
+        way.before()
         t0 = time.monotonic()
         running = way.start(folder, ports)
+        returned: list[float] = []
+
+        def exited() -> bool:
+            if not returned and running.launch.poll() is not None:
+                returned.append(time.monotonic() - t0)
+            return bool(returned)
+
+        def ready() -> bool:
+            exited()
+            return all(healthy(p) for p in ports)
+
         try:
-            wait_for(lambda: all(healthy(p) for p in ports), f"{way.name}: every service ready")
+            wait_for(ready, f"{way.name}: every service ready")
             ready_s = time.monotonic() - t0
+            if running.returns:
+                wait_for(exited, f"{way.name}: the command returns")
             time.sleep(SETTLE_S)
             apps = app_pids(folder)
             assert len(apps) == services, f"{way.name}: {len(apps)} apps running"
@@ -256,15 +320,24 @@ def measure(way: Way, services: int, idle_s: float) -> Figures:
             stop_s = time.monotonic() - t3
         finally:
             running.kill()
-        return Figures(ready_s, 100 * used / (t2 - t1), rss, apps_rss, stop_s)
+        return Figures(
+            returned[0] if returned else None,
+            ready_s,
+            100 * used / (t2 - t1),
+            rss,
+            apps_rss,
+            stop_s,
+        )
 
 
 def median_figures(runs: list[Figures]) -> Figures:
+    returned = [r.returned_s for r in runs if r.returned_s is not None]
     return Figures(
+        statistics.median(returned) if returned else None,
         *(
             statistics.median(getattr(r, f) for r in runs)
             for f in ("ready_s", "cpu_percent", "rss", "apps_rss", "stop_s")
-        )
+        ),
     )
 
 
@@ -280,18 +353,29 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle measured")
+    parser.add_argument(
+        "--foreground", action="store_true", help="pitstop up in the foreground, not up -d"
+    )
     parser.add_argument("--pm2", help="the pm2 binary (default: /tmp/pm2/..., then PATH)")
     args = parser.parse_args()
 
+    detach = not args.foreground
+    up = "pitstop up" + ("" if args.foreground else " -d")
     ways = [
         Way(
             "pitstop, socket hand-off",
-            "pitstop up --no-watch",
-            pitstop_way(proxy=False, watch=False),
+            f"{up} --no-watch",
+            pitstop_way(proxy=False, watch=False, detach=detach),
         ),
-        Way("pitstop, proxy", "pitstop up --no-watch", pitstop_way(proxy=True, watch=False)),
         Way(
-            "pitstop, socket hand-off, watching", "pitstop up", pitstop_way(proxy=False, watch=True)
+            "pitstop, proxy",
+            f"{up} --no-watch",
+            pitstop_way(proxy=True, watch=False, detach=detach),
+        ),
+        Way(
+            "pitstop, socket hand-off, watching",
+            up,
+            pitstop_way(proxy=False, watch=True, detach=detach),
         ),
     ]
     pm2_binary = find_pm2(args.pm2)
@@ -308,19 +392,15 @@ def main() -> None:
             .splitlines()[-1]
         )
         pm2.run("kill")  # --version may have started a daemon: the first way starts cold
+        warm = pm2_warm(pm2)
         ways += [
-            Way(
-                f"pm2 {version}, daemon not running",
-                "pm2 start",
-                pm2_way(pm2, warm=False, watch=False),
-            ),
-            Way(
-                f"pm2 {version}, daemon running", "pm2 start", pm2_way(pm2, warm=True, watch=False)
-            ),
+            Way(f"pm2 {version}, daemon not running", "pm2 start", pm2_way(pm2, watch=False)),
+            Way(f"pm2 {version}, daemon running", "pm2 start", pm2_way(pm2, watch=False), warm),
             Way(
                 f"pm2 {version}, daemon running, watching",
                 "pm2 start --watch",
-                pm2_way(pm2, warm=True, watch=True),
+                pm2_way(pm2, watch=True),
+                warm,
             ),
         ]
 
@@ -334,8 +414,8 @@ def main() -> None:
     print(
         f"{args.services} services, median of {args.repeat} runs, idle measured over {args.idle:g} s\n"
     )
-    print("| way | command | ready s | idle CPU % | RSS MB | apps MB | stop s |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| way | command | returned s | ready s | idle CPU % | RSS MB | apps MB | stop s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     try:
         for way in ways:
             runs = []
@@ -343,8 +423,9 @@ def main() -> None:
                 runs.append(measure(way, args.services, args.idle))
             m = median_figures(runs)
             spread = f"{min(r.ready_s for r in runs):.2f}-{max(r.ready_s for r in runs):.2f}"
+            returned = "-" if m.returned_s is None else f"{m.returned_s:.2f}"
             print(
-                f"| {way.name} | `{way.command}` | {m.ready_s:.2f} ({spread}) | "
+                f"| {way.name} | `{way.command}` | {returned} | {m.ready_s:.2f} ({spread}) | "
                 f"{m.cpu_percent:.2f} | {m.rss:.0f} | {m.apps_rss:.0f} | {m.stop_s:.2f} |",
                 flush=True,
             )
