@@ -196,11 +196,11 @@ def healthy(port: int) -> bool:
         return False
 
 
-def wait_for(predicate: Callable[[], bool], what: str) -> None:
+def wait_for(predicate: Callable[[], bool], what: str, log: Callable[[], str] = lambda: "") -> None:
     deadline = time.monotonic() + DEADLINE
     while not predicate():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {DEADLINE:g} s: {what}")
+            raise TimeoutError(f"not within {DEADLINE:g} s: {what}\n{log()}")
         time.sleep(0.01)
 
 
@@ -297,11 +297,16 @@ def measure(way: Way, services: int, idle_s: float) -> Figures:
             return bool(returned)
 
         def ready() -> bool:
-            exited()
+            if exited() and running.launch.returncode != 0:
+                raise RuntimeError(f"{way.name}: exit {running.launch.returncode}\n{log()}")
             return all(healthy(p) for p in ports)
 
+        def log() -> str:
+            files = [folder.parent / "pitstop.log", *folder.glob(".pitstop/**/*.log")]
+            return "\n".join(f"--- {f}\n{f.read_text()[-2000:]}" for f in files if f.exists())
+
         try:
-            wait_for(ready, f"{way.name}: every service ready")
+            wait_for(ready, f"{way.name}: every service ready", log)
             ready_s = time.monotonic() - t0
             if running.returns:
                 wait_for(exited, f"{way.name}: the command returns")

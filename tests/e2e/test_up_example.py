@@ -5,6 +5,8 @@ others keep their pids; SIGTERM leaves nothing running and every port free."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -49,17 +51,20 @@ def _serving(lines: list[str], name: str) -> list[tuple[int, int]]:
     return [(int(m[1]), int(m[2])) for line in lines if (m := pattern.match(line))]
 
 
-def _processes_in(folder: Path) -> list[int]:
-    """Pids of processes whose working directory is inside `folder` (services and builds)."""
+def _processes_in(folder: Path) -> list[str]:
+    """Processes whose working directory is inside `folder` (services and builds): pid and
+    command line."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cwd = Path(os.readlink(f"/proc/{entry}/cwd"))
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
             if cwd.is_relative_to(folder) and pid_alive(int(entry)):
-                found.append(int(entry))
+                words = cmdline.decode(errors="replace").split("\0")
+                found.append(f"{entry} {' '.join(words)}")
     return found
 
 
@@ -148,5 +153,52 @@ def test_the_dev_env_example_swaps_one_service_and_leaves_nothing_running(tmp_pa
     assert not [p for p in pids if pid_alive(p)]
     assert not _processes_in(root), output()
     assert not [n for n, p in ports.items() if port_open("127.0.0.1", p)]
+    if not HAS_CARGO:
+        pytest.skip("cargo is not installed: api and web were checked, the Rust service was not")
+
+
+def test_the_dev_env_example_as_a_daemon_with_ps_logs_restart_and_down(tmp_path: Path) -> None:
+    """The README's second recipe: up -d, ps, logs, restart under load, down."""
+    root = tmp_path / "dev-env"
+    ports = _copy_example(root)
+    names = ["api", "web", "stats"] if HAS_CARGO else ["api", "web"]
+    project = Project(root)
+    try:
+        started = project.run("up", "-d", *names, timeout=DEADLINE)
+        assert started.returncode == 0, started.stdout + started.stderr
+        rows = json.loads(project.run("ps", "--json").stdout)
+        assert [(r["name"], r["state"], r["version"]) for r in rows] == [
+            (n, "serving", 1) for n in names
+        ]
+        pids = {r["name"]: r["pid"] for r in rows}
+        logs = project.run("logs", "-n", "50").stdout
+        assert re.search(r"^api\s+\| api v1 serving$", logs, re.M), logs
+        assert re.search(r"^web\s+\| web v1 listening on ", logs, re.M), logs
+
+        with Load(lambda: NewConnections(("127.0.0.1", ports["web"]), "/api/hello")) as load:
+            load.wait_for_more(20)
+            restarted = project.run("restart", "api", timeout=DEADLINE)
+            assert restarted.returncode == 0, restarted.stderr
+            load.wait_for_more(20)
+        assert load.failures == []
+        rows = json.loads(project.run("ps", "--json").stdout)
+        after = {r["name"]: (r["version"], r["pid"]) for r in rows}
+        assert after["api"][0] == 2 and after["api"][1] != pids["api"]
+        assert [after[n] for n in names[1:]] == [(1, pids[n]) for n in names[1:]]
+        everything = [*pids.values(), after["api"][1]]
+
+        down = project.run("down", timeout=DEADLINE)
+        assert down.returncode == 0, down.stderr
+    finally:
+        pid_file = root / ".pitstop" / "daemon.pid"
+        if pid_file.exists():  # a failed test must not leave the daemon and its services
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    assert not [p for p in everything if pid_alive(p)]
+    assert not [n for n, p in ports.items() if port_open("127.0.0.1", p)]
+    assert project.run("ps").returncode == 1
+    # `down` returns once the services are stopped and the daemon has let go of the project;
+    # the daemon's process and its temp-folder watchdog end just after.
+    wait_until(lambda: not _processes_in(root), 15, "the daemon's processes end")
     if not HAS_CARGO:
         pytest.skip("cargo is not installed: api and web were checked, the Rust service was not")
