@@ -129,6 +129,17 @@ def test_no_task_file_says_so(project: Project) -> None:
     assert "pitstop.toml" in result.stderr and "Makefile.toml" in result.stderr
     assert str(project.root) in result.stderr
     assert "Build Done" not in result.stderr
+    # No "--> Makefile.toml" pointer: that file does not exist.
+    assert "-->" not in result.stderr
+
+
+def test_list_without_any_task_file_says_so_too(project: Project) -> None:
+    # Not the base tasks (init, end, empty, "default - Empty Task") as if they were the project's.
+    result = project.run("--list")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "no task file: looked for pitstop.toml and Makefile.toml" in result.stderr
+    assert "(for --list)" in result.stderr
 
 
 def test_a_plan_without_any_action_says_so_in_one_line(project: Project) -> None:
