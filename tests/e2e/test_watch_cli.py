@@ -188,4 +188,7 @@ def test_quit_leaves_no_process_behind(watched: Project, tmp_path: Path) -> None
     sleeper = int(log.read_text())
     _, err = _stop(proc)
     assert proc.returncode == 0, err
+    # Ctrl-C in the middle of a run says so, not that files changed (no file did).
+    assert "run cancelled: watch stopping" in err
+    assert "--on-busy restart" not in err
     wait_until(lambda: not pid_alive(sleeper), timeout=10, message="child left after quit")

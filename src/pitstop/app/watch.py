@@ -143,9 +143,8 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
                 )
             )
         elif isinstance(event, RunCancelled):
-            printer.notice(
-                Notice("info", "run cancelled: files changed (--on-busy restart)", event.source)
-            )
+            why = "files changed (--on-busy restart)" if event.restart else "watch stopping"
+            printer.notice(Notice("info", f"run cancelled: {why}", event.source))
         elif isinstance(event, ChangesIgnored):
             why = describe_trigger(event.paths, invocation.cwd, show_all)
             printer.notice(
