@@ -161,3 +161,22 @@ def test_a_plan_without_any_action_says_so_in_one_line(project: Project) -> None
     assert len(lines) == 1, result.stderr
     assert "nothing to run" in lines[0] and '"default"' in lines[0]
     assert "(4 steps)" in lines[0]
+
+
+def test_a_misspelt_task_key_is_warned_with_the_key_it_was_probably_meant_to_be(
+    project: Project,
+) -> None:
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+
+        [tasks.hello]
+        comand = "echo"
+        args = ["hi"]
+        """
+    )
+    result = project.run("hello")
+    assert result.returncode == 0, result.stderr  # unknown keys never stop a run
+    assert 'Makefile.toml:6:1: task "hello": unknown key "comand", ignored' in result.stderr
+    assert 'did you mean "command"?' in result.stderr
