@@ -180,7 +180,7 @@ class _Context:
         if key_path == ("config", "extend"):
             # `extend = ...` written after [config] lands in that table, a common slip.
             why += " (a file-level extend must come before the first [table])"
-        elif known:
+        elif known and isinstance(key_path[-1], str):
             import difflib  # only when a key is unknown
 
             # `comand = "x"` would otherwise leave a task that silently does nothing.
