@@ -310,7 +310,8 @@ class Manager:
             svc.supervisor = None
             await self._stop_health(svc)
             await supervisor.stop()
-            self._set(svc, _S.FAILED, reason=f"cannot listen: {exc.strerror or exc}")
+            where = node.spec.public_addresses
+            self._set(svc, _S.FAILED, reason=f"cannot listen on {where}: {exc.strerror or exc}")
             return False
 
     async def _stop(self, svc: _Service) -> None:
