@@ -117,6 +117,9 @@ def test_broken_task_file_waits_then_fixed_file_runs(watched: Project, tmp_path:
 
         wait_until(error_shown, timeout=20, interval=0.3)
         assert any("Makefile.toml:1" in line for line in stderr), stderr
+        # The status line blames the file, not the task.
+        wait_until(lambda: any("Makefile.toml does not load" in line for line in stderr))
+        assert not any("could not start" in line for line in stderr), stderr
         assert proc.poll() is None
         # Fix it with a new tag; keep rewriting until the new version has run.
         fixed = textwrap.dedent(TASKFILE.format(tag="v2"))
