@@ -153,9 +153,13 @@ def test_daemon_life_up_ps_logs_restart_under_load_down(daemon: Daemon) -> None:
     assert rows[1]["pid"] == pids[1]  # web was not touched
     pids.append(int(str(rows[0]["pid"])))
 
+    daemon_pid = daemon.pid()
+    assert daemon_pid is not None
     down = daemon.run("down")
     assert down.returncode == 0, down.stderr
     # `down` returns once the daemon has exited: nothing is left, every port is free.
+    assert "the daemon exited" in down.stdout
+    assert not pid_alive(daemon_pid)  # the process itself, not only its lock and socket
     assert _gone(pids, [daemon.api, daemon.web])
     assert daemon.pid() is None
     assert not sock.exists()
