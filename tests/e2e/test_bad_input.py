@@ -16,6 +16,18 @@ CASES = {
         3,
         "",
     ),
+    # The parser reports it at the end of the file, with no column to mark: the hint says
+    # what to look for instead of pointing at a mark that is not there.
+    "unclosed array": (
+        """
+        [tasks.a]
+        command = "echo"
+        args = ["hi"
+        """,
+        "a",
+        4,
+        "opened on this line or above is never closed",
+    ),
     "dependencies as a string": (
         """
         [tasks.a]

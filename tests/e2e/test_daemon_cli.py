@@ -153,9 +153,13 @@ def test_daemon_life_up_ps_logs_restart_under_load_down(daemon: Daemon) -> None:
     assert rows[1]["pid"] == pids[1]  # web was not touched
     pids.append(int(str(rows[0]["pid"])))
 
+    daemon_pid = daemon.pid()
+    assert daemon_pid is not None
     down = daemon.run("down")
     assert down.returncode == 0, down.stderr
     # `down` returns once the daemon has exited: nothing is left, every port is free.
+    assert "the daemon exited" in down.stdout
+    assert not pid_alive(daemon_pid)  # the process itself, not only its lock and socket
     assert _gone(pids, [daemon.api, daemon.web])
     assert daemon.pid() is None
     assert not sock.exists()
@@ -275,3 +279,43 @@ def test_logs_follow_and_events_json_stream_what_happens(daemon: Daemon) -> None
             if child.poll() is None:
                 child.kill()
             child.wait()
+
+
+def test_ctrl_c_while_up_d_waits_says_the_daemon_keeps_running(daemon: Daemon) -> None:
+    daemon.project.write(
+        "pitstop.toml",
+        f"""
+[tasks.slow-build]
+script = "sleep 60"
+
+[tasks.api]
+dependencies = ["slow-build"]
+command = "{sys.executable}"
+args = ["{APP}", "version.txt"]
+service = {{ listen = "127.0.0.1:{daemon.api}", ready = {{ notify = true }} }}
+""",
+    )
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "pitstop", "up", "-d", "--no-watch"],
+        cwd=daemon.project.root,
+        env=daemon.project.env(XDG_RUNTIME_DIR=str(daemon.runtime)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: daemon.run("ps").returncode == 0, 30, "the daemon answers")
+        launcher.send_signal(signal.SIGINT)
+        _, err = launcher.communicate(timeout=30)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    assert launcher.returncode == 130, err
+    assert "Traceback" not in err
+    daemon_pid = daemon.pid()
+    assert daemon_pid is not None and pid_alive(daemon_pid)
+    assert f"stopped waiting; the daemon (pid {daemon_pid}) keeps starting" in err
+    assert "`pitstop down` stops them" in err
+    assert daemon.run("down").returncode == 0
+    assert not pid_alive(daemon_pid)

@@ -129,6 +129,17 @@ def test_no_task_file_says_so(project: Project) -> None:
     assert "pitstop.toml" in result.stderr and "Makefile.toml" in result.stderr
     assert str(project.root) in result.stderr
     assert "Build Done" not in result.stderr
+    # No "--> Makefile.toml" pointer: that file does not exist.
+    assert "-->" not in result.stderr
+
+
+def test_list_without_any_task_file_says_so_too(project: Project) -> None:
+    # Not the base tasks (init, end, empty, "default - Empty Task") as if they were the project's.
+    result = project.run("--list")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "no task file: looked for pitstop.toml and Makefile.toml" in result.stderr
+    assert "(for --list)" in result.stderr
 
 
 def test_a_plan_without_any_action_says_so_in_one_line(project: Project) -> None:
@@ -150,3 +161,22 @@ def test_a_plan_without_any_action_says_so_in_one_line(project: Project) -> None
     assert len(lines) == 1, result.stderr
     assert "nothing to run" in lines[0] and '"default"' in lines[0]
     assert "(4 steps)" in lines[0]
+
+
+def test_a_misspelt_task_key_is_warned_with_the_key_it_was_probably_meant_to_be(
+    project: Project,
+) -> None:
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+
+        [tasks.hello]
+        comand = "echo"
+        args = ["hi"]
+        """
+    )
+    result = project.run("hello")
+    assert result.returncode == 0, result.stderr  # unknown keys never stop a run
+    assert 'Makefile.toml:6:1: task "hello": unknown key "comand", ignored' in result.stderr
+    assert 'did you mean "command"?' in result.stderr

@@ -32,7 +32,7 @@ def test_an_address_in_use_is_a_clear_error(project: Project) -> None:
             result = project.run(task, timeout=TIMEOUT)
             assert result.returncode == 2, result.stderr
             assert "Traceback" not in result.stderr
-            assert "Address already in use" in result.stderr
+            assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
             assert f"Makefile.toml:{line}" in result.stderr
 
 

@@ -52,3 +52,22 @@ def test_serve_without_watch_ends_after_giving_up_on_crashes(project: Project) -
     result = project.run("serve", timeout=TIMEOUT)
     assert result.returncode == 4, result.stderr
     assert "not restarting" in result.stderr
+
+
+def test_a_proxied_app_that_ignores_port_is_told_which_port_it_was_given(
+    project: Project,
+) -> None:
+    # The newcomer's first proxy mistake: an app that binds its own default port (here it
+    # binds nothing at all) instead of $PORT. The message names the port it was given.
+    project.makefile(
+        """
+        [tasks.serve]
+        command = "sleep"
+        args = ["30"]
+        service = { proxy = "127.0.0.1:0", ready_timeout = "1s", stop_timeout = "1s" }
+        """
+    )
+    result = project.run("serve", timeout=TIMEOUT)
+    assert result.returncode == 1, result.stderr
+    assert "failed to start: not ready after 1s (it gets HOST=127.0.0.1 PORT=" in result.stderr
+    assert "does it listen there?" in result.stderr

@@ -161,3 +161,40 @@ def test_a_verb_runs_the_task_of_its_name_in_a_file_without_services(
     result = project.run(verb, "--release")
     assert result.returncode == 0, result.stderr
     assert f"task {verb} --release" in result.stdout
+
+
+def test_a_broken_save_of_the_task_file_is_reported_and_swaps_nothing(project: Project) -> None:
+    # The service watches the whole folder (no watch key), the task file included.
+    project.write("version.txt", "v1\n")
+    good = _service("web", _free_port())
+    project.write("pitstop.toml", good)
+    child = project.popen("up")
+    assert child.stderr is not None
+    lines = collect_lines(child.stderr)
+    try:
+        wait_until(lambda: any("serving #1 (pid" in line for line in lines), 30)
+
+        def error_shown() -> bool:
+            if any("invalid TOML in pitstop.toml" in line for line in lines):
+                return True
+            project.write("pitstop.toml", good + "x = [\n")
+            return False
+
+        wait_until(error_shown, 30, interval=0.3)
+
+        def swapped() -> bool:
+            if any("serving #2 (pid" in line for line in lines):
+                return True
+            project.write("version.txt", "v2\n")
+            return False
+
+        # A real change still rebuilds: the watch goes on after the broken save.
+        wait_until(swapped, 30, interval=0.3)
+        assert not any("pitstop.toml changed" in line for line in lines), lines
+        assert any("version.txt changed: rebuilding web" in line for line in lines), lines
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=30) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

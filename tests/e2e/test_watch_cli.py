@@ -117,6 +117,9 @@ def test_broken_task_file_waits_then_fixed_file_runs(watched: Project, tmp_path:
 
         wait_until(error_shown, timeout=20, interval=0.3)
         assert any("Makefile.toml:1" in line for line in stderr), stderr
+        # The status line blames the file, not the task.
+        wait_until(lambda: any("Makefile.toml does not load" in line for line in stderr))
+        assert not any("could not start" in line for line in stderr), stderr
         assert proc.poll() is None
         # Fix it with a new tag; keep rewriting until the new version has run.
         fixed = textwrap.dedent(TASKFILE.format(tag="v2"))
@@ -188,4 +191,7 @@ def test_quit_leaves_no_process_behind(watched: Project, tmp_path: Path) -> None
     sleeper = int(log.read_text())
     _, err = _stop(proc)
     assert proc.returncode == 0, err
+    # Ctrl-C in the middle of a run says so, not that files changed (no file did).
+    assert "run cancelled: watch stopping" in err
+    assert "--on-busy restart" not in err
     wait_until(lambda: not pid_alive(sleeper), timeout=10, message="child left after quit")

@@ -361,8 +361,9 @@ def test_unknown_keys_warn_with_file_line_and_key() -> None:
     found = {(w.location.line, w.message.split(": ")[-1]) for w in taskfile.warnings}
     assert found == {
         (2, 'unknown key "toplevel", ignored'),
-        (5, 'unknown key "comand", ignored'),
-        (6, 'unknown key "env_sett", ignored'),
+        # A close known key is suggested: a misspelt `command` leaves a task doing nothing.
+        (5, 'unknown key "comand", ignored; did you mean "command"?'),
+        (6, 'unknown key "env_sett", ignored; did you mean "env_set"?'),
         (8, 'unknown key "alias", ignored'),
     }
     comand = next(w for w in taskfile.warnings if "comand" in w.message)

@@ -8,6 +8,7 @@ state folder and so its socket.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -107,9 +108,30 @@ def _down(client: ControlClient, state: ProjectState, out: TextIO) -> int:
         time.sleep(0.02)
     if state.running_pid() is not None:
         raise UserError(f"the services are stopped but the daemon (pid {pid}) did not exit")
+    # Its lock is released just before the interpreter's own exit: wait for the process too,
+    # so that "exited" is true when printed (a `ps` right after shows no pitstop).
+    while isinstance(pid, int) and _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
     out.write("every service stopped; the daemon exited\n")
     out.flush()
     return 0
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for its parent to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
 
 def _events(client: ControlClient, flags: ControlFlags, out: TextIO) -> int:

@@ -60,7 +60,16 @@ def run_detached(taskfile: Path, argv: Sequence[str], out: TextIO, err: TextIO) 
         )
     state.prepare()
     child, log_from = _spawn(state, argv)
-    result = _wait_started(state, child, log_from)
+    try:
+        result = _wait_started(state, child, log_from)
+    except KeyboardInterrupt:
+        # Only the waiting ends: the daemon is in a session of its own and keeps starting.
+        err.write(
+            f"\ninterrupted: stopped waiting; the daemon (pid {child.pid}) keeps starting the "
+            "services: `pitstop ps` shows them, `pitstop down` stops them\n"
+        )
+        err.flush()
+        raise
     rows: list[dict[str, Any]] = result.get("services", [])
     out.write(status_table(rows, time.time()))
     out.write(f"pitstop up runs as a daemon (pid {child.pid}); its log: {state.daemon_log}\n")

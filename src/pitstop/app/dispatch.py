@@ -56,6 +56,11 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
     if request.command is Command.LIST:
         from pitstop.taskfile.listing import list_all_steps
 
+        if not taskfile.in_memory and not taskfile.path.is_file():
+            from pitstop.taskfile.planner import no_task_file
+
+            raise no_task_file(taskfile.directory, "--list")
+
         listing = list_all_steps(
             taskfile,
             category=request.listing.category,

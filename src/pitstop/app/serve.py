@@ -171,7 +171,8 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
             serving = await supervisor.start()
         except OSError as exc:
             raise UserError(
-                f"service {root.name} cannot listen: {exc.strerror or exc}",
+                f"service {root.name} cannot listen on {spec.public_addresses}: "
+                f"{exc.strerror or exc}",
                 root.where("service"),
                 "stop whatever uses the address, or change it in the service's settings",
             ) from None

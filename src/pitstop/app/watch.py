@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pitstop.engine import reaper
 from pitstop.engine.events import ErrorReported, Notice, Source
-from pitstop.errors import PitstopError, UserError
+from pitstop.errors import PitstopError, TaskFileError, UserError
 from pitstop.escape import escape
 from pitstop.settings import WatchSettings, resolve_watch
 from pitstop.steps.perform import Runner
@@ -114,7 +114,10 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
             plan, ctx = await invocation.fresh_run()
         except PitstopError as error:
             printer(ErrorReported(error, Source(invocation.target)))
-            failures.append(f'task "{invocation.target}" could not start')
+            if isinstance(error, TaskFileError):  # the file is broken, not the task
+                failures.append(f"{invocation.taskfile.path.name} does not load")
+            else:
+                failures.append(f'task "{invocation.target}" could not start')
             return False
         if paths:
             ctx.extra_env = changed_paths_env(paths, tmpdir)
@@ -143,9 +146,8 @@ async def watch(invocation: Invocation, task: Task | None, tmpdir: Path) -> int:
                 )
             )
         elif isinstance(event, RunCancelled):
-            printer.notice(
-                Notice("info", "run cancelled: files changed (--on-busy restart)", event.source)
-            )
+            why = "files changed (--on-busy restart)" if event.restart else "watch stopping"
+            printer.notice(Notice("info", f"run cancelled: {why}", event.source))
         elif isinstance(event, ChangesIgnored):
             why = describe_trigger(event.paths, invocation.cwd, show_all)
             printer.notice(

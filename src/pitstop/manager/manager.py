@@ -310,7 +310,8 @@ class Manager:
             svc.supervisor = None
             await self._stop_health(svc)
             await supervisor.stop()
-            self._set(svc, _S.FAILED, reason=f"cannot listen: {exc.strerror or exc}")
+            where = node.spec.public_addresses
+            self._set(svc, _S.FAILED, reason=f"cannot listen on {where}: {exc.strerror or exc}")
             return False
 
     async def _stop(self, svc: _Service) -> None:
@@ -498,9 +499,13 @@ class Manager:
                 log.exception("routing a change failed")
 
     def _on_changes(self, batch: frozenset[Path]) -> None:
-        taskfile_changed = self.project.taskfile.path.resolve() in {p.resolve() for p in batch}
-        if taskfile_changed:
-            self._reload()
+        taskfile_path = self.project.taskfile.path.resolve()
+        taskfile_changed = taskfile_path in {p.resolve() for p in batch}
+        if taskfile_changed and not self._reload():
+            # A broken save is reported and changes nothing: rebuilding every service from
+            # the old file would swap them all for nothing. Its other paths still count.
+            taskfile_changed = False
+            batch = frozenset(p for p in batch if p.resolve() != taskfile_path)
         touched = [
             svc.name
             for svc in self._services.values()
@@ -528,9 +533,9 @@ class Manager:
             return False
         return svc.watch_filter is None or svc.watch_filter.accepts(absolute)
 
-    def _reload(self) -> None:
+    def _reload(self) -> bool:
         """The task file changed: reload it and the graph (services keep their names; one
-        added or removed takes effect at the next `pitstop up`)."""
+        added or removed takes effect at the next `pitstop up`). False if it does not load."""
         from pitstop.taskfile.loader import load_taskfile
 
         project = self.project
@@ -539,13 +544,14 @@ class Manager:
             graph = load_graph(taskfile, cwd=project.cwd, skip=project.skip)
         except PitstopError as error:
             self._emit(ErrorReported(error))
-            return
+            return False
         project.taskfile = taskfile
         fresh = {n.name: n for n in graph.nodes}
         for svc in self._services.values():
             svc.node = fresh.get(svc.name, svc.node)
         self.graph = ServiceGraph(taskfile, tuple(s.node for s in self._services.values()))
         self._emit(Notice("info", f"reloaded {taskfile.path.name}"))
+        return True
 
     # ----------------------------------------------------------------- events and states
 

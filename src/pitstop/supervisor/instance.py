@@ -163,7 +163,13 @@ class Instance:
             status = self.exited.result()
             raise NotReady(f"exited with status {status} before it was ready", status)
         if ready not in done:
-            raise NotReady(f"not ready after {self.spec.ready_timeout:g}s")
+            reason = f"not ready after {self.spec.ready_timeout:g}s"
+            if self.binding.port is not None:
+                # Proxy mode's usual first mistake: an app that binds its own default port
+                # (http.server's 8000, Flask's 5000) instead of the one it was given.
+                host = self.binding.host or "127.0.0.1"
+                reason += f" (it gets HOST={host} PORT={self.binding.port}: does it listen there?)"
+            raise NotReady(reason)
         ready.result()
         self._close_notify()
 

@@ -153,6 +153,7 @@ def _encoding_error(path: Path, data: bytes, error: UnicodeDecodeError) -> TaskF
 
 def _syntax_error(message: str, text: str, path: Path) -> TaskFileError:
     line, col = 0, 0
+    hint = "fix the TOML syntax at the marked position"
     match = _TOML_POSITION.search(message)
     if match is not None:
         line, col = int(match[1]), int(match[2])
@@ -160,10 +161,12 @@ def _syntax_error(message: str, text: str, path: Path) -> TaskFileError:
     elif (end := _TOML_AT_END.search(message)) is not None:
         line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
         message = message[: end.start()] + " at the end of the file"
+        # No column to mark: the mistake is an opening bracket or quote somewhere above.
+        hint = "an array, table or string opened on this line or above is never closed: close it"
     return TaskFileError(
         f"invalid TOML in {path.name}: {message}",
         Location(path, line, col),
-        hint="fix the TOML syntax at the marked position",
+        hint=hint,
     )
 
 

@@ -104,6 +104,15 @@ def build_plan(
     return builder.finish(target, init, end)
 
 
+def no_task_file(directory: Path, wanted: str) -> PlanError:
+    """Neither pitstop.toml nor Makefile.toml: only the base tasks would load, silently."""
+    # No location: pointing at the Makefile.toml that does not exist would read as if it did.
+    return PlanError(
+        f"no task file: looked for pitstop.toml and Makefile.toml in {directory} (for {wanted})",
+        hint="create one of them, pass --makefile FILE, or --cwd DIR to run elsewhere",
+    )
+
+
 @dataclass
 class _Draft:
     name: str
@@ -142,13 +151,7 @@ class _Builder:
         skipped = self.skip is not None and self.skip.search(name)
         if not skipped and not self.taskfile.in_memory and not self.taskfile.path.is_file():
             # Only the base tasks are loaded: running "default" would silently do nothing.
-            directory = self.taskfile.directory
-            raise PlanError(
-                f"no task file: looked for pitstop.toml and Makefile.toml in {directory} "
-                f'(for task "{name}")',
-                Location(self.taskfile.path),
-                hint="create one of them, pass --makefile FILE, or --cwd DIR to run elsewhere",
-            )
+            raise no_task_file(self.taskfile.directory, f'task "{name}"')
         self.visit(name, None, is_root=True)
 
     def check_run_task_targets(self) -> None:

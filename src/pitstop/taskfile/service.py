@@ -124,6 +124,11 @@ class ServiceSpec:
     def uses_proxy(self) -> bool:
         return self.proxy is not None
 
+    @property
+    def public_addresses(self) -> str:
+        """The addresses clients use, for messages: "127.0.0.1:8080" or "a, b"."""
+        return ", ".join(str(a) for a in (self.listen or (self.proxy,)) if a is not None)
+
 
 KNOWN_KEYS = (
     "listen",

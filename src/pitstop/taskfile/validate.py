@@ -175,11 +175,18 @@ class _Context:
         subject = f"{owner}: " if owner else ""
         self.warnings.append(Warning_(f"{location}: {subject}{why}", location))
 
-    def unknown(self, key_path: KeyPath) -> None:
+    def unknown(self, key_path: KeyPath, known: Iterable[str] = ()) -> None:
         why = f"unknown key {_quote(key_path[-1])}, ignored"
         if key_path == ("config", "extend"):
             # `extend = ...` written after [config] lands in that table, a common slip.
             why += " (a file-level extend must come before the first [table])"
+        elif known and isinstance(key_path[-1], str):
+            import difflib  # only when a key is unknown
+
+            # `comand = "x"` would otherwise leave a task that silently does nothing.
+            close = difflib.get_close_matches(key_path[-1], sorted(known), n=1)
+            if close:
+                why += f"; did you mean {_quote(close[0])}?"
         self.warn(key_path, why)
 
 
@@ -190,7 +197,7 @@ def validate(raw: Mapping[str, Any], locator: Locator) -> Taskfile:
         if key == "plugins":
             ctx.warn((key,), f"[plugins] is {RUST_SPECIFIC}, ignored")
         elif key not in _TOP_KEYS:
-            ctx.unknown((key,))
+            ctx.unknown((key,), _TOP_KEYS)
     tasks_raw = _table(ctx, raw.get("tasks", {}), ("tasks",), "[tasks.NAME] tables")
     tasks = {
         name: _task(ctx, name, body, ("tasks", name), platform_table=False)
@@ -296,7 +303,7 @@ def _check_keys(
         if key in rust_set:
             ctx.warn((*key_path, key), f"{key!r} is {RUST_SPECIFIC}, ignored")
         elif key not in known_set:
-            ctx.unknown((*key_path, key))
+            ctx.unknown((*key_path, key), known_set)
 
 
 def _get(

@@ -69,6 +69,8 @@ class RunCancelled:
     """The run in progress was cancelled (restart policy, or the loop stopping)."""
 
     source: Source | None = None
+    # True: a change cancelled it (--on-busy restart); False: the loop is stopping (q, Ctrl-C).
+    restart: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,7 @@ class WatchLoop:
             self._start(change.paths, reason)
         elif self._on_busy is OnBusy.RESTART:
             paths = self._run.paths | change.paths
-            await self._cancel_run()
+            await self._cancel_run(restart=True)
             self._start(paths | self._take_queued_changes(), reason)
         elif self._on_busy is OnBusy.QUEUE:
             self._pending = (self._pending or frozenset()) | change.paths
@@ -270,7 +272,7 @@ class WatchLoop:
         elif not self._changes_ended:
             self._notify(Waiting())
 
-    async def _cancel_run(self) -> None:
+    async def _cancel_run(self, *, restart: bool = False) -> None:
         """Cancel the run in progress and wait until its cancellation has completed."""
         run, self._run = self._run, None
         if run is None:
@@ -283,7 +285,7 @@ class WatchLoop:
         await asyncio.wait({run.task})
         if not run.task.cancelled() and run.task.exception() is not None:
             logger.debug("cancelled run raised", exc_info=run.task.exception())
-        self._notify(RunCancelled())
+        self._notify(RunCancelled(restart=restart))
 
     def _take_queued_changes(self) -> Paths:
         """Merge changes that queued up meanwhile, so one restart covers them all."""

@@ -148,7 +148,8 @@ def test_restart_cancels_waits_for_cleanup_and_reruns_with_union() -> None:
         await async_wait_until(lambda: len(h.runs.calls) == 2)
         assert h.runs.calls[1] == paths("a", "b")
         assert h.runs.max_active == 1
-        assert RunCancelled() in h.events
+        (cancelled,) = [e for e in h.events if isinstance(e, RunCancelled)]
+        assert cancelled.restart  # printed as "files changed (--on-busy restart)"
         h.runs.release(1)
         await async_wait_until(lambda: h.finished())
         await h.stop()
@@ -244,6 +245,7 @@ def test_stop_cancels_the_run() -> None:
         await async_wait_until(lambda: h.runs.calls)
         await h.stop()
         assert h.runs.cancelled == 1 and h.events[-1] == RunCancelled()
+        assert not h.events[-1].restart  # stopping, not a change: "watch stopping"
 
     run(scenario)
 
