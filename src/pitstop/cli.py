@@ -47,7 +47,11 @@ class _Parser(argparse.ArgumentParser):
 
 class _UpParser(_Parser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"pitstop up: {message} (see `pitstop up --help`)")
+        hint = None
+        if "--watch" in message:
+            # `pitstop --watch TASK` is how a task is watched; `up` watches without being asked.
+            hint = "pitstop up watches every service's files already; --no-watch turns it off"
+        raise UserError(f"pitstop up: {message} (see `pitstop up --help`)", hint=hint)
 
 
 class _VerbParser(_Parser):

@@ -198,3 +198,17 @@ def test_a_broken_save_of_the_task_file_is_reported_and_swaps_nothing(project: P
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_up_with_watch_says_that_up_watches_already(project: Project) -> None:
+    project.makefile(
+        """
+        [tasks.web]
+        command = "true"
+        service = { proxy = "127.0.0.1:0" }
+        """
+    )
+    result = project.run("up", "--watch")
+    assert result.returncode == 2
+    assert "watches every service's files already" in result.stderr
+    assert "Traceback" not in result.stderr
