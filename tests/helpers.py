@@ -86,3 +86,24 @@ def collect_lines(stream: IO[str]) -> list[str]:
 
     threading.Thread(target=pump, daemon=True).start()
     return lines
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def try_get(port: int, path: str = "/") -> str | None:
+    """GET on a new connection: the body, stripped, or None if nothing answered."""
+    import http.client
+
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", path)
+        body = conn.getresponse().read().decode().strip()
+        conn.close()
+        return body
+    except (OSError, http.client.HTTPException):
+        return None

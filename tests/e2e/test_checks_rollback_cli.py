@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.e2e.test_daemon_cli import _free_port
-from tests.e2e.test_serve_cli import _get
 from tests.e2e.test_service_table_cli import position
-from tests.helpers import collect_lines, pid_alive, wait_until
+from tests.helpers import collect_lines, free_port, pid_alive, try_get, wait_until
 from tests.load import Load
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
@@ -107,7 +105,7 @@ def test_rollback_verb_brings_the_first_build_back_under_load(
 ) -> None:
     runtime = tmp_path / "run"
     runtime.mkdir()
-    port = _free_port()
+    port = free_port()
     project.write("source.txt", "v1\n")
     project.write("pitstop.toml", TASKFILE.format(python=sys.executable, app=APP, port=port))
 
@@ -167,14 +165,14 @@ check = ["{python} -c \\"import os,sys,urllib.request as u; b=u.urlopen(os.envir
 
 
 def test_serve_checks_each_version_and_prints_why_one_was_rolled_back(project: Project) -> None:
-    port = _free_port()
+    port = free_port()
     project.write("source.txt", "v1\n")
     project.write("pitstop.toml", SERVE_TASKFILE.format(python=sys.executable, app=APP, port=port))
     proc = project.popen("--watch", "serve")
     assert proc.stderr is not None
     stderr = collect_lines(proc.stderr)
     try:
-        wait_until(lambda: _get(port) == "v1", timeout=30)
+        wait_until(lambda: try_get(port) == "v1", timeout=30)
         kept = project.root / ".pitstop" / "builds" / "serve"
         assert (kept / "1" / "version.txt").read_text() == "v1\n"
         with Load.new_connections(("127.0.0.1", port)) as load:
@@ -193,7 +191,7 @@ def test_serve_checks_each_version_and_prints_why_one_was_rolled_back(project: P
         assert "check of #2 `" in text and "failed with status 1:" in text, text
         assert "    candidate says v2-bad" in text
         assert "instance #2 rolled back: check `" in text and "#1 keeps serving" in text
-        assert _get(port) == "v1"
+        assert try_get(port) == "v1"
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import collect_lines, pid_alive, port_open, wait_until
+from tests.helpers import collect_lines, free_port, pid_alive, port_open, wait_until
 from tests.load import Load
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
@@ -49,17 +48,11 @@ service = {{ listen = "127.0.0.1:{web}", ready = {{ notify = true }}, ready_time
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Daemon:
     def __init__(self, project: Project, runtime: Path) -> None:
         self.project = project
         self.runtime = runtime
-        self.api, self.web = _free_port(), _free_port()
+        self.api, self.web = free_port(), free_port()
         project.write("source.txt", "v1\n")
         project.write(
             "pitstop.toml",

@@ -8,10 +8,8 @@ scripts, env value scripts and condition scripts are ended when pitstop is inter
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import collect_lines, pid_alive, port_open, wait_until
+from tests.helpers import collect_lines, free_port, pid_alive, port_open, try_get, wait_until
 from tests.load import KeepAlive, Load
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "port_app.py"
@@ -47,23 +45,6 @@ SLOW_SETUP = {
 SLOW = { script = ["echo env value >> setup.log; sleep 2; echo slow"] }
 """,
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(port: int) -> str | None:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", "/")
-        body = conn.getresponse().read().decode().strip()
-        conn.close()
-        return body
-    except (OSError, http.client.HTTPException):
-        return None
 
 
 class Timed:
@@ -95,7 +76,7 @@ def _lines(path: Path) -> int:
 def test_proxied_requests_stay_fast_while_a_rebuild_runs_a_slow_env_script(
     project: Project, slow: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     project.write("source.txt", "v1\n")
     taskfile = SLOW_SETUP[slow] + SERVICE.format(python=sys.executable, app=APP, port=port)
     project.write("Makefile.toml", taskfile)
@@ -104,7 +85,7 @@ def test_proxied_requests_stay_fast_while_a_rebuild_runs_a_slow_env_script(
     assert proc.stderr is not None
     stderr = collect_lines(proc.stderr)
     try:
-        wait_until(lambda: _get(port) == "v1", timeout=60, message="the first version serves")
+        wait_until(lambda: try_get(port) == "v1", timeout=60, message="the first version serves")
         runs_before = _lines(log)
         samples: list[tuple[float, float]] = []
         with Load(lambda: Timed(("127.0.0.1", port), samples)) as load:
@@ -192,7 +173,7 @@ def test_an_interrupted_run_leaves_no_script_child_behind(
 def test_stopping_serve_while_a_rebuild_runs_an_env_script_leaves_no_child(
     project: Project,
 ) -> None:
-    port = _free_port()
+    port = free_port()
     project.write("source.txt", "v1\n")
     hang_on_change = f"if grep -q hang source.txt; then {_HANG}; fi"
     taskfile = f'env_scripts = ["{hang_on_change}"]\n' + SERVICE.format(
@@ -202,7 +183,7 @@ def test_stopping_serve_while_a_rebuild_runs_an_env_script_leaves_no_child(
     proc = project.popen("--watch", "serve")
     pid_files = [project.root / "shell.pid", project.root / "child.pid"]
     try:
-        wait_until(lambda: _get(port) == "v1", timeout=60, message="the first version serves")
+        wait_until(lambda: try_get(port) == "v1", timeout=60, message="the first version serves")
         (project.root / "source.txt").write_text("hang\n")
         wait_until(
             lambda: all(p.is_file() and p.read_text().strip() for p in pid_files),
@@ -210,7 +191,7 @@ def test_stopping_serve_while_a_rebuild_runs_an_env_script_leaves_no_child(
             message="the rebuild's env script started",
         )
         pids = [int(p.read_text()) for p in pid_files]
-        assert _get(port) == "v1"  # the old instance serves while the env script hangs
+        assert try_get(port) == "v1"  # the old instance serves while the env script hangs
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     finally:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import pty
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,7 +16,7 @@ import pytest
 
 from pitstop.cli import CONTROL_VERBS, build_parser, up_parser, verb_parser
 from tests.e2e.conftest import Project
-from tests.helpers import collect_lines, wait_until
+from tests.helpers import collect_lines, free_port, try_get, wait_until
 
 TWO_STEPS = """
 [config]
@@ -316,23 +314,6 @@ dependencies = ["build"]
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(port: int) -> str | None:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", "/")
-        body = conn.getresponse().read().decode().strip()
-        conn.close()
-        return body
-    except OSError:
-        return None
-
-
 def _service_file(project: Project, port: int, *, build: bool) -> None:
     text = SERVICE.format(build="", python=sys.executable, app=APP, port=port)
     if build:
@@ -341,14 +322,14 @@ def _service_file(project: Project, port: int, *, build: bool) -> None:
 
 
 def test_a_service_without_build_does_not_say_building(project: Project) -> None:
-    port = _free_port()
+    port = free_port()
     project.write("version.txt", "v1\n")
     _service_file(project, port, build=False)
     proc = project.popen("serve")
     assert proc.stderr is not None
     stderr = collect_lines(proc.stderr)
     try:
-        wait_until(lambda: _get(port) == "v1", timeout=30)
+        wait_until(lambda: try_get(port) == "v1", timeout=30)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
@@ -359,7 +340,7 @@ def test_a_service_without_build_does_not_say_building(project: Project) -> None
 
 
 def test_a_first_start_that_fails_says_failed_to_start(project: Project) -> None:
-    port = _free_port()
+    port = free_port()
     project.write("version.txt", "v1 --exit-now\n")
     _service_file(project, port, build=False)
     result = project.run("serve", timeout=60)
@@ -369,17 +350,17 @@ def test_a_first_start_that_fails_says_failed_to_start(project: Project) -> None
 
 
 def test_the_swap_line_says_how_long_the_swap_took(project: Project) -> None:
-    port = _free_port()
+    port = free_port()
     project.write("source.txt", "v1\n")
     _service_file(project, port, build=True)
     proc = project.popen("--watch", "serve")
     assert proc.stderr is not None
     stderr = collect_lines(proc.stderr)
     try:
-        wait_until(lambda: _get(port) == "v1", timeout=30)
+        wait_until(lambda: try_get(port) == "v1", timeout=30)
 
         def swapped() -> bool:
-            if _get(port) == "v2":
+            if try_get(port) == "v2":
                 return True
             (project.root / "source.txt").write_text("v2\n")
             return False

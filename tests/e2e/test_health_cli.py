@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import collect_lines, pid_alive, wait_until
+from tests.helpers import collect_lines, free_port, pid_alive, wait_until
 from tests.load import Load, http_get
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "leaky_app.py"
@@ -43,14 +42,8 @@ service = {{ proxy = "127.0.0.1:{port}", limits = {{ memory = "{limit}" }}, on_l
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _write(project: Project, on_limit: str) -> int:
-    port = _free_port()
+    port = free_port()
     project.write("record.py", RECORD)
     project.write(
         "Makefile.toml",

@@ -6,9 +6,7 @@ with the version its build copied into place; the build fails when the source sa
 
 from __future__ import annotations
 
-import http.client
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import collect_lines, pid_alive, port_open, wait_until
+from tests.helpers import collect_lines, free_port, pid_alive, port_open, try_get, wait_until
 from tests.load import Load
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
@@ -37,23 +35,6 @@ service = {{ listen = "127.0.0.1:{port}", ready = {{ notify = true }}, ready_tim
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(port: int) -> str | None:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", "/")
-        body = conn.getresponse().read().decode().strip()
-        conn.close()
-        return body
-    except OSError:
-        return None
-
-
 def _release(project: Project, port: int, *versions: str) -> None:
     """Change the source to each version in turn, until the service answers with it.
 
@@ -62,7 +43,7 @@ def _release(project: Project, port: int, *versions: str) -> None:
     for version in versions:
 
         def answered(version: str = version) -> bool:
-            if _get(port) == version:
+            if try_get(port) == version:
                 return True
             (project.root / "source.txt").write_text(version + "\n")
             return False
@@ -72,7 +53,7 @@ def _release(project: Project, port: int, *versions: str) -> None:
 
 @pytest.fixture
 def service(project: Project) -> tuple[Project, int]:
-    port = _free_port()
+    port = free_port()
     project.write("source.txt", "v1\n")
     project.write("pitstop.toml", TASKFILE.format(python=sys.executable, app=APP, port=port))
     return project, port
@@ -106,7 +87,7 @@ def test_watch_serve_swaps_without_a_failed_request_and_survives_a_broken_build(
     assert proc.stderr is not None
     stderr = collect_lines(proc.stderr)
     try:
-        wait_until(lambda: _get(port) == "v1", timeout=30)
+        wait_until(lambda: try_get(port) == "v1", timeout=30)
         with Load.new_connections(("127.0.0.1", port)) as load:
             _release(project, port, "v2", "v3")
             load.wait_for_more(50)
@@ -114,7 +95,7 @@ def test_watch_serve_swaps_without_a_failed_request_and_survives_a_broken_build(
 
         (project.root / "source.txt").write_text("broken\n")
         wait_until(lambda: any("failed" in line for line in stderr[-20:]), timeout=30)
-        assert _get(port) == "v3"  # the old version keeps serving
+        assert try_get(port) == "v3"  # the old version keeps serving
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
@@ -129,7 +110,7 @@ def test_serve_without_watch_builds_then_serves_and_stops_cleanly(
     project, port = service
     proc = _serve(project)
     try:
-        wait_until(lambda: _get(port) == "v1", timeout=30)
+        wait_until(lambda: try_get(port) == "v1", timeout=30)
         assert (project.root / "version.txt").read_text() == "v1\n"
         instances = _service_pids(project)
         assert len(instances) == 1
@@ -153,7 +134,7 @@ def test_a_failed_first_build_exits_with_its_status(service: tuple[Project, int]
 def test_sigkill_of_pitstop_frees_the_port(service: tuple[Project, int]) -> None:
     project, port = service
     proc = _serve(project)
-    wait_until(lambda: _get(port) == "v1", timeout=30)
+    wait_until(lambda: try_get(port) == "v1", timeout=30)
     instances = _service_pids(project)
     assert instances
     proc.kill()
@@ -183,13 +164,13 @@ service = {{ proxy = "127.0.0.1:{port}", ready = {{ http = "/health" }}, ready_t
 
 
 def test_proxy_mode_swaps_a_port_app_under_keep_alive_load(project: Project) -> None:
-    port = _free_port()
+    port = free_port()
     app = Path(__file__).resolve().parents[1] / "apps" / "port_app.py"
     project.write("source.txt", "v1\n")
     project.write("pitstop.toml", PROXY_TASKFILE.format(python=sys.executable, app=app, port=port))
     proc = project.popen("--watch", "serve")
     try:
-        wait_until(lambda: _get(port) == "v1", timeout=30)
+        wait_until(lambda: try_get(port) == "v1", timeout=30)
         with Load.keep_alive(("127.0.0.1", port)) as load:
             _release(project, port, "v2", "v3")
             load.wait_for_more(50)

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 from tests.e2e.conftest import Project
-from tests.helpers import collect_lines, pid_alive, wait_until
+from tests.helpers import collect_lines, free_port, pid_alive, wait_until
 from tests.load import Load
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "port_app.py"
@@ -29,17 +28,11 @@ service = {{ proxy = "127.0.0.1:{port}", ready = {{ http = "/health" }}, drain_t
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_ps_and_events_json_carry_the_counts_of_each_swap(project: Project, tmp_path: Path) -> None:
     runtime = tmp_path / "run"
     runtime.mkdir()
     env = {"XDG_RUNTIME_DIR": str(runtime)}
-    port = _free_port()
+    port = free_port()
     project.write("source.txt", "v1\n")
     project.write("pitstop.toml", TASKFILE.format(python=sys.executable, app=APP, port=port))
     up = project.run("up", "-d", "--no-watch", **env)

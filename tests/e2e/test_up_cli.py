@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import collect_lines, pid_alive, port_open, wait_until
+from tests.helpers import collect_lines, free_port, pid_alive, port_open, wait_until
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _service(name: str, port: int, deps: str = "") -> str:
@@ -77,7 +70,7 @@ def test_a_file_without_services_says_so(project: Project) -> None:
 
 
 def test_a_missing_watch_path_points_at_the_watch_key(project: Project) -> None:
-    text = _service("api", _free_port()).replace(
+    text = _service("api", free_port()).replace(
         "service =", 'watch = { watch = ["nowhere"] }\nservice ='
     )
     project.write("pitstop.toml", text)
@@ -97,7 +90,7 @@ def test_a_bad_flag_is_a_usage_error(project: Project, flag: str) -> None:
 def test_a_signal_stops_every_service_and_frees_every_port(
     project: Project, signum: signal.Signals
 ) -> None:
-    ports = {"db": _free_port(), "api": _free_port()}
+    ports = {"db": free_port(), "api": free_port()}
     project.write("version.txt", "v1\n")
     project.write(
         "pitstop.toml", _service("db", ports["db"]) + _service("api", ports["api"], '"db"')
@@ -166,7 +159,7 @@ def test_a_verb_runs_the_task_of_its_name_in_a_file_without_services(
 def test_a_broken_save_of_the_task_file_is_reported_and_swaps_nothing(project: Project) -> None:
     # The service watches the whole folder (no watch key), the task file included.
     project.write("version.txt", "v1\n")
-    good = _service("web", _free_port())
+    good = _service("web", free_port())
     project.write("pitstop.toml", good)
     child = project.popen("up")
     assert child.stderr is not None

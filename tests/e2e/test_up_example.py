@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import collect_lines, pid_alive, port_open, wait_until
+from tests.helpers import collect_lines, free_port, pid_alive, port_open, wait_until
 from tests.load import Load, NewConnections
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dev-env"
@@ -29,12 +28,6 @@ DEADLINE = 120.0
 HAS_CARGO = shutil.which("cargo") is not None
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(port: int, path: str) -> str | None:
@@ -71,7 +64,7 @@ def _processes_in(folder: Path) -> list[str]:
 def _copy_example(root: Path) -> dict[str, int]:
     """Copy examples/dev-env into `root` with each public port replaced by a free one."""
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("target", "__pycache__"))
-    ports = {"web": _free_port(), "api": _free_port(), "stats": _free_port()}
+    ports = {"web": free_port(), "api": free_port(), "stats": free_port()}
     taskfile = root / "pitstop.toml"
     text = taskfile.read_text()
     for name, default in (("web", 8000), ("api", 8001), ("stats", 8002)):

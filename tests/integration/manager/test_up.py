@@ -18,7 +18,7 @@ from pitstop.manager.manager import Manager, ManagerEvent
 from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.request import Command, UpFlags, UserRequest
 from pitstop.taskfile.loader import load_taskfile
-from tests.helpers import async_wait_until, pid_alive, port_open
+from tests.helpers import async_wait_until, free_port, pid_alive, port_open
 from tests.load import Load
 
 APPS = Path(__file__).resolve().parents[2] / "apps"
@@ -50,12 +50,6 @@ script = "VERSION=$(cat out/{name}) exec {python} {app}"
 watch = {{ watch = ["{name}"] }}
 service = {{ proxy = "127.0.0.1:{port}", ready = {{ http = "/health" }}, stop_timeout = "5s" }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Env:
