@@ -215,7 +215,12 @@ def test_kept_builds_roll_back_to_the_first_version_under_load_without_a_build(
             # One more build: keep_builds newest plus the serving one stay, #2 goes.
             env.write("app", "app-v5")
             await serving(manager, "app", version=5)
-            assert sorted(p.name for p in builds.iterdir()) == ["2", "3", "4", "5"]
+            # Pruning follows the swap (the old instance is retired first): wait for it.
+            await async_wait_until(
+                lambda: sorted(p.name for p in builds.iterdir()) == ["2", "3", "4", "5"],
+                DEADLINE,
+                "the kept builds pruned to #2-#5",
+            )
         finally:
             await stopped_cleanly(manager, env)
 
