@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pitstop.errors import Location
+from pitstop.records import field, record
 
 KeyPath = tuple[str | int, ...]
 
@@ -27,7 +27,7 @@ _BLANK = re.compile(r"(?:[ \t\r]+|#[^\n]*)*")
 _BLANK_LINES = re.compile(r"(?:[ \t\r\n]+|#[^\n]*)*")
 
 
-@dataclass
+@record(frozen=False)
 class Locator:
     """Positions of key paths in one file; `at` falls back to the nearest written ancestor."""
 
