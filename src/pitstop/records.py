@@ -8,8 +8,8 @@ as in dataclasses), `__eq__` and `__hash__` over the compared fields, a dataclas
 Why not dataclasses: importing it pulls in `inspect`, `ast` and `dis` (~6 ms), and each
 class costs it five or six generated methods compiled with `exec` (~8 ms for the task
 file model's 19 classes); that was a third of `pitstop --list`'s start-up. Here only
-`__init__` is generated (one small `exec` per class, ~0.1 ms); the other methods are
-shared closures.
+`__init__` is generated (one small `exec` per class, ~0.1 ms, at its first instance);
+the other methods are shared closures.
 
 Limits, checked where cheap: no inheritance between records, no ClassVar fields, no
 `__post_init__`. Code off the start-up path keeps using dataclasses.
@@ -119,9 +119,18 @@ def _build(cls: type, frozen: bool) -> type:
         + "".join(body)
         + f"    self.__dict__.update({{{assignments}}})\n"
     )
-    exec(source, namespace)
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+
+    def init(self: object, *args: object, **kwargs: object) -> None:
+        """Compiles the real __init__ on the first instance, then steps aside.
+
+        Most classes of the model are never instantiated by a given command (`--list` makes
+        tasks, not env scripts), so they never pay for the compile.
+        """
+        exec(source, namespace)
+        real: Any = namespace["__init__"]
+        real.__qualname__ = f"{cls.__qualname__}.__init__"
+        type.__setattr__(cls, "__init__", real)
+        real(self, *args, **kwargs)
 
     key: Callable[[Any], object] = attrgetter(*compared) if compared else (lambda _self: ())
 

@@ -166,11 +166,17 @@ def _cache_key(data: bytes) -> str:
     # The path too: the cached tasks' locations name it, and a reinstall may move it.
     parts = [data, sys.version.encode(), str(CORE_PATH).encode()]
     here = Path(__file__).parent
-    for name in ("model.py", "validate.py", "locate.py"):
+    # records.py: how the model's objects are built and pickled.
+    for path in (
+        here / "model.py",
+        here / "validate.py",
+        here / "locate.py",
+        here.parent / "records.py",
+    ):
         try:
-            parts.append((here / name).read_bytes())
+            parts.append(path.read_bytes())
         except OSError:
-            parts.append(name.encode())
+            parts.append(path.name.encode())
     return "-".join(f"{len(part):x}.{zlib.crc32(part):08x}" for part in parts)
 
 
