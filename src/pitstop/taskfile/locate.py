@@ -93,7 +93,8 @@ class _Scanner:
         """Skip spaces, tabs, comments and, if `newlines`, line breaks."""
         pattern = _BLANK_LINES if newlines else _BLANK
         match = pattern.match(self.text, self.pos)
-        if match is not None:
+        # Mostly there is nothing to skip: then no jump (it counts line breaks).
+        if match is not None and match.end() != self.pos:
             self.jump(match.end())
 
     # ------------------------------------------------------------------ structure
