@@ -40,6 +40,11 @@ class Location:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"cannot delete field {name!r}: Location is immutable")
 
+    def __reduce__(self) -> tuple[type[Location], tuple[Path, int, int]]:
+        # Pickle through __init__: the default sets the slots with setattr, which is refused,
+        # and builtins' core-task cache pickles every task's Location.
+        return (Location, (self.path, self.line, self.col))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Location) or other.__class__ is not self.__class__:
             return NotImplemented

@@ -7,9 +7,11 @@ resolve it once: flag > environment variable > task file > default.
 Imports nothing heavy: `pitstop --list` builds one of these too. The values are NamedTuples,
 not frozen dataclasses: as immutable and as typed, and creating the classes costs about a
 tenth (measured: 0.4 ms against 4.8 ms of CPU for seven classes) on every start.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations` here: typing.NamedTuple checks each field's
+annotation, and a string one becomes a ForwardRef compiled on the spot (54 compiles,
+~2 ms per start); the evaluated types cost almost nothing.
+"""
 
 from enum import Enum
 from typing import Literal, NamedTuple

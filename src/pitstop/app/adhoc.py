@@ -7,11 +7,11 @@ The command becomes a one-task file in memory, so the run, the watch loop, the f
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from pitstop.records import replace
 from pitstop.taskfile.loader import parse_toml
 from pitstop.taskfile.locate import locate
 from pitstop.taskfile.model import Taskfile
@@ -32,8 +32,8 @@ def adhoc_taskfile(argv: Sequence[str], cwd: Path) -> tuple[Taskfile, str]:
     path = cwd / ADHOC_FILE
     taskfile = validate(parse_toml(text, path), locate(text, path))
     # No init and end tasks: there is no file to define them.
-    config = dataclasses.replace(taskfile.config, init_task=None, end_task=None)
-    return dataclasses.replace(taskfile, config=config, in_memory=True), name
+    config = replace(taskfile.config, init_task=None, end_task=None)
+    return replace(taskfile, config=config, in_memory=True), name
 
 
 def _toml_string(text: str) -> str:

@@ -14,13 +14,13 @@ is cached on disk, keyed on the bytes of that file and of the code that reads it
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import sys
 import tomllib
 from functools import cache
 from pathlib import Path
 
+from pitstop.records import replace
 from pitstop.taskfile.locate import locate
 from pitstop.taskfile.model import ModifyCoreTasks, Task, Taskfile
 from pitstop.taskfile.validate import validate
@@ -127,7 +127,7 @@ def modify_core(core: Taskfile, modify: ModifyCoreTasks) -> Taskfile:
         if prefix:
             changes.update(_namespaced_references(task, prefix))
         tasks[prefix + name] = task.replace(**changes) if changes else task
-    return dataclasses.replace(core, tasks=tasks)
+    return replace(core, tasks=tasks)
 
 
 def _namespaced_references(task: Task, prefix: str) -> dict[str, object]:
@@ -138,13 +138,12 @@ def _namespaced_references(task: Task, prefix: str) -> dict[str, object]:
             changes[key] = prefix + value
     if task.dependencies is not None:
         changes["dependencies"] = tuple(
-            dep if dep.path is not None else dataclasses.replace(dep, name=prefix + dep.name)
+            dep if dep.path is not None else replace(dep, name=prefix + dep.name)
             for dep in task.dependencies
         )
     if task.run_task is not None:
         changes["run_task"] = tuple(
-            dataclasses.replace(spec, names=tuple(prefix + n for n in spec.names))
-            for spec in task.run_task
+            replace(spec, names=tuple(prefix + n for n in spec.names)) for spec in task.run_task
         )
     for platform in ("linux", "mac", "windows"):
         override = getattr(task, platform)
@@ -167,11 +166,17 @@ def _cache_key(data: bytes) -> str:
     # The path too: the cached tasks' locations name it, and a reinstall may move it.
     parts = [data, sys.version.encode(), str(CORE_PATH).encode()]
     here = Path(__file__).parent
-    for name in ("model.py", "validate.py", "locate.py"):
+    # records.py: how the model's objects are built and pickled.
+    for path in (
+        here / "model.py",
+        here / "validate.py",
+        here / "locate.py",
+        here.parent / "records.py",
+    ):
         try:
-            parts.append((here / name).read_bytes())
+            parts.append(path.read_bytes())
         except OSError:
-            parts.append(name.encode())
+            parts.append(path.name.encode())
     return "-".join(f"{len(part):x}.{zlib.crc32(part):08x}" for part in parts)
 
 

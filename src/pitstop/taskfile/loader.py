@@ -7,15 +7,14 @@ with the extending file's entries first, and `[config]` merges field by field.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pitstop.errors import Location, TaskFileError
+from pitstop.records import record, replace
 from pitstop.taskfile.builtins import base_taskfile, core_taskfile, modify_core
 from pitstop.taskfile.locate import KeyPath, Locator, locate
 from pitstop.taskfile.model import EnvEntry, EnvProfile, Task, Taskfile, Warning_
@@ -30,7 +29,7 @@ _TOML_AT_END = re.compile(r"\s*\(at end of document\)$")
 _RELATIVE_KINDS = ("makefile", "git", "crate", "workspace")
 
 
-@dataclass(frozen=True)
+@record
 class _Layer:
     """A validated, merged file plus the `[config]` fields it (or its bases) set explicitly."""
 
@@ -70,7 +69,7 @@ def load_taskfile(path: Path | str | None, cwd: Path) -> Taskfile:
     found = find_taskfile(path, cwd)
     base = _Layer(base_taskfile(), frozenset({"init_task", "end_task"}))
     if found is None:
-        return dataclasses.replace(base.taskfile, path=cwd / CARGO_MAKE_FILE)
+        return replace(base.taskfile, path=cwd / CARGO_MAKE_FILE)
     own = _load_layer(found, ())
     user = _merge(base, own)
     if _skips_core_tasks(found, user):
@@ -82,7 +81,7 @@ def load_taskfile(path: Path | str | None, cwd: Path) -> Taskfile:
     merged = _merge(core, user, late=True).taskfile
     shadowed = _shadowed_default(own.taskfile, merged)
     if shadowed is not None:
-        merged = dataclasses.replace(merged, warnings=(*merged.warnings, shadowed))
+        merged = replace(merged, warnings=(*merged.warnings, shadowed))
     return merged
 
 
@@ -179,7 +178,7 @@ def _load_layer(path: Path, loading: tuple[Path, ...]) -> _Layer:
     warnings: list[Warning_] = []
     bases = _extended_files(raw, locator, (*loading, resolved), warnings)
     taskfile = validate(raw, locator)
-    taskfile = dataclasses.replace(taskfile, warnings=(*taskfile.warnings, *warnings))
+    taskfile = replace(taskfile, warnings=(*taskfile.warnings, *warnings))
     own = _Layer(taskfile, config_keys_set(raw))
     layer: _Layer | None = None
     for base_path in bases:
@@ -301,7 +300,7 @@ def _merge(base: _Layer, over: _Layer, *, late: bool = False) -> _Layer:
         env=merge_env(low.env, high.env),
         env_files=(*high.env_files, *low.env_files),
         env_scripts=(*high.env_scripts, *low.env_scripts),
-        config=dataclasses.replace(low.config, **config_changes),
+        config=replace(low.config, **config_changes),
         warnings=_unique_warnings((*low.warnings, *high.warnings)),
     )
     return _Layer(merged, base.config_keys | over.config_keys)
@@ -337,7 +336,7 @@ def merge_env(base: tuple[EnvEntry, ...], over: tuple[EnvEntry, ...]) -> tuple[E
             and isinstance(entry.value, EnvProfile)
         ):
             merged = EnvProfile(merge_env(old.value.entries, entry.value.entries))
-            entry = dataclasses.replace(entry, value=merged)
+            entry = replace(entry, value=merged)
         overriding.append(entry)
     replaced = {entry.key for entry in overriding}
     return (*(e for e in base if e.key not in replaced), *overriding)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pitstop.errors import Location
+from pitstop.records import field, record
 
 KeyPath = tuple[str | int, ...]
 
@@ -27,7 +27,7 @@ _BLANK = re.compile(r"(?:[ \t\r]+|#[^\n]*)*")
 _BLANK_LINES = re.compile(r"(?:[ \t\r\n]+|#[^\n]*)*")
 
 
-@dataclass
+@record(frozen=False)
 class Locator:
     """Positions of key paths in one file; `at` falls back to the nearest written ancestor."""
 
@@ -93,7 +93,8 @@ class _Scanner:
         """Skip spaces, tabs, comments and, if `newlines`, line breaks."""
         pattern = _BLANK_LINES if newlines else _BLANK
         match = pattern.match(self.text, self.pos)
-        if match is not None:
+        # Mostly there is nothing to skip: then no jump (it counts line breaks).
+        if match is not None and match.end() != self.pos:
             self.jump(match.end())
 
     # ------------------------------------------------------------------ structure

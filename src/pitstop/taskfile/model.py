@@ -1,4 +1,4 @@
-"""The task file model: frozen dataclasses, no I/O.
+"""The task file model: frozen records (pitstop.records, like frozen dataclasses), no I/O.
 
 Attributes keep cargo-make's "unset" state (None) apart from an explicit value, because
 `extend`, platform overrides and file merges override only what the extending side sets.
@@ -7,13 +7,13 @@ Every node carries the Location it was declared at, for error messages.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pitstop.errors import Location
+from pitstop.records import field, fields, record
+from pitstop.records import replace as _replace
 
 if TYPE_CHECKING:  # only in annotations: files without a service need not load its parser
     from pitstop.taskfile.service import ServiceSpec
@@ -35,7 +35,7 @@ ConditionType = Literal["And", "Or", "GroupOr"]
 # --------------------------------------------------------------------------- environment
 
 
-@dataclass(frozen=True)
+@record
 class EnvScript:
     """`{ script = [...], multi_line?, condition?, depends_on? }`: value is the script's output."""
 
@@ -45,7 +45,7 @@ class EnvScript:
     depends_on: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class EnvDecode:
     """`{ source, mapping, default_value? }`: look the expanded source up in mapping."""
 
@@ -55,7 +55,7 @@ class EnvDecode:
     condition: Condition | None = None
 
 
-@dataclass(frozen=True)
+@record
 class EnvConditional:
     """`{ value, condition }`: set only when the condition holds."""
 
@@ -63,7 +63,7 @@ class EnvConditional:
     condition: Condition | None = None
 
 
-@dataclass(frozen=True)
+@record
 class EnvGlob:
     """`{ glob, include_files?, include_dirs?, ignore_type? }`: matching paths joined by `;`."""
 
@@ -73,12 +73,12 @@ class EnvGlob:
     ignore_type: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class EnvUnset:
     """`{ unset = true }`: remove the variable."""
 
 
-@dataclass(frozen=True)
+@record
 class EnvProfile:
     """`[env.NAME]`: entries applied only under profile NAME (or an additional profile)."""
 
@@ -92,19 +92,16 @@ EnvValue = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class EnvEntry:
-    """One `KEY = value` of an env table.
-
-    (A docstring also spares dataclass the inspect.signature call it makes to write one.)
-    """
+    """One `KEY = value` of an env table."""
 
     key: str
     value: EnvValue
     location: Location
 
 
-@dataclass(frozen=True)
+@record
 class EnvFile:
     """An `env_files` item: a path, or `{ path, base_path?, profile?, defaults_only? }`."""
 
@@ -118,7 +115,7 @@ class EnvFile:
 # --------------------------------------------------------------------------- conditions
 
 
-@dataclass(frozen=True)
+@record
 class FilesModified:
     """cargo-make's `files_modified` condition: input globs against output globs."""
 
@@ -126,7 +123,7 @@ class FilesModified:
     output: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Condition:
     """A task's `condition` table. Criteria left unset are None (they pass)."""
 
@@ -152,7 +149,7 @@ class Condition:
 # --------------------------------------------------------------------------- actions
 
 
-@dataclass(frozen=True)
+@record
 class ScriptFile:
     """`script = { file = "x.sh", absolute_path? }`."""
 
@@ -160,7 +157,7 @@ class ScriptFile:
     absolute_path: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class ScriptSections:
     """`script = { pre?, main?, post? }`: merged section by section on extend."""
 
@@ -173,7 +170,7 @@ class ScriptSections:
 Script = str | ScriptFile | ScriptSections
 
 
-@dataclass(frozen=True)
+@record
 class RunTaskSpec:
     """One `run_task` entry (the routing form is a tuple of these, first match wins)."""
 
@@ -186,7 +183,7 @@ class RunTaskSpec:
     condition_script: Script | None = None
 
 
-@dataclass(frozen=True)
+@record
 class InstallCrate:
     """`install_crate`. pitstop installs nothing: it checks that the tool is there and, when
     it is not, fails naming what to install. `enabled = False` (install_crate = false) skips
@@ -199,7 +196,7 @@ class InstallCrate:
     rustup_component: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Dependency:
     """A `dependencies` item: a name, or `{ name, path }` for a task in another file."""
 
@@ -208,7 +205,7 @@ class Dependency:
     path: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class WatchOptions:
     """cargo-make's `watch` attribute (`true` or a table), plus pitstop's own keys."""
 
@@ -223,7 +220,7 @@ class WatchOptions:
 # --------------------------------------------------------------------------- tasks
 
 
-@dataclass(frozen=True)
+@record
 class Task:
     """One `[tasks.NAME]` table, as written (not yet normalised)."""
 
@@ -265,7 +262,7 @@ class Task:
     mac: Task | None = None
     windows: Task | None = None
     # Line of each key as written, for messages that point at one attribute.
-    key_locations: dict[str, Location] = field(default_factory=dict, compare=False, hash=False)
+    key_locations: dict[str, Location] = field(default_factory=dict, compare=False)
 
     def where(self, key: str) -> Location:
         """The location of attribute `key`, or of the task table if it was not written."""
@@ -275,40 +272,27 @@ class Task:
         return getattr(self, attribute) is not None
 
     def replace(self, **changes: Any) -> Task:
-        """dataclasses.replace, without its per-field walk and 35 `object.__setattr__` calls.
-
-        Task has no __post_init__ and every field is an init field, so copying the instance
-        dict and overriding `changes` gives what replace gives (~10x faster; --list calls it
-        once per task).
-        """
-        unknown = changes.keys() - _TASK_FIELDS
-        if unknown:
-            raise TypeError(f"Task has no field(s) {', '.join(sorted(unknown))}")
-        new = object.__new__(Task)
-        new.__dict__.update(self.__dict__)
-        new.__dict__.update(changes)
-        return new
+        """A copy with `changes` (pitstop.records.replace; kept as a method for its callers)."""
+        return _replace(self, **changes)
 
     def actions(self) -> list[str]:
         """The action attributes this task sets (at most one is allowed)."""
         return [a for a in ("command", "script", "run_task") if getattr(self, a) is not None]
 
 
-_TASK_FIELDS = frozenset(f.name for f in dataclasses.fields(Task))
-
 # Attributes that describe a task rather than configure it: a platform override never takes
 # them from the override table, and `Task.extend` treats them like any other attribute.
 TASK_ATTRIBUTES: tuple[str, ...] = tuple(
-    f.name
-    for f in dataclasses.fields(Task)
-    if f.name not in ("name", "location", "key_locations", "linux", "mac", "windows")
+    name
+    for name in fields(Task)
+    if name not in ("name", "location", "key_locations", "linux", "mac", "windows")
 )
 
 
 # --------------------------------------------------------------------------- the file
 
 
-@dataclass(frozen=True)
+@record
 class ModifyCoreTasks:
     """`[config] modify_core_tasks`: how the built-in Rust tasks are loaded (SEMANTICS §2.1)."""
 
@@ -316,7 +300,7 @@ class ModifyCoreTasks:
     namespace: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     """The `[config]` table (only the keys that are not Rust-specific)."""
 
@@ -333,7 +317,7 @@ class Config:
     min_version: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Warning_:
     """A problem that does not stop the run (an unknown key, an unsupported attribute)."""
 
@@ -341,7 +325,7 @@ class Warning_:
     location: Location
 
 
-@dataclass(frozen=True)
+@record
 class Taskfile:
     """Everything read from the task file(s), merged (extended files below the user file)."""
 

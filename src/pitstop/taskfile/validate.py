@@ -8,10 +8,10 @@ key's line, with a message that says what to write instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pitstop.errors import Location, TaskFileError
+from pitstop.records import field, fields, record
 from pitstop.taskfile.locate import KeyPath, Locator
 from pitstop.taskfile.messages import dotted, type_name
 from pitstop.taskfile.model import (
@@ -149,7 +149,7 @@ _CONFIG_UNSUPPORTED_KEYS = frozenset(
 _TOP_KEYS = frozenset({"config", "env", "env_files", "env_scripts", "tasks", "extend"})
 
 
-@dataclass
+@record(frozen=False)
 class _Context:
     """Per-file state: where keys are, and the warnings found so far."""
 
@@ -214,12 +214,15 @@ def validate(raw: Mapping[str, Any], locator: Locator) -> Taskfile:
     )
 
 
+_CONFIG_FIELDS = frozenset(fields(Config))
+
+
 def config_keys_set(raw: Mapping[str, Any]) -> frozenset[str]:
     """The `[config]` fields a file sets itself: file merges override only those."""
     config = raw.get("config")
     if not isinstance(config, Mapping):
         return frozenset()
-    return frozenset(key for key in config if key in Config.__dataclass_fields__)
+    return frozenset(key for key in config if key in _CONFIG_FIELDS)
 
 
 # --------------------------------------------------------------------------- messages
