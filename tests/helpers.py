@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, TypeVar
 
 T = TypeVar("T")
@@ -73,6 +74,23 @@ def descendants_of_session(sid: int) -> list[int]:
             continue
         if int(fields[3]) == sid and fields[0] != "Z":
             pids.append(int(entry))
+    return pids
+
+
+def script_pids(script: str, cwd: Path) -> list[int]:
+    """Pids of live processes whose argv names a file ending in `script` and whose working
+    directory is `cwd` (one test's app instances, not another test's)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd_of = (entry / "cwd").resolve()
+        except OSError:
+            continue
+        if any(part.endswith(script.encode()) for part in cmdline) and cwd_of == cwd:
+            pids.append(int(entry.name))
     return pids
 
 

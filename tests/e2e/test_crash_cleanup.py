@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import wait_until
+from tests.helpers import script_pids, wait_until
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
 
@@ -99,21 +99,6 @@ def test_sigkill_during_a_build_leaves_no_temp_folder_and_no_child(
         proc.communicate(timeout=10)
 
 
-def _app_pids(project: Project) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            cwd = (entry / "cwd").resolve()
-        except OSError:
-            continue
-        if any(part.endswith(b"fd_app.py") for part in cmdline) and cwd == project.root:
-            pids.append(int(entry.name))
-    return pids
-
-
 def test_sigkill_during_a_swap_leaves_no_temp_folder_and_no_child(
     served: tuple[Project, Path],
 ) -> None:
@@ -122,19 +107,23 @@ def test_sigkill_during_a_swap_leaves_no_temp_folder_and_no_child(
     proc = project.popen("--watch", "serve", TMPDIR=str(tmpdir))
     assert proc.stderr is not None
     try:
-        wait_until(lambda: len(_app_pids(project)) == 1, timeout=30, message="v1 started")
+        wait_until(
+            lambda: len(script_pids("fd_app.py", project.root)) == 1,
+            timeout=30,
+            message="v1 started",
+        )
         wait_until(lambda: (project.root / "version.txt").exists(), timeout=30)
 
         # v2 never says it is ready: the swap stays in progress, two instances running.
         def swapping() -> bool:
-            if len(_app_pids(project)) == 2:
+            if len(script_pids("fd_app.py", project.root)) == 2:
                 return True
             (project.root / "source.txt").write_text("v2 --never-ready\n")  # until watched
             return False
 
         wait_until(swapping, timeout=30, interval=0.3, message="the swap to v2 started")
         _kill_and_check(proc, tmpdir)
-        assert _app_pids(project) == []
+        assert script_pids("fd_app.py", project.root) == []
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)

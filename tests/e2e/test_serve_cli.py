@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Project
-from tests.helpers import collect_lines, free_port, pid_alive, port_open, try_get, wait_until
+from tests.helpers import (
+    collect_lines,
+    free_port,
+    pid_alive,
+    port_open,
+    script_pids,
+    try_get,
+    wait_until,
+)
 from tests.load import Load
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "fd_app.py"
@@ -63,22 +71,6 @@ def _serve(project: Project, *args: str) -> subprocess.Popen[str]:
     return project.popen(*args, "serve")
 
 
-def _service_pids(project: Project) -> list[int]:
-    """Pids of instances of this test's app (its argv names this project's version file)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            cwd = (entry / "cwd").resolve()
-        except OSError:
-            continue
-        if any(part.endswith(b"fd_app.py") for part in cmdline) and cwd == project.root:
-            pids.append(int(entry.name))
-    return pids
-
-
 def test_watch_serve_swaps_without_a_failed_request_and_survives_a_broken_build(
     service: tuple[Project, int],
 ) -> None:
@@ -100,7 +92,7 @@ def test_watch_serve_swaps_without_a_failed_request_and_survives_a_broken_build(
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
     assert proc.returncode == 0, "".join(stderr)
-    wait_until(lambda: not _service_pids(project), timeout=10)
+    wait_until(lambda: not script_pids("fd_app.py", project.root), timeout=10)
     assert not port_open("127.0.0.1", port)
 
 
@@ -112,7 +104,7 @@ def test_serve_without_watch_builds_then_serves_and_stops_cleanly(
     try:
         wait_until(lambda: try_get(port) == "v1", timeout=30)
         assert (project.root / "version.txt").read_text() == "v1\n"
-        instances = _service_pids(project)
+        instances = script_pids("fd_app.py", project.root)
         assert len(instances) == 1
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -135,7 +127,7 @@ def test_sigkill_of_pitstop_frees_the_port(service: tuple[Project, int]) -> None
     project, port = service
     proc = _serve(project)
     wait_until(lambda: try_get(port) == "v1", timeout=30)
-    instances = _service_pids(project)
+    instances = script_pids("fd_app.py", project.root)
     assert instances
     proc.kill()
     proc.wait(timeout=10)
