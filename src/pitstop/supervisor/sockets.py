@@ -127,6 +127,35 @@ def accept_queue_length(sock: socket.socket) -> int:
     return int(unacked)
 
 
+SO_MEMINFO = 55  # include/uapi/asm-generic/socket.h (Linux 4.6)
+SK_MEMINFO_DROPS = 8  # include/uapi/linux/sock_diag.h (Linux 4.12); the array's last slot
+
+
+def listen_drops(sock: socket.socket) -> int | None:
+    """Packets the kernel dropped at a listening TCP socket since it was bound (None where
+    the count cannot be read: other systems, Linux before 4.12).
+
+    tcp_listendrop() adds one to the socket's sk_drops each time a connection cannot join
+    the socket because its accept queue is full: a client's SYN (which the client's kernel
+    retransmits after 1 s, 1 s, ... so one client waiting for room counts once per attempt)
+    or, when the queue filled up during the handshake, its final ACK. So a drop is a
+    client kept waiting, and drops >= clients affected: 0 proves none was. Other discards
+    at the listener (a socket filter, a minimum TTL) land there too. Linux keeps no count
+    of the connections a listener accepted (for a listener TCP_INFO reports only its queue
+    length and backlog, and counting with eBPF needs privileges): this is what there is.
+    """
+    if sys.platform != "linux":
+        return None
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 4 * (SK_MEMINFO_DROPS + 1))
+    except OSError:
+        return None
+    if len(raw) < 4 * (SK_MEMINFO_DROPS + 1):
+        return None
+    (drops,) = struct.unpack_from("=I", raw, 4 * SK_MEMINFO_DROPS)
+    return int(drops)
+
+
 class ReuseportSlots(Generic[T]):
     """pitstop's mirror of the kernel's array of a reuseport group (`reuse->socks`), which
     is what "return i" indexes. Linux appends a socket when it starts listening, and when
@@ -216,6 +245,13 @@ class Listener:
     @property
     def sockets(self) -> list[socket.socket]:
         return [self._shared] if self._shared is not None else list(self._slots)
+
+    @property
+    def counted(self) -> bool:
+        """Whether the kernel's drop count can be read here (TCP on Linux >= 4.12); a full
+        unix socket queue makes clients wait in connect() and counts nothing."""
+        socks = self.sockets
+        return self.address.family != "unix" and bool(socks) and listen_drops(socks[0]) is not None
 
     def add(self) -> socket.socket:
         """A socket for a new instance; it gets no connection until `steer()` names it."""

@@ -3,6 +3,8 @@ kernel with raw sockets (no pitstop logic beyond the program and TCP_INFO helper
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import socket
 from collections.abc import Iterator
 
@@ -121,3 +123,56 @@ def test_shutdown_leaves_the_group_while_a_copy_is_open(group: list[socket.socke
     a.shutdown(socket.SHUT_RD)
     sockets.attach_reuseport_program(b, 0)
     assert landed(port, [b]) == [20]  # index 0 is b now: a is gone despite `copy`
+
+
+def test_a_full_accept_queue_counts_every_dropped_attempt(group: list[socket.socket]) -> None:
+    """What socket mode's `dropped` means (sockets.listen_drops): a client that finds the
+    accept queue full has its SYN dropped and counted, again for each retransmission, and
+    lands once there is room: a drop is a client kept waiting, not a lost connection."""
+    a = socket.socket()
+    group.append(a)
+    a.bind(("127.0.0.1", 0))
+    a.listen(0)  # room for one connection
+    port = a.getsockname()[1]
+    assert sockets.listen_drops(a) == 0
+    group.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    wait_until(lambda: sockets.accept_queue_length(a) == 1, timeout=10)
+    late = []
+    for _ in range(2):
+        client = socket.socket()
+        group.append(client)
+        client.setblocking(False)
+        assert client.connect_ex(("127.0.0.1", port)) == errno.EINPROGRESS
+        late.append(client)
+    wait_until(lambda: (sockets.listen_drops(a) or 0) >= 2, timeout=10)  # the two SYNs
+    # Their retransmissions (after 1 s) are dropped and counted again: attempts, not clients.
+    wait_until(lambda: (sockets.listen_drops(a) or 0) >= 4, timeout=10)
+    assert sockets.accept_queue_length(a) == 1
+    group.append(a.accept()[0])  # room again
+
+    def connected(client: socket.socket) -> bool:
+        try:
+            client.getpeername()
+        except OSError:
+            return False
+        return True
+
+    # Both land on a later retransmission. (With room for one, the second one's final ACK
+    # may be dropped too: it is then established on the client's side only, and joins the
+    # queue when its first data arrives, as a request would.)
+    wait_until(lambda: all(connected(c) for c in late), timeout=20)
+    for client in late:
+        client.send(b"x")
+    a.setblocking(False)
+    accepted: list[socket.socket] = []
+
+    def take() -> bool:
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                conn, _ = a.accept()
+                group.append(conn)
+                accepted.append(conn)
+        return len(accepted) == 2
+
+    wait_until(take, timeout=20)
+    assert sockets.accept_queue_length(a) == 0
