@@ -26,7 +26,8 @@ def status(
         "version": 2,
         "pid": 4711,
         "address": "127.0.0.1:8080",
-        "restarts": 1,
+        "restarts": 0,
+        "swaps": 1,
         "started_at": 1000.0,
         "last_build_ok": True,
         "last_build_s": 0.5,
@@ -51,7 +52,7 @@ def test_off_a_terminal_state_changes_are_plain_prefixed_lines() -> None:
     printer(ev.InstanceOutput(2, "stdout", "hello", service="api"))
     printer(ev.Status("serving #2", service="api"))  # the table and the lines say it already
     assert err.getvalue().splitlines() == [
-        "api | serving #2 (pid 4711) on 127.0.0.1:8080 · swapped, 1 restart · last build ok in 0.50s",
+        "api | serving #2 (pid 4711) on 127.0.0.1:8080 · 1 swap · last build ok in 0.50s",
         "web | blocked: waiting for api",
     ]
     assert out.getvalue() == "api#2 | hello\n"
@@ -96,7 +97,7 @@ def test_the_table_cuts_lines_to_the_terminal_width() -> None:
     lines = format_status_table(rows, now=1065.0, width=60)
     assert all(len(line) <= 59 for line in lines)
     full = format_status_table(rows, now=1065.0)
-    assert full[1].split()[:10] == [
+    assert full[1].split()[:11] == [
         "api",
         "serving",
         "#2",
@@ -106,6 +107,7 @@ def test_the_table_cuts_lines_to_the_terminal_width() -> None:
         "127.0.0.1:8080",
         "1m05s",
         "1",
+        "0",
         "ok",
     ]
     assert full[1].endswith("x" * 200)
@@ -119,7 +121,8 @@ def test_status_json_has_the_fields_of_ps() -> None:
         "version": 2,
         "pid": 4711,
         "address": "127.0.0.1:8080",
-        "restarts": 1,
+        "restarts": 0,
+        "swaps": 1,
         "uptime_s": 10.0,
         "last_build_ok": True,
         "last_build_s": 0.5,
@@ -128,12 +131,21 @@ def test_status_json_has_the_fields_of_ps() -> None:
         "rss_bytes": None,
         "served": 1204,
         "failed": 0,
+        "dropped": None,
+        "reset": None,
     }
 
 
-def test_status_json_has_no_counts_in_socket_mode() -> None:
-    row = status_json(status(), now=1010.0)
-    assert row["served"] is None and row["failed"] is None
+def test_status_json_has_no_served_count_in_socket_mode() -> None:
+    row = status_json(status(failed=3, dropped=2, reset=1), now=1010.0)
+    assert (row["served"], row["failed"], row["dropped"], row["reset"]) == (None, 3, 2, 1)
+    assert status_json(status(), now=1010.0)["failed"] is None  # nothing counted at all
+
+
+def test_a_socket_mode_swap_line_says_what_the_listeners_counted() -> None:
+    swap = ev.SwapFinished(7, 8, 212, failed=3, dropped=2, reset=1)
+    assert swap.summary == "swap #7 → #8 in 212 ms · listeners: 2 dropped, 1 reset"
+    assert "served" not in swap.summary
 
 
 def test_a_swap_line_ends_with_its_counts() -> None:

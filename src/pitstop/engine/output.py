@@ -330,6 +330,7 @@ _TABLE_HEADER = (
     "MEM",
     "ADDRESS",
     "UPTIME",
+    "SWAPS",
     "RESTARTS",
     "BUILD",
 )
@@ -356,6 +357,7 @@ def format_status_table(rows: list[ServiceStatus], now: float, width: int = 0) -
                 format_bytes(row.rss_bytes) if row.rss_bytes is not None else "-",
                 row.address,
                 _uptime_text(uptime) if uptime is not None else "-",
+                str(row.swaps),
                 str(row.restarts),
                 build,
             )
@@ -389,8 +391,10 @@ def describe_state(status: ServiceStatus) -> str:
         build = f" · last build {result} in {status.last_build_s:.2f}s"
     if state is ServiceState.SERVING:
         text = f"serving {serving} (pid {status.pid}) on {status.address}"
+        if status.swaps:
+            text += f" · {status.swaps} swap{'s' if status.swaps != 1 else ''}"
         if status.restarts:
-            text += f" · swapped, {status.restarts} restart{'s' if status.restarts != 1 else ''}"
+            text += f" · {status.restarts} crash restart{'s' if status.restarts != 1 else ''}"
         if status.reason:
             text += f" · {status.reason}"
         return text + build

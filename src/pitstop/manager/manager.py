@@ -76,7 +76,8 @@ class _Service:
     reason: str | None = None
     version: int | None = None
     pid: int | None = None
-    swaps: int = 0
+    swaps: int = 0  # from one serving instance to another (not the first start)
+    restarts: int = 0  # crash restarts
     started_at: float | None = None
     last_build_ok: bool | None = None
     last_build_s: float | None = None
@@ -110,15 +111,18 @@ class _Service:
             version=self.version,
             pid=self.pid,
             address=self.address(),
-            restarts=max(0, self.swaps - 1),
+            restarts=self.restarts,
+            swaps=self.swaps,
             started_at=self.started_at,
             last_build_ok=self.last_build_ok,
             last_build_s=self.last_build_s,
             reason=self.reason,
             cpu_percent=sample.cpu_percent if sample is not None else None,
             rss_bytes=sample.rss_bytes if sample is not None else None,
-            served=traffic.served if traffic is not None else None,
+            served=traffic.served if isinstance(traffic, ev.Traffic) else None,
             failed=traffic.failed if traffic is not None else None,
+            dropped=traffic.dropped if isinstance(traffic, ev.ListenerTally) else None,
+            reset=traffic.reset if isinstance(traffic, ev.ListenerTally) else None,
         )
 
 
@@ -593,8 +597,9 @@ class Manager:
                 self._set(svc, _S.SWAPPING if serving else _S.STARTING, reason=None)
             case ev.InstanceReady():
                 self._set(svc, _S.READY)
-            case ev.Swapped(_old, new):
-                svc.swaps += 1
+            case ev.Swapped(old, new):
+                if old is not None:
+                    svc.swaps += 1
                 assert svc.supervisor is not None
                 self._set(
                     svc,
@@ -623,6 +628,7 @@ class Manager:
                         reason=f"#{n} exited with status {status}",
                     )
             case ev.CrashRestart(n, delay):
+                svc.restarts += 1
                 self._set(svc, _S.STARTING, reason=f"#{n} crashed; restarting in {delay:g}s")
             case ev.GaveUp(reason):
                 self._set(svc, _S.FAILED, reason=reason)

@@ -38,7 +38,7 @@ class ServiceStatus:
     version: int | None  # the number of the serving instance
     pid: int | None  # its pid
     address: str  # where clients connect, e.g. "127.0.0.1:8080" (several joined by ", ")
-    restarts: int  # swaps and crash restarts since the first instance served
+    restarts: int  # crash restarts: instances pitstop started again after they exited
     started_at: float | None  # time.time() when the serving instance started serving
     last_build_ok: bool | None  # None: no build ran yet (or the service has nothing to build)
     last_build_s: float | None
@@ -47,9 +47,14 @@ class ServiceStatus:
     cpu_percent: float | None = None  # percent of one CPU (200 = two CPUs)
     rss_bytes: int | None = None
     # Requests (proxy http) or connections (proxy tcp) served and failed since the service
-    # started; None in socket mode, where pitstop does not see them.
+    # started. Socket mode: served is None (the kernel counts no accepted connection), and
+    # failed = dropped + reset, what the listening sockets counted (events.ListenerTally).
     served: int | None = None
     failed: int | None = None
+    dropped: int | None = None
+    reset: int | None = None
+    # Swaps from one serving instance to another: new builds, `on_limit = "swap"`, rollbacks.
+    swaps: int = 0
 
     def uptime(self, now: float) -> float | None:
         return None if self.started_at is None else max(0.0, now - self.started_at)
@@ -65,6 +70,7 @@ def status_json(s: ServiceStatus, now: float) -> dict[str, Any]:
         "pid": s.pid,
         "address": s.address,
         "restarts": s.restarts,
+        "swaps": s.swaps,
         "uptime_s": None if uptime is None else round(uptime, 3),
         "last_build_ok": s.last_build_ok,
         "last_build_s": None if s.last_build_s is None else round(s.last_build_s, 3),
@@ -73,6 +79,8 @@ def status_json(s: ServiceStatus, now: float) -> dict[str, Any]:
         "rss_bytes": s.rss_bytes,
         "served": s.served,
         "failed": s.failed,
+        "dropped": s.dropped,
+        "reset": s.reset,
     }
 
 

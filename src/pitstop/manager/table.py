@@ -23,6 +23,7 @@ def status_from_json(row: dict[str, Any], now: float) -> ServiceStatus:
         pid=_int(row.get("pid")),
         address=str(row.get("address") or "-"),
         restarts=_int(row.get("restarts")) or 0,
+        swaps=_int(row.get("swaps")) or 0,
         started_at=now - float(uptime) if isinstance(uptime, int | float) else None,
         last_build_ok=row.get("last_build_ok")
         if isinstance(row.get("last_build_ok"), bool)
@@ -33,6 +34,8 @@ def status_from_json(row: dict[str, Any], now: float) -> ServiceStatus:
         rss_bytes=_int(row.get("rss_bytes")),
         served=_int(row.get("served")),
         failed=_int(row.get("failed")),
+        dropped=_int(row.get("dropped")),
+        reset=_int(row.get("reset")),
     )
 
 

@@ -85,13 +85,40 @@ class Traffic:
 
 
 @dataclass(frozen=True)
+class ListenerTally:
+    """Socket mode, where connections go from the kernel straight to the instances: what the
+    kernel counted at pitstop's listening TCP sockets. Served connections are not among it:
+    Linux counts none per listener for an unprivileged process (see sockets.listen_drops).
+
+    `dropped`: handshake packets discarded because a listener's accept queue was full (a
+    client kept waiting for its retransmission; one client can count several times).
+    `reset`: connections still in a listener's accept queue when pitstop closed it (the
+    kernel resets them; the queue is drained first, so this stays 0 unless an instance
+    stopped accepting). `failed` is their sum.
+    """
+
+    dropped: int = 0
+    reset: int = 0
+
+    @property
+    def failed(self) -> int:
+        return self.dropped + self.reset
+
+    def __sub__(self, other: ListenerTally) -> ListenerTally:
+        return ListenerTally(self.dropped - other.dropped, self.reset - other.reset)
+
+
+@dataclass(frozen=True)
 class SwapFinished(_ServiceEvent):
     """The swap from `old` to `new` is over: the old instance has drained and stopped.
 
     The swap's window runs from the start of the candidate `new` (right after its build
-    succeeded) until `old` has drained and stopped, `ms` long. In it `served_old` requests
-    were answered by the old version and `served_new` by the new one (`served` is their
-    sum), and `failed` failed. None (socket mode) where pitstop does not see the requests.
+    succeeded) until `old` has drained and stopped, `ms` long. Proxy mode: in it
+    `served_old` requests were answered by the old version and `served_new` by the new one
+    (`served` is their sum), and `failed` failed. Socket mode: the served counts are None
+    (the kernel hands connections to the instances and counts none), `dropped` and `reset`
+    are what the listeners counted (`ListenerTally`) and `failed` is their sum. All None
+    where nothing could be counted.
     """
 
     old: int
@@ -101,6 +128,8 @@ class SwapFinished(_ServiceEvent):
     served_old: int | None = None
     served_new: int | None = None
     failed: int | None = None
+    dropped: int | None = None
+    reset: int | None = None
 
     @property
     def source(self) -> Source:
@@ -108,10 +137,13 @@ class SwapFinished(_ServiceEvent):
 
     @property
     def summary(self) -> str:
-        """`swap #7 → #8 in 212 ms · 1,204 served, 0 failed` (no counts in socket mode)."""
+        """`swap #7 → #8 in 212 ms · 1,204 served, 0 failed` (proxy mode), `swap #7 → #8 in
+        212 ms · listeners: 0 dropped, 0 reset` (socket mode)."""
         text = f"swap #{self.old} → #{self.new} in {self.ms} ms"
         if self.served is not None and self.failed is not None:
             text += f" · {self.served:,} served, {self.failed:,} failed"
+        elif self.dropped is not None and self.reset is not None:
+            text += f" · listeners: {self.dropped:,} dropped, {self.reset:,} reset"
         return text
 
 

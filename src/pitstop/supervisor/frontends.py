@@ -15,7 +15,7 @@ from socket import socket
 from typing import TYPE_CHECKING, Protocol
 
 from pitstop.supervisor import sockets
-from pitstop.supervisor.events import Traffic
+from pitstop.supervisor.events import ListenerTally, Traffic
 from pitstop.supervisor.instance import Binding
 from pitstop.taskfile.addresses import ListenAddress
 from pitstop.taskfile.service import ServiceSpec
@@ -50,8 +50,9 @@ class Frontend(Protocol):
         """While open: a URL that reaches instance `n` (started, not promoted) directly."""
         ...
 
-    def traffic(self) -> Traffic | None:
-        """Everything counted since open(); None where the requests are not seen."""
+    def traffic(self) -> Traffic | ListenerTally | None:
+        """Everything counted since open(): requests (proxy), what the listening sockets
+        counted (socket hand-off), or None where nothing can be counted."""
 
     def served_by(self, n: int) -> int | None:
         """What instance `n` has served since it was promoted (0 if it never was)."""
@@ -91,16 +92,19 @@ class SocketFrontend:
     over the current socket, with whatever connections wait in its queue.
     """
 
-    def __init__(self, spec: ServiceSpec) -> None:
+    def __init__(self, spec: ServiceSpec, backlog: int = sockets.BACKLOG) -> None:
         self._spec = spec
         self._names = spec.listen_names
-        self._listeners = [sockets.Listener(address) for address in spec.listen]
+        self._listeners = [sockets.Listener(address, backlog) for address in spec.listen]
         self._front: tuple[socket, ...] = ()  # where new connections go
         self._live = False  # the instance on `_front` was promoted and has not exited
         self._given: dict[tuple[int, ...], tuple[socket, ...]] = {}
         self._no_extra = asyncio.Event()  # no socket besides `_front` is in use
         self._no_extra.set()
         self.addresses: list[ListenAddress] = []
+        # What the closed sockets counted (traffic() adds the open ones); None where the
+        # kernel's counts cannot be read or no address is TCP (unix sockets count nothing).
+        self._past: ListenerTally | None = None
 
     async def open(self) -> None:
         try:
@@ -109,6 +113,8 @@ class SocketFrontend:
             await self.close()
             raise
         self.addresses = [listener.address for listener in self._listeners]
+        if any(listener.counted for listener in self._listeners):
+            self._past = ListenerTally()
 
     async def binding(self, n: int) -> Binding:
         if not self._live:
@@ -176,9 +182,20 @@ class SocketFrontend:
         socks = self._given.pop(binding.fds, ())
         for listener, sock, front in zip(self._listeners, socks, self._front, strict=False):
             if sock is not front:
+                self._count_removal(listener, sock)
                 listener.remove(sock)
         if all(socks == self._front for socks in self._given.values()):
             self._no_extra.set()
+
+    def _count_removal(self, listener: sockets.Listener, sock: socket) -> None:
+        """A socket's last figures, just before it is closed: its drops, and the connections
+        still in its queue, which the close resets (nothing accepts them any more)."""
+        if self._past is None or not listener.counted:
+            return
+        self._past = ListenerTally(
+            self._past.dropped + (sockets.listen_drops(sock) or 0),
+            self._past.reset + listener.queued(sock),
+        )
 
     def unavailable(self, reason: str) -> None:
         pass
@@ -213,10 +230,16 @@ class SocketFrontend:
             listener.end_source_steering()
             await relay.close()
 
-    # Connections go from the kernel straight to the instance: Linux keeps no count of
-    # what a listening socket accepted (TCP_INFO on a listener gives only its queue length).
-    def traffic(self) -> Traffic | None:
-        return None
+    # Connections go from the kernel straight to the instance: Linux keeps no count of what
+    # a listening socket accepted, only of what it dropped (sockets.listen_drops).
+    def traffic(self) -> ListenerTally | None:
+        if self._past is None:
+            return None
+        dropped = self._past.dropped
+        for listener in self._listeners:
+            if listener.counted:
+                dropped += sum(sockets.listen_drops(sock) or 0 for sock in listener.sockets)
+        return ListenerTally(dropped, self._past.reset)
 
     def served_by(self, n: int) -> int | None:
         return None

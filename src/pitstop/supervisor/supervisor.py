@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -153,8 +154,9 @@ class Supervisor:
             raise RuntimeError(f"{self.name} #{version} did not take over; see its events")
         return version
 
-    def traffic(self) -> ev.Traffic | None:
-        """Requests served and failed since start() (proxy mode; None in socket mode)."""
+    def traffic(self) -> ev.Traffic | ev.ListenerTally | None:
+        """Since start(): requests served and failed (proxy mode), or what the listening
+        sockets counted (socket mode); None where nothing can be counted."""
         return self._frontend.traffic()
 
     def instance_pids(self) -> list[int]:
@@ -474,9 +476,11 @@ class Supervisor:
                     await drained
                 await self._stop_instance(old)
             finally:
-                if window is not None:
-                    self._emit(window.close(self._frontend))
-                self._frontend.release(old.number, old.binding)
+                release = functools.partial(self._frontend.release, old.number, old.binding)
+                if window is None:
+                    release()
+                else:
+                    self._emit(window.close(self._frontend, release))
 
         task = asyncio.create_task(retire(), name=f"retire-{old.number}")
         self._retiring.add(task)

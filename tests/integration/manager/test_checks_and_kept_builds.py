@@ -211,6 +211,7 @@ def test_kept_builds_roll_back_to_the_first_version_under_load_without_a_build(
             assert load.failures == []
             assert builds_run(env) == ran  # no build ran
             assert row(manager, "app").version == 1
+            assert (row(manager, "app").swaps, row(manager, "app").restarts) == (4, 0)
 
             # One more build: keep_builds newest plus the serving one stay, #2 goes.
             env.write("app", "app-v5")

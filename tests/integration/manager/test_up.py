@@ -7,6 +7,7 @@ change is a real file write seen by the real watcher."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 import textwrap
@@ -19,7 +20,7 @@ from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.request import Command, UpFlags, UserRequest
 from pitstop.taskfile.loader import load_taskfile
 from tests.helpers import async_wait_until, free_port, pid_alive, port_open
-from tests.load import Load
+from tests.load import Load, http_get
 
 APPS = Path(__file__).resolve().parents[2] / "apps"
 FD_APP = APPS / "fd_app.py"
@@ -365,6 +366,41 @@ def test_builds_of_different_services_run_in_parallel_up_to_jobs(tmp_path: Path)
     run(scenario)
 
 
+def test_restarts_count_crash_restarts_only_and_swaps_the_rest(tmp_path: Path) -> None:
+    """A crash restart is a restart; a fresh instance of the same version (what
+    `on_limit = "swap"` does) and a new build are swaps."""
+    env = Env(tmp_path)
+    env.service("db", [])
+
+    async def scenario() -> None:
+        manager = env.manager(watch=False)
+        try:
+            assert await manager.start() is True
+            first = row(manager, "db").pid
+            with contextlib.suppress(OSError):  # fd_app dies holding this connection
+                await asyncio.to_thread(http_get, env.address("db"), 5.0, "/crash")
+            await async_wait_until(
+                lambda: (
+                    row(manager, "db").state is ServiceState.SERVING
+                    and row(manager, "db").pid not in (None, first)
+                ),
+                DEADLINE,
+                "the crash restart",
+            )
+            assert (row(manager, "db").swaps, row(manager, "db").restarts) == (0, 1)
+            supervisor = manager._services["db"].supervisor  # what on_limit = "swap" calls
+            assert supervisor is not None
+            supervisor.replace_instance()
+            await supervisor.settled()
+            await manager.restart("db")
+            assert row(manager, "db").version == 3
+            assert (row(manager, "db").swaps, row(manager, "db").restarts) == (2, 1)
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
 def test_restart_stop_and_start_one_service(tmp_path: Path) -> None:
     """The verbs the control socket calls: restart swaps without downtime; stop_service frees
     its address and leaves the others serving; start_service brings it back."""
@@ -380,7 +416,8 @@ def test_restart_stop_and_start_one_service(tmp_path: Path) -> None:
             async with Load.new_connections(env.address("db"), clients=2) as load:
                 await manager.restart("db")
                 assert row(manager, "db").version == 2
-                assert row(manager, "db").restarts == 1
+                # A swap to a new build, not a crash restart.
+                assert (row(manager, "db").swaps, row(manager, "db").restarts) == (1, 0)
                 await load.async_wait_for_more(20, each=True)
             assert load.failures == []
             await manager.stop_service("db")

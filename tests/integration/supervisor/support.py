@@ -46,6 +46,7 @@ class Harness:
     events: list[SupervisorEvent] = field(default_factory=list)
     build_output: list[str] = field(default_factory=list)
     supervisor: Supervisor | None = None
+    traffic: object = None  # a test's reading of Supervisor.traffic() before it stopped
 
     @classmethod
     def fd_app(cls, root: Path, version: str, **service: Any) -> Harness:

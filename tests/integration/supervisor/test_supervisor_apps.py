@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import Location
-from pitstop.supervisor.events import Swapped
+from pitstop.supervisor.events import ListenerTally, SwapFinished, Swapped
 from pitstop.supervisor.instance import InstanceCommand
 from pitstop.taskfile.service import parse_service
 from tests.helpers import pid_alive, wait_until
@@ -66,6 +66,7 @@ def test_uvicorn_fd3_app_swaps_under_load_without_a_failed_request(tmp_path: Pat
                 await sup.settled()
                 await load.async_wait_to_see(version)
                 await load.async_wait_for_more(20)
+        h.traffic = sup.traffic()
         await sup.stop()
         return load
 
@@ -74,6 +75,11 @@ def test_uvicorn_fd3_app_swaps_under_load_without_a_failed_request(tmp_path: Pat
     assert load.failures == []
     assert [e.new for e in h.of_type(Swapped)] == [1, 2, 3, 4, 5, 6]
     assert {b.split()[-1] for b in load.bodies} == {"v1", *versions}
+    # What socket mode can count agrees: no connection dropped or reset at a listener.
+    swaps = h.of_type(SwapFinished)
+    assert [(e.old, e.new) for e in swaps] == [(1, 2), (2, 3), (3, 4), (4, 5), (5, 6)]
+    assert all((e.served, e.dropped, e.reset, e.failed) == (None, 0, 0, 0) for e in swaps), swaps
+    assert h.traffic == ListenerTally(dropped=0, reset=0)
 
 
 def test_uvicorn_behind_the_proxy_swaps_under_load_without_a_failed_request(

@@ -4,16 +4,21 @@ total) against what a real load client counted, with tests/apps/port_app.py behi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
+import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from pitstop.errors import Location
-from pitstop.supervisor.events import SwapFinished, Traffic
+from pitstop.supervisor.events import ListenerTally, SwapFinished, Traffic
+from pitstop.supervisor.frontends import SocketFrontend
 from pitstop.supervisor.instance import InstanceCommand
+from pitstop.supervisor.supervisor import Supervisor
 from pitstop.taskfile.service import parse_service
-from tests.load import KeepAlive, Load, NewConnections
+from tests.helpers import async_wait_until
+from tests.load import KeepAlive, Load, NewConnections, http_get
 
 from .support import APPS, Harness, run
 
@@ -126,29 +131,102 @@ def test_tcp_mode_counts_connections(tmp_path: Path) -> None:
     assert traffic == Traffic(served=len(load.bodies), failed=0)
 
 
-def test_socket_mode_swaps_report_their_window_but_no_counts(tmp_path: Path) -> None:
+def test_socket_mode_swaps_count_what_the_listeners_dropped_and_reset(tmp_path: Path) -> None:
     """With socket hand-off the kernel gives connections straight to the instance and keeps
-    no count of what a listener accepted: pitstop says so (None) instead of a false 0."""
+    no count of what a listener accepted: no served counts (None, not a false 0), but what
+    the listening sockets dropped (full queue) and reset (closed with a queue), both 0."""
     h = Harness.fd_app(tmp_path, "v1")
 
-    async def scenario() -> tuple[Load, Traffic | None]:
+    async def scenario() -> tuple[Load, ListenerTally | Traffic | None]:
         sup = h.make()
         assert await sup.start()
-        async with Load.new_connections(h.address, clients=2) as load:
+        async with Load.new_connections(h.address, clients=4) as load:
             await load.async_wait_to_see("v1")
-            h.release("v2")
-            await sup.settled()
-            await load.async_wait_to_see("v2")
+            for version in ("v2", "v3"):
+                h.release(version)
+                await sup.settled()
+                await load.async_wait_to_see(version)
+                await load.async_wait_for_more(20)
         traffic = sup.traffic()
         await sup.stop()
         return load, traffic
 
     load, traffic = run(scenario())
     assert load.failures == []
-    assert traffic is None
+    assert traffic == ListenerTally(dropped=0, reset=0)
+    swaps = h.of_type(SwapFinished)
+    assert [(s.old, s.new) for s in swaps] == [(1, 2), (2, 3)]
+    for swap in swaps:
+        assert (swap.served, swap.served_old, swap.served_new) == (None, None, None)
+        assert (swap.failed, swap.dropped, swap.reset) == (0, 0, 0)
+        assert (
+            swap.summary
+            == f"swap #{swap.old} → #{swap.new} in {swap.ms} ms · listeners: 0 dropped, 0 reset"
+        )
+
+
+STUCK_APP = """
+import os, signal, socket, sys, time
+# An instance that says it is ready and never accepts (a hung server), unless its version
+# file says otherwise: then it is fd_app.
+if open(sys.argv[1]).read().strip() != "stuck":
+    os.execv(sys.executable, [sys.executable, {fd_app!r}, sys.argv[1]])
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+    s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+while True:
+    time.sleep(1)
+"""
+
+
+def test_socket_mode_counts_drops_at_a_full_queue_and_resets_at_a_closed_one(
+    tmp_path: Path,
+) -> None:
+    """A hung instance behind a listener with room for one connection: the next clients'
+    SYNs are dropped (counted once per attempt); the swap away from it waits drain_timeout,
+    then closes its socket with one connection still queued (reset). The dropped clients
+    land on the new version's socket when they try again."""
+    (tmp_path / "stuck_app.py").write_text(STUCK_APP.format(fd_app=str(APPS / "fd_app.py")))
+    h = Harness.fd_app(tmp_path, "stuck", drain_timeout="300ms")
+    h.command = InstanceCommand(
+        (sys.executable, str(tmp_path / "stuck_app.py"), str(tmp_path / "version")), tmp_path
+    )
+
+    async def scenario() -> tuple[list[str], ListenerTally | Traffic | None]:
+        assert h.command is not None
+        sup = Supervisor(
+            h.spec, h.command, h.build, h.events.append, frontend=SocketFrontend(h.spec, backlog=0)
+        )
+        h.supervisor = sup
+        assert await sup.start()
+        queued = await asyncio.to_thread(socket.create_connection, h.address, 5)
+        waiting = [asyncio.create_task(asyncio.to_thread(reached, h.address)) for _ in range(2)]
+        await async_wait_until(
+            lambda: (t := sup.traffic()) is not None and t.dropped >= 2, 20, "two drops"
+        )
+        h.release("v2")
+        await sup.settled()
+        results = [await t for t in waiting]
+        with contextlib.suppress(OSError):
+            results.append(repr(queued.recv(100)))  # b'' or a reset: it was never accepted
+        queued.close()
+        traffic = sup.traffic()
+        await sup.stop()
+        return results, traffic
+
+    results, traffic = run(scenario())
+    assert results[:2] == ["v2", "v2"]  # dropped, then served by the new version
+    assert isinstance(traffic, ListenerTally)
+    assert traffic.reset == 1 and traffic.dropped >= 2
     [swap] = h.of_type(SwapFinished)
-    assert (swap.old, swap.new, swap.served, swap.failed) == (1, 2, None, None)
-    assert swap.summary == f"swap #1 → #2 in {swap.ms} ms"
+    assert swap.reset == 1 and swap.dropped is not None
+    assert swap.failed == swap.dropped + swap.reset
+    assert swap.served is None
+
+
+def reached(address: tuple[str, int]) -> str:
+    """A request that waits as long as a client's kernel retries its SYN."""
+    return http_get(address, timeout=30)
 
 
 def test_the_stream_path_and_no_backend_are_counted(tmp_path: Path) -> None:
