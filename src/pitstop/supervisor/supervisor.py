@@ -360,7 +360,8 @@ class Supervisor:
         self._promote(instance)
         took = time.monotonic() - started
         self._emit(ev.Swapped(old.number if old is not None else None, n, took))
-        self._status(f"swapped in {_milliseconds(took)}" if old is not None else None)
+        # No duration here: the swap's one line (SwapFinished) says how long it took.
+        self._status()
         if old is not None:
             self._retire(old, window)
         await self._prune_builds()
@@ -592,8 +593,3 @@ class Supervisor:
             self._on_event(replace(event, service=self.name))
         except Exception:
             log.exception("event handler failed on %r", event)
-
-
-def _milliseconds(seconds: float) -> str:
-    """`212 ms`, or `1.4 s` from a second on."""
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
