@@ -138,8 +138,9 @@ def listen_drops(sock: socket.socket) -> int | None:
     tcp_listendrop() adds one to the socket's sk_drops each time a connection cannot join
     the socket because its accept queue is full: a client's SYN (which the client's kernel
     retransmits after 1 s, 1 s, ... so one client waiting for room counts once per attempt)
-    or, when the queue filled up during the handshake, its final ACK. So a drop is a
-    client kept waiting, and drops >= clients affected: 0 proves none was. Other discards
+    or, when the queue filled up during the handshake, its final ACK (the client is then
+    connected on its side only, and joins the queue when its first data arrives). So a drop
+    is a client kept waiting, and drops >= clients affected: 0 proves none was. Other discards
     at the listener (a socket filter, a minimum TTL) land there too. Linux keeps no count
     of the connections a listener accepted (for a listener TCP_INFO reports only its queue
     length and backlog, and counting with eBPF needs privileges): this is what there is.
