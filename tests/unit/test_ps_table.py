@@ -23,6 +23,10 @@ def test_rows_survive_the_json_round_trip() -> None:
             None,
             cpu_percent=12.5,
             rss_bytes=48 * 1024 * 1024,
+            failed=1,
+            dropped=1,
+            reset=0,
+            swaps=5,
         ),
         ServiceStatus(
             "web",
@@ -40,7 +44,8 @@ def test_rows_survive_the_json_round_trip() -> None:
     assert [status_from_json(status_json(row, now), now) for row in rows] == rows
     table = status_table([status_json(row, now) for row in rows], now).splitlines()
     assert table[0].split()[:6] == ["SERVICE", "STATE", "VERSION", "PID", "CPU", "MEM"]
-    assert table[1].split()[:9] == [
+    assert table[0].split()[8:10] == ["SWAPS", "RESTARTS"]
+    assert table[1].split()[:10] == [
         "api",
         "serving",
         "#3",
@@ -49,6 +54,7 @@ def test_rows_survive_the_json_round_trip() -> None:
         "48.0MiB",
         "127.0.0.1:8080",
         "1m05s",
+        "5",
         "2",
     ]
     assert table[2].split()[4:6] == ["-", "-"]  # not sampled: nothing serves
