@@ -14,6 +14,7 @@ from pathlib import Path
 from pitstop.engine.output import OutputMode
 from pitstop.errors import UserError
 from pitstop.request import PlanFlags, RunFlags, UserRequest, WatchFlags
+from pitstop.taskfile.health import HealthSpec
 from pitstop.taskfile.model import Task, Taskfile
 from pitstop.watch.changes import DEFAULT_DEBOUNCE_MS
 from pitstop.watch.filters import FilterOptions
@@ -34,6 +35,9 @@ class RunSettings:
     profile: str
     stop_signal: int
     stop_timeout: float
+    # PITSTOP_NOTIFY: desktop notifications on (True) or off (False) for every service;
+    # None: each service's `desktop_notifications` key decides.
+    notify: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,31 @@ def resolve_run(request: UserRequest, taskfile: Taskfile) -> RunSettings:
         profile=resolve_profile(request.file.profile),
         stop_signal=_stop_signal(flags.stop_signal),
         stop_timeout=flags.stop_timeout,
+        notify=resolve_notify(),
     )
+
+
+_YES = ("1", "true", "yes", "on")
+_NO = ("0", "false", "no", "off")
+
+
+def resolve_notify() -> bool | None:
+    """PITSTOP_NOTIFY=0 (false, no, off) turns desktop notifications off, 1 (true, yes, on)
+    on, for every service; unset or empty, the task file decides."""
+    text = os.environ.get("PITSTOP_NOTIFY", "").strip().lower()
+    if not text:
+        return None
+    if text in _YES or text in _NO:
+        return text in _YES
+    raise UserError(
+        f"PITSTOP_NOTIFY={os.environ['PITSTOP_NOTIFY']!r} is neither on nor off",
+        hint="use PITSTOP_NOTIFY=0 to turn desktop notifications off, 1 to turn them on",
+    )
+
+
+def desktop_notifications(settings: RunSettings, health: HealthSpec) -> bool:
+    """PITSTOP_NOTIFY > the service's `desktop_notifications` > on."""
+    return settings.notify if settings.notify is not None else health.desktop_notifications
 
 
 def resolve_jobs(flag: int | None, taskfile: Taskfile) -> int:

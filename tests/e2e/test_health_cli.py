@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -166,6 +167,70 @@ def test_an_alert_runs_the_command_once_and_leaves_the_service(
         assert down.returncode == 0, down.stderr
 
 
+FAKE_NOTIFY_SEND = """#!/bin/sh
+printf '%s|' "$@" >> "{log}"
+echo >> "{log}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("notify_env", "key", "shown"),
+    [
+        ("1", "", True),  # on: the alert is also a desktop notification
+        ("", "desktop_notifications = false, ", False),  # off in the task file
+        ("0", "", False),  # off by PITSTOP_NOTIFY (what the whole suite sets)
+        ("0", "desktop_notifications = true, ", False),  # the variable wins over the key
+    ],
+)
+def test_desktop_notifications_are_attempted_unless_switched_off(
+    project: Project,
+    tmp_path: Path,
+    serving: list[subprocess.Popen[str]],
+    notify_env: str,
+    key: str,
+    shown: bool,
+) -> None:
+    """A fake notify-send first on PATH records what it was asked to show."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "notify.log"
+    fake = bin_dir / "notify-send"
+    fake.write_text(FAKE_NOTIFY_SEND.format(log=log))
+    fake.chmod(0o755)
+    port = _write(project, "alert")
+    text = (project.root / "Makefile.toml").read_text()
+    project.write("Makefile.toml", text.replace("alert_command = [", f"{key}alert_command = ["))
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    proc = project.popen("api", PITSTOP_NOTIFY=notify_env, PATH=path)
+    serving.append(proc)
+    assert proc.stderr is not None
+    err = collect_lines(proc.stderr)
+    wait_until(lambda: any("serving #1" in line for line in err), 30, "the first instance")
+    with Load.new_connections(("127.0.0.1", port), clients=4) as load:
+        wait_until(
+            lambda: (load.check_running(), _alerts(project.root))[1], 60, "the alert command"
+        )
+        if shown:
+            wait_until(log.exists, 20, "the desktop notification")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0, "".join(err)
+    if shown:
+        title, message = log.read_text().split("|")[1:3]  # after --app-name=pitstop
+        assert title == "pitstop: api"
+        assert "crossed its memory limit" in message
+    else:
+        # Launched with the alert command, in the same step: it would have run by now.
+        assert not log.exists(), log.read_text()
+
+
+def test_a_bad_pitstop_notify_is_refused(project: Project) -> None:
+    _write(project, "alert")
+    result = project.run("api", PITSTOP_NOTIFY="maybe")
+    assert result.returncode == 2, result.stderr
+    assert "PITSTOP_NOTIFY='maybe' is neither on nor off" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("service", "says", "column"),
     [
@@ -173,6 +238,11 @@ def test_an_alert_runs_the_command_once_and_leaves_the_service(
         ('limits = { memory = "0MiB" }', "service.limits.memory must be more than zero", 47),
         ('limits = { cpu = "-5%" }', "service.limits.cpu must be more than 0%", 47),
         ('on_limit = "restart"', 'service.on_limit must be "swap" or "alert"', 36),
+        (
+            'desktop_notifications = "no"',
+            "service.desktop_notifications must be true or false",
+            36,
+        ),
     ],
 )
 @pytest.mark.parametrize("verb", [["api"], ["up", "--no-watch"]])

@@ -155,9 +155,11 @@ async def serve(invocation: Invocation, spec: ServiceSpec, root: Task, tmpdir: P
         builds_dir=kept,
         builds=any(acts(step) for step in first_build.steps),
     )
+    from pitstop.settings import desktop_notifications
     from pitstop.supervisor.health import HealthMonitor
 
-    health = HealthMonitor(supervisor, invocation.printer)
+    notify = desktop_notifications(invocation.settings, spec.health)
+    health = HealthMonitor(supervisor, invocation.printer, notify=notify)
     health.start()
     # For a service, `watch = {...}` says what to watch; swapping on changes needs --watch,
     # so that `pitstop serve` alone just builds and serves.

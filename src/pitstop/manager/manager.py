@@ -31,7 +31,7 @@ from pitstop.errors import PitstopError, UserError
 from pitstop.manager.graph import BuildStep, ServiceGraph, ServiceNode, load_graph
 from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.request import UserRequest
-from pitstop.settings import RunSettings, WatchSettings
+from pitstop.settings import RunSettings, WatchSettings, desktop_notifications
 from pitstop.steps.perform import RunContext, Runner
 from pitstop.supervisor import events as ev
 from pitstop.supervisor.instance import InstanceCommand
@@ -306,7 +306,8 @@ class Manager:
         svc.reason = None
         from pitstop.supervisor.health import HealthMonitor
 
-        svc.health = HealthMonitor(supervisor, self._emit)
+        notify = desktop_notifications(self.project.settings, node.spec.health)
+        svc.health = HealthMonitor(supervisor, self._emit, notify=notify)
         svc.health.start()
         try:
             return await supervisor.start()

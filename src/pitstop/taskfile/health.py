@@ -8,6 +8,7 @@ so each mistake is reported at its own key like every other service key.
     sample_interval = "2s"            # how often the instance's process tree is sampled
     settle = "30s"                    # after a new version's swap, when it is compared to the last
     regression = "50%"                # how much more RSS (or CPU) than the last version warns
+    desktop_notifications = false     # no notify-send/osascript for its alerts (PITSTOP_NOTIFY=0: none)
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ if TYPE_CHECKING:
 
 OnLimit = Literal["alert", "swap"]
 
-HEALTH_KEYS = ("limits", "on_limit", "alert_command", "sample_interval", "settle", "regression")
+HEALTH_KEYS = (
+    "limits",
+    "on_limit",
+    "alert_command",
+    "sample_interval",
+    "settle",
+    "regression",
+    "desktop_notifications",
+)
 LIMIT_KEYS = ("memory", "cpu", "cpu_for")
 
 # Binary (KiB, 1024) and decimal (KB, 1000) units, as written: `512MiB`, `1.5GB`.
@@ -59,6 +68,9 @@ class HealthSpec:
     sample_interval: float = 2.0
     settle: float = 30.0
     regression: float = 0.5  # +50 %: a new version using more than 1.5x warns
+    # An alert also shows a desktop notification (notify-send, osascript) where one exists;
+    # PITSTOP_NOTIFY overrides this (settings.desktop_notifications).
+    desktop_notifications: bool = True
 
 
 def read_health(raw: Mapping[str, Any], fail: Fail) -> HealthSpec:
@@ -72,7 +84,15 @@ def read_health(raw: Mapping[str, Any], fail: Fail) -> HealthSpec:
         regression=_percent(raw["regression"], ("regression",), fail) / 100.0
         if "regression" in raw
         else 0.5,
+        desktop_notifications=_bool(raw, "desktop_notifications", True, fail),
     )
+
+
+def _bool(raw: Mapping[str, Any], key: str, default: bool, fail: Fail) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise fail((key,), f"must be true or false (found {_found(value)})", f"write {key} = false")
+    return value
 
 
 def _found(value: object) -> str:
