@@ -187,6 +187,9 @@ def test_verbs_without_a_daemon(daemon: Daemon) -> None:
         result = daemon.run(*verb)
         assert result.returncode == 2, verb
         assert "no daemon runs" in result.stderr and "Traceback" not in result.stderr
+    rollback = daemon.run("rollback", "api")
+    assert rollback.returncode == 2 and "no daemon runs" in rollback.stderr
+    assert "not a single `pitstop api`: run it with `pitstop up api`" in rollback.stderr
 
 
 def test_verbs_reach_a_foreground_up_and_down_ends_it(daemon: Daemon) -> None:

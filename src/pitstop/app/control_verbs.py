@@ -93,7 +93,15 @@ def _act(client: ControlClient, flags: ControlFlags, out: TextIO) -> int:
 def _rollback(client: ControlClient, flags: ControlFlags, out: TextIO) -> int:
     (name,) = flags.services
     query = f"?version={flags.version}" if flags.version is not None else ""
-    answer = client.post(f"/v1/services/{quote(name, safe='')}/rollback{query}")
+    try:
+        answer = client.post(f"/v1/services/{quote(name, safe='')}/rollback{query}")
+    except NoDaemon as error:
+        # A single `pitstop SERVICE` (serve) has no control socket to ask.
+        error.hint = (
+            "rollback reaches services run by `pitstop up` (or `up -d`), not a single "
+            f"`pitstop {name}`: run it with `pitstop up {name}`"
+        )
+        raise
     out.write(f"{name}: #{answer.get('version')} serves again (no build)\n")
     out.flush()
     return 0
