@@ -183,10 +183,17 @@ def test_sigkill_to_the_daemon_leaves_nothing_and_its_socket_is_replaced(daemon:
 def test_verbs_without_a_daemon(daemon: Daemon) -> None:
     ps = daemon.run("ps")
     assert ps.returncode == 1 and "no daemon runs" in ps.stderr
-    for verb in (["restart", "api"], ["stop", "api"], ["logs"], ["down"], ["events"]):
+    for verb in (["restart", "api"], ["stop", "api"], ["start", "api"], ["logs"], ["events"]):
         result = daemon.run(*verb)
         assert result.returncode == 2, verb
         assert "no daemon runs" in result.stderr and "Traceback" not in result.stderr
+    # `down` wants nothing running, and nothing runs: one line, success.
+    down = daemon.run("down")
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.splitlines() == [
+        f"nothing to stop: no pitstop up runs for {daemon.project.root / 'pitstop.toml'}"
+    ]
+    assert down.stderr == ""
 
 
 def test_verbs_reach_a_foreground_up_and_down_ends_it(daemon: Daemon) -> None:
