@@ -233,7 +233,8 @@ def test_up_d_names_each_service_that_failed_and_why(daemon: Daemon) -> None:
     assert any("service web is blocked" in line and "api" in line for line in errors), up.stderr
     # The daemon keeps running and watching: a fix brings both up.
     assert [r["state"] for r in daemon.ps()] == ["failed", "blocked"]
-    assert "build failed: broken source" in daemon.run("logs", "-n", "100").stdout
+    # The build's output is api's: in its log, with its prefix.
+    assert "api | build failed: broken source" in daemon.run("logs", "-n", "100", "api").stdout
     daemon.project.write("source.txt", "v1\n")
     wait_until(
         lambda: [r["state"] for r in daemon.ps()] == ["serving", "serving"], 30, "both serve"

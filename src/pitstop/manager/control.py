@@ -448,13 +448,20 @@ def record_event(logbook: LogBook, event: object) -> None:
         logbook.write(event.service, event.stream, event.line)
         return
     source = getattr(event, "source", None)
+    # A build step's events go to the log of each service it builds (`pitstop logs api`
+    # shows api's build); a notice about a shared step names them all ("api,web").
+    names: tuple[str, ...] = getattr(event, "services", ())
+    if not names:
+        names = tuple(source.name.split(",")) if source is not None else ("pitstop",)
     if isinstance(event, eng.TaskOutput):
-        logbook.write(event.name, event.stream, event.line)
+        for name in names:
+            logbook.write(name, event.stream, event.line)
         return
     text = summary(event)
     if text is not None:
         # What pitstop itself says (no source) goes to the log named "pitstop".
-        logbook.write(source.name if source is not None else "pitstop", "pitstop", text)
+        for name in names:
+            logbook.write(name, "pitstop", text)
 
 
 @contextlib.asynccontextmanager

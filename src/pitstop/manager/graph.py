@@ -114,6 +114,16 @@ class ServiceGraph:
                     grown = True
         return tuple(n.name for n in self.nodes if n.name in chosen)
 
+    def owners(self, shared_key: str) -> tuple[str, ...]:
+        """The services whose build runs the shared step `shared_key`, in dependency order."""
+        return tuple(n.name for n in self.nodes if shared_key in n.shared_keys)
+
+    def build_labels(self) -> tuple[str, ...]:
+        """The prefixes build output may carry in `up`: each service, and "api,web" for a
+        step that api and web share."""
+        keys = {k for n in self.nodes for k in n.shared_keys}
+        return tuple(dict.fromkeys([*self.names, *(",".join(self.owners(k)) for k in keys)]))
+
     def unknown_service(self, name: str) -> UserError:
         import difflib  # only on this error path
 

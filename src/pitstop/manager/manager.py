@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pitstop.engine import reaper
-from pitstop.engine.events import ErrorReported, Notice, Source
+from pitstop.engine.events import (
+    ErrorReported,
+    Notice,
+    Source,
+    TaskFinished,
+    TaskOutput,
+    TaskSkipped,
+    TaskStarted,
+)
 from pitstop.engine.events import Event as EngineEvent
 from pitstop.errors import PitstopError, UserError
 from pitstop.manager.graph import BuildStep, ServiceGraph, ServiceNode, load_graph
@@ -143,6 +151,8 @@ class Manager:
         self._batch: set[str] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
+        # A shared build step's key -> the services sharing it (their prefix), per graph.
+        self._owners: dict[str, tuple[str, ...]] = {}
 
     # ----------------------------------------------------------------- public API
 
@@ -353,7 +363,7 @@ class Manager:
         started = time.monotonic()
         ok = False
         try:
-            ctx = await self._context(node.name)
+            ctx = await self._context(svc)
         except PitstopError as error:
             self._emit(ErrorReported(error, Source(node.name)))
             return None
@@ -379,18 +389,18 @@ class Manager:
             self._emit(ErrorReported(error, Source(node.name)))
             return None
 
-    async def _context(self, name: str) -> RunContext:
+    async def _context(self, svc: _Service) -> RunContext:
         from pitstop.app.run import make_context
 
         project = self.project
         ctx = await make_context(
             project.taskfile,
-            name,
+            svc.name,
             project.request,
             project.settings,
             project.cwd,
             project.skip,
-            self._emit,
+            functools.partial(self._emit_build, svc),
         )
         # Several builds share one stream: their output is always captured and prefixed.
         ctx.capture_output = True
@@ -423,7 +433,7 @@ class Manager:
             try:
                 return await Runner(ctx).run_step(build_step.step)
             except PitstopError as error:
-                self._emit(ErrorReported(error, Source(build_step.step.name)))
+                ctx.emit(ErrorReported(error, Source(build_step.step.name)))
                 return 1
 
     def _forget_steps(self, keys: Iterable[str], *, running_too: bool) -> None:
@@ -451,6 +461,27 @@ class Manager:
             dep = self._services.get(dep_name)
             if dep is not None and dep.supervisor is not None and dep_name in self._batch:
                 await dep.supervisor.settled()
+
+    def _emit_build(self, svc: _Service, event: EngineEvent) -> None:
+        """An event of `svc`'s build, tagged with the services whose build it is: `svc`, or
+        every service sharing the step (a shared step runs once for them all)."""
+        match event:
+            case TaskStarted() | TaskSkipped() | TaskOutput() | TaskFinished():
+                event = replace(event, services=self._build_owners(svc, event.name))
+            case Notice(source=source) | ErrorReported(source=source):
+                owners = self._build_owners(svc, source.name if source else None)
+                event = replace(event, source=Source(",".join(owners)))
+        self._emit(event)
+
+    def _build_owners(self, svc: _Service, step_name: str | None) -> tuple[str, ...]:
+        key = next((b.shared_key for b in svc.node.build if b.step.name == step_name), None)
+        if key is None:  # its own step, a hook, or a sub-flow task (run_task)
+            return (svc.name,)
+        owners = self._owners.get(key)
+        if owners is None:
+            owners = self.graph.owners(key)
+            self._owners[key] = owners
+        return owners
 
     # ----------------------------------------------------------------- watching
 
@@ -550,6 +581,7 @@ class Manager:
         for svc in self._services.values():
             svc.node = fresh.get(svc.name, svc.node)
         self.graph = ServiceGraph(taskfile, tuple(s.node for s in self._services.values()))
+        self._owners.clear()
         self._emit(Notice("info", f"reloaded {taskfile.path.name}"))
         return True
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pitstop.app.up import prepare_up
+from pitstop.engine.events import TaskOutput, TaskStarted
 from pitstop.manager.manager import Manager, ManagerEvent
 from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.request import Command, UpFlags, UserRequest
@@ -462,3 +463,45 @@ def test_a_service_whose_address_is_taken_fails_and_blocks_only_its_dependants(
                 assert [p for p in pids if pid_alive(p)] == []
 
         run(scenario)
+
+
+def test_build_events_name_the_services_they_build(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.parts.append(
+        """
+        [tasks.compile]
+        script = "echo compiling shared; mkdir -p out; echo v1 > out/shared"
+        """
+    )
+    for name in ("left", "right"):
+        env.ports[name] = free_port()
+        env.parts.append(
+            f"""
+            [tasks.own-{name}]
+            script = "echo compiling {name}"
+
+            [tasks.{name}]
+            dependencies = ["compile", "own-{name}"]
+            command = "{sys.executable}"
+            args = ["{FD_APP}", "out/shared"]
+            service = {{ listen = "127.0.0.1:{env.ports[name]}", ready = {{ notify = true }} }}
+            """
+        )
+
+    async def scenario() -> None:
+        manager = env.manager(watch=False)
+        try:
+            assert await manager.start() is True
+        finally:
+            await stopped_cleanly(manager, env)
+        lines = {(e.name, e.line, e.services) for e in env.events if isinstance(e, TaskOutput)}
+        assert lines == {
+            ("compile", "compiling shared", ("left", "right")),
+            ("own-left", "compiling left", ("left",)),
+            ("own-right", "compiling right", ("right",)),
+        }
+        started = {e.name: e.services for e in env.events if isinstance(e, TaskStarted)}
+        assert started["compile"] == ("left", "right")
+        assert started["own-right"] == ("right",)
+
+    run(scenario)
