@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -320,3 +321,48 @@ service = {{ listen = "127.0.0.1:{daemon.api}", ready = {{ notify = true }} }}
     assert "`pitstop down` stops them" in err
     assert daemon.run("down").returncode == 0
     assert not pid_alive(daemon_pid)
+
+
+def test_up_d_shows_each_services_progress_while_a_build_runs(daemon: Daemon) -> None:
+    # api's build waits for the test's word (a bounded wait, so that it ends on its own).
+    daemon.project.write(
+        "pitstop.toml",
+        f"""
+[tasks.build]
+script = "for i in $(seq 300); do test -e go && break; sleep 0.1; done; cp source.txt version.txt"
+
+[tasks.api]
+dependencies = ["build"]
+command = "{sys.executable}"
+args = ["{APP}", "version.txt"]
+service = {{ listen = "127.0.0.1:{daemon.api}", ready = {{ notify = true }} }}
+
+[tasks.web]
+dependencies = ["api"]
+command = "{sys.executable}"
+args = ["{APP}", "missing.txt"]
+service = {{ listen = "127.0.0.1:{daemon.web}", ready = {{ notify = true }} }}
+""",
+    )
+    launcher = daemon.project.popen("up", "-d", "--no-watch", XDG_RUNTIME_DIR=str(daemon.runtime))
+    try:
+        assert launcher.stderr is not None
+        said = collect_lines(launcher.stderr)
+        wait_until(lambda: "api: building…\n" in said, 30, "api's build in progress")
+        assert launcher.poll() is None  # still waiting, and saying why
+        (daemon.project.root / "go").touch()
+        assert launcher.wait(timeout=60) == 1
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    lines = [line.rstrip("\n") for line in said]
+    progress = [line for line in lines if line.startswith(("api: ", "web: "))]
+    # One line per change seen (a short one may be missed between two looks): api builds,
+    # then is ready; web fails to start, saying why.
+    api = [line for line in progress if line.startswith("api: ")]
+    assert api[0] == "api: building…" and api[1:-1] in ([], ["api: starting…"]), lines
+    assert re.fullmatch(r"api: ready in \d+\.\d s", api[-1]), lines
+    assert any(line.startswith("web: failed: ") for line in progress), lines
+    assert len(progress) == len(set(progress)), lines
+    assert daemon.run("down").returncode == 0
