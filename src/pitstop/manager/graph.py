@@ -86,6 +86,10 @@ class ServiceGraph:
                 pending.extend(known[name].depends_on)
         return ServiceGraph(self.taskfile, tuple(n for n in self.nodes if n.name in wanted))
 
+    def dependants_of(self, name: str) -> tuple[str, ...]:
+        """Services that depend on `name` directly."""
+        return tuple(n.name for n in self.nodes if name in n.depends_on)
+
     def dependants(self, name: str) -> tuple[str, ...]:
         """Services that depend on `name`, directly or not, in dependency order."""
         found: set[str] = {name}

@@ -151,6 +151,7 @@ class Manager:
         self._batch: set[str] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stopped: asyncio.Future[None] | None = None
         # A shared build step's key -> the services sharing it (their prefix), per graph.
         self._owners: dict[str, tuple[str, ...]] = {}
 
@@ -222,20 +223,41 @@ class Manager:
         await asyncio.shield(svc.first)
 
     async def stop(self) -> None:
-        """Stop every service, in reverse dependency order; when it returns no instance or
-        build process is left and every address is free."""
+        """Stop every service, each once the services that depend on it have stopped (so
+        independent ones stop at the same time); when it returns no instance or build process
+        is left and every address is free.
+
+        Callers share one stop: `pitstop down` (the control socket) and the end of `up` both
+        ask, and each returns only once it is over. Shielded: a caller that is cancelled does
+        not cut the stop short for the other one (the event loop's end cancels it, if ever)."""
+        if self._stopped is None:
+            self._stopped = asyncio.ensure_future(self._stop_all())
+        await asyncio.shield(self._stopped)
+
+    async def _stop_all(self) -> None:
         self._stopping = True
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
-        for svc in reversed(list(self._services.values())):
-            await self._stop(svc)
-            if svc.state is not _S.STOPPED:
-                self._set(svc, _S.STOPPED, reason=None)
+        stopped: dict[str, asyncio.Future[None]] = {}
+        for svc in reversed(list(self._services.values())):  # dependants were created first
+            waits = [stopped[n] for n in self.graph.dependants_of(svc.name) if n in stopped]
+            stopped[svc.name] = asyncio.ensure_future(self._stop_after(svc, waits))
+        # Every stop runs to its end even if one fails (a process is never left behind).
+        results = await asyncio.gather(*stopped.values(), return_exceptions=True)
         self._forget_steps(set(self._steps), running_too=True)
         await asyncio.gather(*self._dying.values(), return_exceptions=True)
         for svc in self._services.values():
             reaper.remove_tempdir(svc.tmpdir)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _stop_after(self, svc: _Service, dependants: list[asyncio.Future[None]]) -> None:
+        await asyncio.gather(*dependants, return_exceptions=True)
+        await self._stop(svc)
+        if svc.state is not _S.STOPPED:
+            self._set(svc, _S.STOPPED, reason=None)
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call `callback` with every event; returns the function that unsubscribes."""

@@ -505,3 +505,78 @@ def test_build_events_name_the_services_they_build(tmp_path: Path) -> None:
         assert started["own-right"] == ("right",)
 
     run(scenario)
+
+
+# Behind the proxy: on SIGTERM it says so (stopping-NAME), waits a bounded while for its
+# peers to say so too, notes which peers did and which services had exited by then, and exits.
+STOPPER = """
+import http.server, json, os, pathlib, signal, sys, time
+name, peers, before = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+here = pathlib.Path.cwd()
+
+def on_term(*_):
+    (here / f"stopping-{name}").touch()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(
+        (here / f"stopping-{p}").exists() for p in peers
+    ):
+        time.sleep(0.02)
+    report = {
+        "peers": [p for p in peers if (here / f"stopping-{p}").exists()],
+        "exited": [b for b in before if (here / f"exited-{b}").exists()],
+    }
+    (here / f"report-{name}").write_text(json.dumps(report))
+    (here / f"exited-{name}").touch()
+    os._exit(0)
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+signal.signal(signal.SIGTERM, on_term)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Health).serve_forever()
+"""
+
+
+def test_stop_stops_independent_services_together_and_dependants_first(tmp_path: Path) -> None:
+    import json
+
+    env = Env(tmp_path)
+    (tmp_path / "stopper.py").write_text(STOPPER)
+    # db <- api, db <- worker; solo alone. api, worker and solo have no dependants: they stop
+    # together; db once api and worker have exited.
+    layout = {
+        "db": ([], "", "api worker"),
+        "api": (["db"], "worker solo", ""),
+        "worker": (["db"], "api solo", ""),
+        "solo": ([], "api worker", ""),
+    }
+    for name, (deps, peers, before) in layout.items():
+        env.ports[name] = free_port()
+        env.parts.append(
+            f"""
+            [tasks.{name}]
+            dependencies = [{", ".join(f'"{d}"' for d in deps)}]
+            command = "{sys.executable}"
+            args = ["stopper.py", "{name}", "{peers}", "{before}"]
+            service = {{ proxy = "127.0.0.1:{env.ports[name]}", ready = {{ http = "/" }}, stop_timeout = "20s" }}
+            """
+        )
+
+    async def scenario() -> None:
+        manager = env.manager(watch=False)
+        try:
+            assert await manager.start() is True
+        finally:
+            await stopped_cleanly(manager, env)
+        reports = {name: json.loads((tmp_path / f"report-{name}").read_text()) for name in layout}
+        for name, (_, peers, before) in layout.items():
+            assert reports[name] == {"peers": peers.split(), "exited": before.split()}, name
+
+    run(scenario)
