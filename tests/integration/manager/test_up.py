@@ -580,3 +580,123 @@ def test_stop_stops_independent_services_together_and_dependants_first(tmp_path:
             assert reports[name] == {"peers": peers.split(), "exited": before.split()}, name
 
     run(scenario)
+
+
+def _notices(env: Env, word: str) -> list[str]:
+    from pitstop.engine.events import Notice
+
+    return [e.message for e in env.events if isinstance(e, Notice) and word in e.message]
+
+
+def test_a_task_file_edit_swaps_only_the_services_it_redefines(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.service("db", [])
+    env.service("api", ["db"])
+    env.service("web", [])
+
+    def rewrite(old: str, new: str) -> None:
+        path = tmp_path / "pitstop.toml"
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new, 1))
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            pids = {r.name: r.pid for r in manager.status()}
+            # A comment: reloaded, nothing swaps.
+            rewrite("[tasks.db]", "# the database\n[tasks.db]")
+            await async_wait_until(
+                lambda: _notices(env, "no service's definition changed"), DEADLINE, "reload"
+            )
+            assert _notices(env, "rebuilding") == []
+            # api's env: api alone rebuilds and swaps, under load; db and web keep serving.
+            rewrite(
+                f'args = ["{FD_APP}", "out/api"]',
+                f'args = ["{FD_APP}", "out/api"]\nenv = {{ X = "1" }}',
+            )
+            async with Load.new_connections(env.address("api")) as load:
+                await serving(manager, "api", version=2)
+                await load.async_wait_for_more(20)
+            assert load.failures == []
+            assert _notices(env, "rebuilding") == [
+                "pitstop.toml changed their definition: rebuilding api"
+            ]
+            for name in ("db", "web"):
+                assert (row(manager, name).pid, row(manager, name).version) == (pids[name], 1)
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_service_added_to_the_task_file_starts_and_one_removed_stops(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.service("api", [])
+    env.service("web", [])
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            api_pid = row(manager, "api").pid
+            web_pids = manager.pids()
+            # web out, extra in, in one save.
+            env.parts = [p for p in env.parts if "[tasks.web]" not in p and "build-web" not in p]
+            env.service("extra", ["api"])
+            del env.ports["web"]
+            (tmp_path / "pitstop.toml").write_text("\n".join(textwrap.dedent(p) for p in env.parts))
+            await async_wait_until(lambda: _notices(env, "reloaded"), DEADLINE, "reload")
+            assert [r.name for r in manager.status()] == ["api", "extra"]
+            await serving(manager, "extra")
+            await async_wait_until(
+                lambda: not any(pid_alive(p) for p in set(web_pids) - {api_pid}),
+                DEADLINE,
+                "web's instance ended",
+            )
+            assert row(manager, "api").pid == api_pid and row(manager, "api").version == 1
+            [said] = _notices(env, "reloaded")
+            assert "web is no longer in it: stopping it" in said
+            assert "extra is new: starting it" in said
+            # Its own watch path (a folder nobody watched before) is watched now.
+            env.write("extra", "extra-v2")
+            await serving(manager, "extra", version=2)
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_changed_service_table_restarts_that_service_on_it(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.service("api", [])
+    env.service("web", [])
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            api_pid, web_pid = row(manager, "api").pid, row(manager, "web").pid
+            old_port, new_port = env.ports["web"], free_port()
+            path = tmp_path / "pitstop.toml"
+            path.write_text(path.read_text().replace(f":{old_port}", f":{new_port}"))
+            env.ports["web"] = new_port
+            await async_wait_until(lambda: _notices(env, "reloaded"), DEADLINE, "reload")
+            [said] = _notices(env, "reloaded")
+            assert "web's service table changed: restarting it (not zero-downtime)" in said
+            await async_wait_until(
+                lambda: (
+                    row(manager, "web").address == f"127.0.0.1:{new_port}"
+                    and row(manager, "web").state is ServiceState.SERVING
+                    and row(manager, "web").pid != web_pid
+                ),
+                DEADLINE,
+                "web on its new address",
+            )
+            assert port_open("127.0.0.1", new_port) and not port_open("127.0.0.1", old_port)
+            assert row(manager, "api").pid == api_pid
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
