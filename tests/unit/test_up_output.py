@@ -191,3 +191,14 @@ def test_outside_up_a_build_line_keeps_its_task_prefix() -> None:
     printer = Printer(out, io.StringIO(), mode=OutputMode.PREFIX, colour=False)
     printer(TaskOutput("build", "stdout", "x", services=("api",)))
     assert out.getvalue() == "build | x\n"
+
+
+def test_an_error_in_a_services_build_carries_its_prefix_on_every_line() -> None:
+    from pitstop.engine.events import ErrorReported, Source
+    from pitstop.errors import UserError
+
+    err = io.StringIO()
+    printer = Printer(io.StringIO(), err, services=True, colour=False)
+    printer.prepare(["api", "web"])
+    printer(ErrorReported(UserError("no such tool", hint="install it"), Source("api")))
+    assert err.getvalue().splitlines() == ["api | error: no such tool", "api | hint: install it"]

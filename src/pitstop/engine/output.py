@@ -160,7 +160,11 @@ class Printer:
         elif isinstance(event, Notice):
             self.notice(event)
         elif isinstance(event, ErrorReported):
-            self._write_text(self.err, format_error(event.error, colour=error_colour(self.err)))
+            text = format_error(event.error, colour=error_colour(self.err))
+            if self.services and event.source is not None:  # whose build or file broke
+                head = self._prefix(event.source.name)
+                text = "".join(head + line for line in text.splitlines(keepends=True))
+            self._write_text(self.err, text)
         elif isinstance(event, RunFinished):
             self._run_finished(event)
 
