@@ -674,10 +674,14 @@ class Manager:
         old = self._services
         added = [n for n in graph.names if n not in old]
         removed = [n for n in old if n not in fresh]
+        # A stopped or blocked service starts on its new table anyway when it starts; one
+        # that could not listen gets another try on it.
         respecified = [
             n
             for n in graph.names
-            if n in old and table_definition(old[n].node) != table_definition(fresh[n])
+            if n in old
+            and (old[n].supervisor is not None or old[n].state is _S.FAILED)
+            and table_definition(old[n].node) != table_definition(fresh[n])
         ]
         redefined = {
             n

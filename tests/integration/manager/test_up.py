@@ -677,11 +677,15 @@ def test_a_changed_service_table_restarts_that_service_on_it(tmp_path: Path) -> 
         manager = env.manager()
         try:
             assert await manager.start() is True
-            api_pid, web_pid = row(manager, "api").pid, row(manager, "web").pid
+            web_pid = row(manager, "web").pid
+            # api, stopped by request, stays stopped: it starts on its new table when asked.
+            await manager.stop_service("api")
             old_port, new_port = env.ports["web"], free_port()
+            api_port = free_port()
             path = tmp_path / "pitstop.toml"
-            path.write_text(path.read_text().replace(f":{old_port}", f":{new_port}"))
-            env.ports["web"] = new_port
+            text = path.read_text().replace(f":{old_port}", f":{new_port}")
+            path.write_text(text.replace(f":{env.ports['api']}", f":{api_port}"))
+            env.ports["web"], env.ports["api"] = new_port, api_port
             await async_wait_until(lambda: _notices(env, "reloaded"), DEADLINE, "reload")
             [said] = _notices(env, "reloaded")
             assert "web's service table changed: restarting it (not zero-downtime)" in said
@@ -695,7 +699,11 @@ def test_a_changed_service_table_restarts_that_service_on_it(tmp_path: Path) -> 
                 "web on its new address",
             )
             assert port_open("127.0.0.1", new_port) and not port_open("127.0.0.1", old_port)
-            assert row(manager, "api").pid == api_pid
+            assert "api's" not in said
+            assert row(manager, "api").state is ServiceState.STOPPED
+            await manager.start_service("api")
+            assert row(manager, "api").address == f"127.0.0.1:{api_port}"
+            assert port_open("127.0.0.1", api_port)
         finally:
             await stopped_cleanly(manager, env)
 
