@@ -660,13 +660,16 @@ class Manager:
                     hint="put one back, or restart `pitstop up`",
                 )
             graph = full.select(wanted)
+            if not graph.nodes:
+                raise UserError(
+                    f"no service task in {taskfile.path.name} any more",
+                    hint="put one back, or stop `pitstop up`",
+                )
             fresh = {n.name: n for n in graph.nodes}
             plan = None
             if self._watcher is not None:
-                probes = [
-                    _Service(fresh[n.name], Path()) for n in graph.nodes
-                ]  # (the services as they will be, for their watch paths)
-                plan = self._watch_plan(probes)
+                # The services as they will be, for their watch paths.
+                plan = self._watch_plan(_Service(node, Path()) for node in graph.nodes)
         except PitstopError as error:
             self._emit(ErrorReported(error))
             return None
