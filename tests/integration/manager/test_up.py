@@ -708,3 +708,35 @@ def test_a_changed_service_table_restarts_that_service_on_it(tmp_path: Path) -> 
             await stopped_cleanly(manager, env)
 
     run(scenario)
+
+
+def test_a_task_file_with_no_service_left_is_reported_and_changes_nothing(tmp_path: Path) -> None:
+    from pitstop.engine.events import ErrorReported
+
+    env = Env(tmp_path)
+    env.service("api", [])
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            pid = row(manager, "api").pid
+            (tmp_path / "pitstop.toml").write_text('[tasks.lint]\ncommand = "true"\n')
+
+            def reported() -> list[str]:
+                return [
+                    e.error.message
+                    for e in env.events
+                    if isinstance(e, ErrorReported) and e.source is None
+                ]
+
+            await async_wait_until(reported, DEADLINE, "the error")
+            assert reported() == ["no service task in pitstop.toml any more"]
+            assert (row(manager, "api").state, row(manager, "api").pid) == (
+                ServiceState.SERVING,
+                pid,
+            )
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
