@@ -254,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     misc.add_argument("--no-color", action="store_true", help="no colours (as NO_COLOR=1)")
     misc.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     misc.add_argument("--task-names", action="store_true", help=argparse.SUPPRESS)
+    misc.add_argument("--service-names", action="store_true", help=argparse.SUPPRESS)
     misc.add_argument("-V", "--version", action="version", version=f"pitstop {__version__}")
     for flag in _IGNORED_FLAGS:
         misc.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
@@ -269,6 +270,8 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
         command = Command.COMPLETION
     elif options.task_names:
         command = Command.TASK_NAMES
+    elif options.service_names:
+        command = Command.SERVICE_NAMES
     elif options.list_steps or options.list_category_steps:
         command = Command.LIST
     elif options.print_steps:

@@ -1,4 +1,5 @@
-"""Shell completion scripts: every flag, the subcommands, and task names (`pitstop --task-names`).
+"""Shell completion scripts: every flag, the subcommands, task names (`pitstop --task-names`)
+and, after `up` and the verbs that name services, service names (`pitstop --service-names`).
 
 Install with e.g. `pitstop --completions bash > ~/.local/share/bash-completion/completions/pitstop`,
 `pitstop --completions zsh > "${fpath[1]}/_pitstop"`, or
@@ -17,8 +18,9 @@ from typing import Literal
 Kind = Literal["file", "dir", "task", "choice", "other"]
 
 _TASK_NAMES = "pitstop --task-names 2>/dev/null"
-# Subcommands that take service (task) names after them.
-_TAKE_TASKS = ("up", "logs", "restart", "stop", "start")
+_SERVICE_NAMES = "pitstop --service-names 2>/dev/null"
+# Subcommands that take service names (tasks with a service table) after them.
+_TAKE_SERVICES = ("up", "logs", "restart", "stop", "start", "rollback")
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def _flags(options: list[Option]) -> str:
 def _sub_arms(subs: dict[str, list[Option]], shell: str) -> list[str]:
     lines = []
     for sub, options in subs.items():
-        words = f"$({_TASK_NAMES})" if sub in _TAKE_TASKS else ""
+        words = f"$({_SERVICE_NAMES})" if sub in _TAKE_SERVICES else ""
         lines.append(f"        {sub})")
         lines.append('            case "$prev" in')
         lines.extend("    " + arm for arm in _value_cases(options, shell))
@@ -246,8 +248,8 @@ def _fish(main: list[Option], subs: dict[str, list[Option]], helps: dict[str, st
     lines += [_fish_option(option, top) for option in main]
     for sub, options in subs.items():
         seen = f"__fish_seen_subcommand_from {sub}"
-        if sub in _TAKE_TASKS:
-            lines.append(f"complete -c pitstop -n '{seen}' -a '({_TASK_NAMES})'")
+        if sub in _TAKE_SERVICES:
+            lines.append(f"complete -c pitstop -n '{seen}' -a '({_SERVICE_NAMES})'")
         lines += [_fish_option(option, seen) for option in options]
     return "\n".join(lines) + "\n"
 

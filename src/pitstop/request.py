@@ -29,6 +29,7 @@ class Command(Enum):
     LIST = "list"  # --list, --list-category-steps
     PRINT_STEPS = "print-steps"  # --print-steps
     TASK_NAMES = "task-names"  # --task-names (for shell completion)
+    SERVICE_NAMES = "service-names"  # --service-names: tasks with a service table (completion)
     COMPLETION = "completion"  # --completions SHELL: needs no task file
     UP = "up"  # `pitstop up [SERVICE...]`: every service task (or the named ones), supervised
     CONTROL = "control"  # `pitstop ps|logs|restart|stop|start|down|events`: ask the running up

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -183,13 +184,20 @@ def test_sigkill_to_the_daemon_leaves_nothing_and_its_socket_is_replaced(daemon:
 def test_verbs_without_a_daemon(daemon: Daemon) -> None:
     ps = daemon.run("ps")
     assert ps.returncode == 1 and "no daemon runs" in ps.stderr
-    for verb in (["restart", "api"], ["stop", "api"], ["logs"], ["down"], ["events"]):
+    for verb in (["restart", "api"], ["stop", "api"], ["start", "api"], ["logs"], ["events"]):
         result = daemon.run(*verb)
         assert result.returncode == 2, verb
         assert "no daemon runs" in result.stderr and "Traceback" not in result.stderr
     rollback = daemon.run("rollback", "api")
     assert rollback.returncode == 2 and "no daemon runs" in rollback.stderr
     assert "not a single `pitstop api`: run it with `pitstop up api`" in rollback.stderr
+    # `down` wants nothing running, and nothing runs: one line, success.
+    down = daemon.run("down")
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.splitlines() == [
+        f"nothing to stop: no pitstop up runs for {daemon.project.root / 'pitstop.toml'}"
+    ]
+    assert down.stderr == ""
 
 
 def test_verbs_reach_a_foreground_up_and_down_ends_it(daemon: Daemon) -> None:
@@ -229,7 +237,8 @@ def test_up_d_names_each_service_that_failed_and_why(daemon: Daemon) -> None:
     assert any("service web is blocked" in line and "api" in line for line in errors), up.stderr
     # The daemon keeps running and watching: a fix brings both up.
     assert [r["state"] for r in daemon.ps()] == ["failed", "blocked"]
-    assert "build failed: broken source" in daemon.run("logs", "-n", "100").stdout
+    # The build's output is api's: in its log, with its prefix.
+    assert "api | build failed: broken source" in daemon.run("logs", "-n", "100", "api").stdout
     daemon.project.write("source.txt", "v1\n")
     wait_until(
         lambda: [r["state"] for r in daemon.ps()] == ["serving", "serving"], 30, "both serve"
@@ -315,3 +324,48 @@ service = {{ listen = "127.0.0.1:{daemon.api}", ready = {{ notify = true }} }}
     assert "`pitstop down` stops them" in err
     assert daemon.run("down").returncode == 0
     assert not pid_alive(daemon_pid)
+
+
+def test_up_d_shows_each_services_progress_while_a_build_runs(daemon: Daemon) -> None:
+    # api's build waits for the test's word (a bounded wait, so that it ends on its own).
+    daemon.project.write(
+        "pitstop.toml",
+        f"""
+[tasks.build]
+script = "for i in $(seq 300); do test -e go && break; sleep 0.1; done; cp source.txt version.txt"
+
+[tasks.api]
+dependencies = ["build"]
+command = "{sys.executable}"
+args = ["{APP}", "version.txt"]
+service = {{ listen = "127.0.0.1:{daemon.api}", ready = {{ notify = true }} }}
+
+[tasks.web]
+dependencies = ["api"]
+command = "{sys.executable}"
+args = ["{APP}", "missing.txt"]
+service = {{ listen = "127.0.0.1:{daemon.web}", ready = {{ notify = true }} }}
+""",
+    )
+    launcher = daemon.project.popen("up", "-d", "--no-watch", XDG_RUNTIME_DIR=str(daemon.runtime))
+    try:
+        assert launcher.stderr is not None
+        said = collect_lines(launcher.stderr)
+        wait_until(lambda: "api: building…\n" in said, 30, "api's build in progress")
+        assert launcher.poll() is None  # still waiting, and saying why
+        (daemon.project.root / "go").touch()
+        assert launcher.wait(timeout=60) == 1
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    lines = [line.rstrip("\n") for line in said]
+    progress = [line for line in lines if line.startswith(("api: ", "web: "))]
+    # One line per change seen (a short one may be missed between two looks): api builds,
+    # then is ready; web fails to start, saying why.
+    api = [line for line in progress if line.startswith("api: ")]
+    assert api[0] == "api: building…" and api[1:-1] in ([], ["api: starting…"]), lines
+    assert re.fullmatch(r"api: ready in \d+\.\d s", api[-1]), lines
+    assert any(line.startswith("web: failed: ") for line in progress), lines
+    assert len(progress) == len(set(progress)), lines
+    assert daemon.run("down").returncode == 0

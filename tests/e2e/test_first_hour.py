@@ -403,7 +403,8 @@ def test_completion_offers_every_flag_and_subcommand(project: Project, shell: st
         else:
             spelled = flag
         assert re.search(rf"(^|[\s|\"']){re.escape(spelled)}([\s|\"')]|$)", script), flag
-    assert script.count("pitstop --task-names") >= 2  # task names: as TASK, and for -t/up...
+    assert script.count("pitstop --task-names") >= 2  # task names: as TASK, and for -t
+    assert "pitstop --service-names" in script  # service names: for up, logs, restart...
 
 
 def _bash_complete(project: Project, *words: str) -> list[str]:
@@ -445,8 +446,29 @@ def test_bash_completes_tasks_subcommands_flags_and_values(project: Project) -> 
     assert _bash_complete(project, "--on-busy", "r") == ["restart"]
     assert "build" in _bash_complete(project, "-t", "")
     assert "--no-watch" in _bash_complete(project, "up", "--no-")
-    assert "build" in _bash_complete(project, "up", "bu")
     assert _bash_complete(project, "logs", "--fol") == ["--follow"]
+
+
+def test_bash_completes_service_names_after_up_and_the_verbs(project: Project) -> None:
+    project.makefile(
+        """
+        [tasks.build]
+        command = "true"
+
+        [tasks.backend]
+        dependencies = ["build"]
+        command = "true"
+        service = { listen = "127.0.0.1:8080" }
+
+        [tasks.bench]
+        command = "true"
+        """
+    )
+    assert project.run("--service-names").stdout == "backend\n"
+    for verb in ("up", "logs", "restart", "stop", "start", "rollback"):
+        assert _bash_complete(project, verb, "b") == ["backend"], verb
+    # As a task, every task is offered still.
+    assert {"backend", "bench", "build"} <= set(_bash_complete(project, "b"))
 
 
 # --------------------------------------------------------------------------- consistent messages

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import PlanError, UserError
-from pitstop.manager.graph import ServiceGraph, load_graph
+from pitstop.manager.graph import ServiceGraph, definition, load_graph, shared_definition
 from pitstop.taskfile.loader import load_taskfile
 
 THREE = """
@@ -155,3 +155,43 @@ def test_port_zero_never_clashes(tmp_path: Path) -> None:
     service = { listen = "127.0.0.1:0" }
     """
     assert graph_of(tmp_path, text).names == ("one", "two")
+
+
+def _definitions(graph: ServiceGraph) -> dict[str, object]:
+    return {n.name: definition(n) for n in graph.nodes}
+
+
+def test_definitions_ignore_where_things_are_written_and_watch_options(tmp_path: Path) -> None:
+    before = _definitions(graph_of(tmp_path, THREE))
+    moved = "# a comment\n\n" + THREE.replace('command = "db"', 'command = "db"\nwatch = true')
+    assert _definitions(graph_of(tmp_path, moved)) == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "changed"),
+    [
+        (('command = "db"', 'command = "db2"'), {"db"}),
+        (('command = "api"', 'command = "api"\nenv = { X = "1" }'), {"api"}),
+        (('"127.0.0.1:9003"', '"127.0.0.1:9004"'), {"web"}),
+        # A shared build step: both services that build with it.
+        (
+            ('[tasks.compile]\ncommand = "true"', '[tasks.compile]\ncommand = "make"'),
+            {"api", "web"},
+        ),
+        (('[tasks.build-web]\ndependencies = ["compile"]', "[tasks.build-web]"), {"web"}),
+    ],
+)
+def test_definitions_change_with_what_a_service_runs(
+    tmp_path: Path, edit: tuple[str, str], changed: set[str]
+) -> None:
+    before = _definitions(graph_of(tmp_path, THREE))
+    assert edit[0] in THREE
+    after = _definitions(graph_of(tmp_path, THREE.replace(*edit)))
+    assert {name for name in before if before[name] != after[name]} == changed
+
+
+def test_the_files_own_env_is_every_services(tmp_path: Path) -> None:
+    first = graph_of(tmp_path, THREE).taskfile
+    second = graph_of(tmp_path, '[env]\nX = "1"\n' + THREE).taskfile
+    assert shared_definition(first) != shared_definition(second)
+    assert shared_definition(first) == shared_definition(graph_of(tmp_path, THREE).taskfile)

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from pitstop.engine.output import Printer, format_status_table
+from pitstop.engine.output import OutputMode, Printer, format_status_table
 from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged, status_json
 from pitstop.supervisor import events as ev
 
@@ -168,3 +168,49 @@ def test_the_swap_line_is_printed_with_one_service_or_many() -> None:
         ev.SwapFinished(1, 2, 90, served=10, served_old=9, served_new=1, failed=2, service="api")
     )
     assert many.getvalue() == "api | [pitstop] WARN - swap #1 → #2 in 90 ms · 10 served, 2 failed\n"
+
+
+def test_build_lines_carry_their_services_prefix_and_colour() -> None:
+    from pitstop.engine.events import Notice, Source, TaskOutput, TaskStarted
+
+    out, err = Terminal(), Terminal()
+    printer = Printer(out, err, services=True, colour=True)
+    printer.prepare(["api", "web", "api,web", "api#000", "web#000"])
+    printer(TaskStarted("build-api", services=("api",)))
+    printer(TaskOutput("build-api", "stdout", "compiling api", services=("api",)))
+    printer(TaskOutput("compile", "stderr", "shared warning", services=("api", "web")))
+    printer(Notice("error", "cannot run", Source("api,web")))
+    printer(ev.InstanceOutput(1, "stdout", "hello", service="web"))
+    api, web = printer._colours["api"], printer._colours["web"]
+    assert out.getvalue().splitlines() == [
+        f"\x1b[{api}mapi     | \x1b[0mcompiling api",
+        f"\x1b[{web}mweb#1   | \x1b[0mhello",
+    ]
+    lines = err.getvalue().splitlines()
+    assert (
+        lines[0]
+        == f"\x1b[{api}mapi     | \x1b[0m\x1b[1m[pitstop]\x1b[0m INFO - Running Task: build-api"
+    )
+    # A shared step is both services' build: both names, in the first one's colour.
+    assert lines[1] == f"\x1b[{api}mapi,web | \x1b[0mshared warning"
+    assert lines[2].startswith(f"\x1b[{api}mapi,web | \x1b[0m")
+
+
+def test_outside_up_a_build_line_keeps_its_task_prefix() -> None:
+    from pitstop.engine.events import TaskOutput
+
+    out = io.StringIO()
+    printer = Printer(out, io.StringIO(), mode=OutputMode.PREFIX, colour=False)
+    printer(TaskOutput("build", "stdout", "x", services=("api",)))
+    assert out.getvalue() == "build | x\n"
+
+
+def test_an_error_in_a_services_build_carries_its_prefix_on_every_line() -> None:
+    from pitstop.engine.events import ErrorReported, Source
+    from pitstop.errors import UserError
+
+    err = io.StringIO()
+    printer = Printer(io.StringIO(), err, services=True, colour=False)
+    printer.prepare(["api", "web"])
+    printer(ErrorReported(UserError("no such tool", hint="install it"), Source("api")))
+    assert err.getvalue().splitlines() == ["api | error: no such tool", "api | hint: install it"]

@@ -108,7 +108,14 @@ def _rollback(client: ControlClient, flags: ControlFlags, out: TextIO) -> int:
 
 
 def _down(client: ControlClient, state: ProjectState, out: TextIO) -> int:
-    answer = client.post("/v1/down")
+    try:
+        answer = client.post("/v1/down")
+    except NoDaemon:
+        # `down` asks for a state (nothing running), and it holds already: like `docker
+        # compose down` or `pm2 kill`, that is success, said in one line.
+        out.write(f"nothing to stop: no pitstop up runs for {state.taskfile}\n")
+        out.flush()
+        return 0
     pid = answer.get("pid") if isinstance(answer, dict) else None
     # The services are stopped; wait for the daemon itself, so its socket and lock are gone.
     deadline = time.monotonic() + DOWN_EXIT_S

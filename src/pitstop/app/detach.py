@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,12 +22,14 @@ from typing import Any, TextIO
 
 from pitstop.engine.reaper import ANCESTRY_VARIABLE
 from pitstop.errors import PitstopError, UserError
+from pitstop.escape import escape
 from pitstop.manager.client import ControlClient, NoDaemon
 from pitstop.manager.state import ProjectState
 from pitstop.manager.table import status_table
 
 DAEMON_VARIABLE = "PITSTOP_DAEMON"
-_POLL_S = 0.02
+# How often `up -d` looks at the starting daemon (its socket, then its services' states).
+_POLL_S = 0.1
 
 
 def is_daemon() -> bool:
@@ -59,9 +62,10 @@ def run_detached(taskfile: Path, argv: Sequence[str], out: TextIO, err: TextIO) 
             hint="see it with `pitstop ps`, or stop it with `pitstop down`",
         )
     state.prepare()
+    launched = time.time()
     child, log_from = _spawn(state, argv)
     try:
-        result = _wait_started(state, child, log_from)
+        result = _wait_started(state, child, log_from, Progress(err, launched))
     except KeyboardInterrupt:
         # Only the waiting ends: the daemon is in a session of its own and keeps starting.
         err.write(
@@ -123,14 +127,64 @@ def _spawn(state: ProjectState, argv: Sequence[str]) -> tuple[subprocess.Popen[b
     return child, log_from
 
 
+class Progress:
+    """What `up -d` says while it waits (a first build may take minutes): one line per change
+    of a service's state, on stderr with pitstop's other words. Ready and serving are one
+    state here: "ready in 3.1 s", counted from the launch."""
+
+    def __init__(self, err: TextIO, launched: float) -> None:
+        self.err = err
+        self.launched = launched
+        self._said: dict[str, str] = {}
+
+    def show(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            name, state = str(row.get("name")), str(row.get("state"))
+            if state == "serving":
+                state = "ready"
+            key = f"{state}: {row.get('reason')}" if state in ("failed", "blocked") else state
+            if self._said.get(name, "stopped") == key:  # (stopped: waiting for its turn)
+                continue
+            self._said[name] = key
+            self.err.write(f"{escape(name)}: {self._text(state, row)}\n")
+        self.err.flush()
+
+    def _text(self, state: str, row: dict[str, Any]) -> str:
+        if state == "ready":
+            now = time.time()
+            uptime = row.get("uptime_s")
+            since = now - (uptime if isinstance(uptime, int | float) else 0.0) - self.launched
+            return f"ready in {max(0.0, since):.1f} s"
+        if state in ("failed", "blocked"):
+            return f"{state}: {escape(str(row.get('reason') or 'no reason given'))}"
+        if state in ("building", "starting", "swapping"):
+            return f"{state}…"
+        return state
+
+
 def _wait_started(
-    state: ProjectState, child: subprocess.Popen[bytes], log_from: int
+    state: ProjectState, child: subprocess.Popen[bytes], log_from: int, progress: Progress
 ) -> dict[str, Any]:
-    """GET /v1/started (which answers once the first start is over), retried until the
-    daemon's socket is up; the daemon's own error if it ends first."""
+    """Wait for GET /v1/started (which answers once the first start is over; asked on a
+    thread, retried until the daemon's socket is up), showing each service's progress
+    meanwhile; the daemon's own error if it ends first."""
     client = ControlClient(state.socket_path, state.taskfile)
+    answer: list[dict[str, Any]] = []
+    asking: threading.Thread | None = None
+
+    def ask() -> None:
+        try:
+            result = client.get("/v1/started", timeout=None)
+        except (NoDaemon, PitstopError):
+            return  # not listening yet, or it died meanwhile: asked again
+        if isinstance(result, dict):
+            answer.append(result)
+
     while True:
         status = child.poll()
+        if answer:
+            progress.show(answer[0].get("services", []))
+            return answer[0]
         if status is not None:
             raise DaemonFailed(
                 "pitstop up -d: the daemon ended before its services were up"
@@ -139,12 +193,15 @@ def _wait_started(
                 hint=f"its whole log: {state.daemon_log}",
             )
         if state.running_pid() == child.pid:
+            if asking is None or not asking.is_alive():
+                asking = threading.Thread(target=ask, name="up-d-started", daemon=True)
+                asking.start()
             try:
-                result = client.get("/v1/started", timeout=None)
-            except (NoDaemon, PitstopError):
-                result = None  # not listening yet, or it died meanwhile: look again
-            if isinstance(result, dict):
-                return result
+                rows = client.get("/v1/services", timeout=5.0)
+            except (NoDaemon, PitstopError, OSError):
+                rows = None
+            if isinstance(rows, list):
+                progress.show(rows)
         time.sleep(_POLL_S)
 
 

@@ -39,8 +39,13 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
     else:
         taskfile = load_taskfile(request.file.makefile, cwd)
     _print_warnings(taskfile, err)
-    if request.command is Command.TASK_NAMES:
-        names = sorted(name for name, task in taskfile.tasks.items() if not task.private)
+    if request.command in (Command.TASK_NAMES, Command.SERVICE_NAMES):
+        services = request.command is Command.SERVICE_NAMES
+        names = sorted(
+            name
+            for name, task in taskfile.tasks.items()
+            if not task.private and (task.service is not None or not services)
+        )
         out.write("".join(f"{name}\n" for name in names))
         return 0
     if request.command is Command.UP and _is_a_task_runner_up(taskfile):

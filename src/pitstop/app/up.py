@@ -66,9 +66,8 @@ def run_up(
         colour=False if request.up.no_colour else None,
         services=True,
     )
-    # Prefixes line up for services, their build steps and instances up to #999.
-    names = [*graph.names, *(b.step.name for n in graph.nodes for b in n.build)]
-    printer.prepare(names + [f"{n}#000" for n in graph.names])
+    # Prefixes line up for services, their (shared) builds and instances up to #999.
+    printer.prepare([*graph.build_labels(), *(f"{n}#000" for n in graph.names)])
     manager = Manager(project, graph, watch=request.up.watch)
     uses_proxy = any(n.spec.uses_proxy for n in graph.nodes)
     state = ProjectState.for_taskfile(taskfile.path)

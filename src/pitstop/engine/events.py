@@ -7,7 +7,7 @@ several tasks and services can share one stream and one printer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pitstop.errors import PitstopError
@@ -26,6 +26,9 @@ class Source:
 @dataclass(frozen=True)
 class _TaskEvent:
     name: str  # the task, as the plan names it
+    # In `pitstop up`, the services whose build this task is (several for a shared build
+    # step), so that its lines carry their prefix and go to their log files; () elsewhere.
+    services: tuple[str, ...] = field(default=(), kw_only=True)
 
     @property
     def source(self) -> Source:

@@ -152,15 +152,19 @@ class Printer:
         elif isinstance(event, TaskOutput):
             self._output(event)
         elif isinstance(event, TaskStarted):
-            self._log(f"Running Task: {event.name}")
+            self._log(f"Running Task: {event.name}", event.services)
         elif isinstance(event, TaskSkipped):
-            self._log(f"Skipping Task: {event.name} {event.reason}".rstrip())
+            self._log(f"Skipping Task: {event.name} {event.reason}".rstrip(), event.services)
         elif isinstance(event, TaskFinished):
             self._finished(event)
         elif isinstance(event, Notice):
             self.notice(event)
         elif isinstance(event, ErrorReported):
-            self._write_text(self.err, format_error(event.error, colour=error_colour(self.err)))
+            text = format_error(event.error, colour=error_colour(self.err))
+            if self.services and event.source is not None:  # whose build or file broke
+                head = self._prefix(event.source.name)
+                text = "".join(head + line for line in text.splitlines(keepends=True))
+            self._write_text(self.err, text)
         elif isinstance(event, RunFinished):
             self._run_finished(event)
 
@@ -208,9 +212,12 @@ class Printer:
             failed = isinstance(event, ev.BuildFailed | ev.RolledBack | ev.GaveUp | ev.CheckFailed)
             self.notice(Notice("error" if failed else "info", text, event.source))
 
-    def _log(self, message: str) -> None:
+    def _log(self, message: str, services: tuple[str, ...] = ()) -> None:
         if not self.quiet:
-            self._write(self.err, f"{self._paint('[pitstop]', '1')} INFO - {message}")
+            head = self._paint("[pitstop]", "1")
+            if self.services and services:  # a service's build step: the service's prefix
+                head = self._prefix(",".join(services)) + head
+            self._write(self.err, f"{head} INFO - {message}")
 
     def _output(self, event: TaskOutput) -> None:
         if self.mode is OutputMode.GROUP:
@@ -218,13 +225,18 @@ class Printer:
             spool.append(event.stream, event.line)
             return
         stream = self.out if event.stream == "stdout" else self.err
-        self._write(stream, self._prefix(event.name) + event.line)
+        # In `up`, a build's lines carry the prefix of the service(s) it builds, like their
+        # instances' lines; elsewhere the task's own name.
+        name = ",".join(event.services) if self.services and event.services else event.name
+        self._write(stream, self._prefix(name) + event.line)
 
     def _prefix(self, name: str, colour_of: str | None = None) -> str:
         # Sub-flow tasks (run_task) are not in the plan: widen as they appear.
         self._width = max(self._width, len(name))
         text = f"{name:<{self._width}} | "
-        return self._paint(text, self._colours.get(colour_of or name, _PALETTE[0]))
+        # A shared build's "api,web" is painted in its first service's colour.
+        colour = self._colours.get(colour_of or name.split(",")[0], _PALETTE[0])
+        return self._paint(text, colour)
 
     def _finished(self, event: TaskFinished) -> None:
         with self._blocks.pop(event.name, None) or Spool() as block:

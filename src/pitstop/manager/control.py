@@ -116,6 +116,9 @@ class ControlServer:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._waiting: dict[asyncio.Task[None], None] = {}  # oldest first
+        # Requests answered even when the server closes meanwhile (`down`: its client waits
+        # for the answer, and the server closes because of it).
+        self._finishing: set[asyncio.Task[None]] = set()
         self._streams = 0
 
     def started(self, ok: bool) -> None:
@@ -134,6 +137,9 @@ class ControlServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        finishing = [t for t in self._finishing if not t.done()]
+        if finishing:
+            await asyncio.wait(finishing, timeout=self.limits.write_timeout)
         for task in list(self._connections):
             task.cancel()
         if self._connections:
@@ -176,7 +182,8 @@ class ControlServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, task: asyncio.Task[None]
     ) -> None:
         try:
-            raw = await asyncio.wait_for(http11.read_head(reader), self.limits.head_timeout)
+            async with asyncio.timeout(self.limits.head_timeout):
+                raw = await http11.read_head(reader)
         except TimeoutError:
             raise _Reply(408, "the request head did not arrive in time") from None
         except http11.HttpError as exc:
@@ -195,7 +202,8 @@ class ControlServer:
             raise _Reply(413, f"a request body is at most {self.limits.max_body} bytes")
         if length:
             try:
-                await asyncio.wait_for(reader.readexactly(length), self.limits.body_timeout)
+                async with asyncio.timeout(self.limits.body_timeout):
+                    await reader.readexactly(length)
             except TimeoutError:
                 raise _Reply(408, "the request body did not arrive in time") from None
         await self._route(request.method.decode(), request.target.decode("latin-1"), reader, writer)
@@ -227,6 +235,10 @@ class ControlServer:
             )
         elif rest == ["down"]:
             _allow(method, "POST")
+            task = asyncio.current_task()
+            assert task is not None
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
             await self.manager.stop()
             await self._send(writer, _json(200, {"ok": True, "pid": os.getpid()}))
             self.down_requested.set()
@@ -357,7 +369,11 @@ class ControlServer:
 
     async def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
-        await asyncio.wait_for(writer.drain(), self.limits.write_timeout)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+        # comes as the drain ends, and a stream's pump then waits for lines forever, holding
+        # the daemon's exit after `pitstop down` (close() cancels every connection).
+        async with asyncio.timeout(self.limits.write_timeout):
+            await writer.drain()
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         with contextlib.suppress(ConnectionError, TimeoutError):
@@ -448,13 +464,20 @@ def record_event(logbook: LogBook, event: object) -> None:
         logbook.write(event.service, event.stream, event.line)
         return
     source = getattr(event, "source", None)
+    # A build step's events go to the log of each service it builds (`pitstop logs api`
+    # shows api's build); a notice about a shared step names them all ("api,web").
+    names: tuple[str, ...] = getattr(event, "services", ())
+    if not names:
+        names = tuple(source.name.split(",")) if source is not None else ("pitstop",)
     if isinstance(event, eng.TaskOutput):
-        logbook.write(event.name, event.stream, event.line)
+        for name in names:
+            logbook.write(name, event.stream, event.line)
         return
     text = summary(event)
     if text is not None:
         # What pitstop itself says (no source) goes to the log named "pitstop".
-        logbook.write(source.name if source is not None else "pitstop", "pitstop", text)
+        for name in names:
+            logbook.write(name, "pitstop", text)
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ once (cargo-make's run-once rule, applied to a change) and every service using i
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -86,6 +87,10 @@ class ServiceGraph:
                 pending.extend(known[name].depends_on)
         return ServiceGraph(self.taskfile, tuple(n for n in self.nodes if n.name in wanted))
 
+    def dependants_of(self, name: str) -> tuple[str, ...]:
+        """Services that depend on `name` directly."""
+        return tuple(n.name for n in self.nodes if name in n.depends_on)
+
     def dependants(self, name: str) -> tuple[str, ...]:
         """Services that depend on `name`, directly or not, in dependency order."""
         found: set[str] = {name}
@@ -113,6 +118,16 @@ class ServiceGraph:
                     chosen.add(node.name)
                     grown = True
         return tuple(n.name for n in self.nodes if n.name in chosen)
+
+    def owners(self, shared_key: str) -> tuple[str, ...]:
+        """The services whose build runs the shared step `shared_key`, in dependency order."""
+        return tuple(n.name for n in self.nodes if shared_key in n.shared_keys)
+
+    def build_labels(self) -> tuple[str, ...]:
+        """The prefixes build output may carry in `up`: each service, and "api,web" for a
+        step that api and web share."""
+        keys = {k for n in self.nodes for k in n.shared_keys}
+        return tuple(dict.fromkeys([*self.names, *(",".join(self.owners(k)) for k in keys)]))
 
     def unknown_service(self, name: str) -> UserError:
         import difflib  # only on this error path
@@ -183,6 +198,46 @@ def load_graph(
     _check_cycles(nodes)
     _check_addresses(list(nodes.values()))
     return ServiceGraph(taskfile, tuple(nodes[n] for n in _dependency_order(nodes)))
+
+
+def definition(node: ServiceNode) -> object:
+    """What a service runs and how it is built, comparable between two loads of the task
+    file: its normalised task (command, env, service table...), the services it depends on
+    and its build steps' tasks, without where any of it was written (a line added above
+    moves every location) and without its `watch` options (they change what is watched, not
+    what runs)."""
+    return _plain((node.task, node.depends_on, tuple((b.step, b.shared_key) for b in node.build)))
+
+
+def table_definition(node: ServiceNode) -> object:
+    """The service table alone: what the service's supervisor was made with."""
+    return _plain(node.spec)
+
+
+def shared_definition(taskfile: Taskfile) -> object:
+    """What every service's build sees: the file's own env, env files and config."""
+    return _plain((taskfile.env, taskfile.env_files, taskfile.env_scripts, taskfile.config))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Location):
+        return None
+    names = getattr(type(value), "__record_fields__", None)  # pitstop.records
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        skip = ("key_locations", "watch") if isinstance(value, Task) else ("key_locations",)
+        return (
+            type(value).__name__,
+            tuple((n, _plain(getattr(value, n))) for n in names if n not in skip),
+        )
+    if isinstance(value, tuple | list):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _plain(v)) for k, v in value.items()))
+    if isinstance(value, frozenset | set):
+        return frozenset(_plain(v) for v in value)
+    return value
 
 
 def _build_step(step: Step, hooks: set[str | None]) -> BuildStep:

@@ -19,16 +19,32 @@ import functools
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pitstop.engine import reaper
-from pitstop.engine.events import ErrorReported, Notice, Source
+from pitstop.engine.events import (
+    ErrorReported,
+    Notice,
+    Source,
+    TaskFinished,
+    TaskOutput,
+    TaskSkipped,
+    TaskStarted,
+)
 from pitstop.engine.events import Event as EngineEvent
 from pitstop.errors import PitstopError, UserError
-from pitstop.manager.graph import BuildStep, ServiceGraph, ServiceNode, load_graph
+from pitstop.manager.graph import (
+    BuildStep,
+    ServiceGraph,
+    ServiceNode,
+    definition,
+    load_graph,
+    shared_definition,
+    table_definition,
+)
 from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.request import UserRequest
 from pitstop.settings import RunSettings, WatchSettings, desktop_notifications
@@ -147,6 +163,14 @@ class Manager:
         self._batch: set[str] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stopped: asyncio.Future[None] | None = None
+        # The watcher's settings as planned, and the paths the running watcher watches.
+        self._watched: WatchSettings | None = None
+        self._watching: tuple[Path, ...] = ()
+        # Work a task file edit started (a removed service's stop...); stop() waits for it.
+        self._background: set[asyncio.Task[None]] = set()
+        # A shared build step's key -> the services sharing it (their prefix), per graph.
+        self._owners: dict[str, tuple[str, ...]] = {}
 
     # ----------------------------------------------------------------- public API
 
@@ -216,20 +240,43 @@ class Manager:
         await asyncio.shield(svc.first)
 
     async def stop(self) -> None:
-        """Stop every service, in reverse dependency order; when it returns no instance or
-        build process is left and every address is free."""
+        """Stop every service, each once the services that depend on it have stopped (so
+        independent ones stop at the same time); when it returns no instance or build process
+        is left and every address is free.
+
+        Callers share one stop: `pitstop down` (the control socket) and the end of `up` both
+        ask, and each returns only once it is over. Shielded: a caller that is cancelled does
+        not cut the stop short for the other one (the event loop's end cancels it, if ever)."""
+        if self._stopped is None:
+            self._stopped = asyncio.ensure_future(self._stop_all())
+        await asyncio.shield(self._stopped)
+
+    async def _stop_all(self) -> None:
         self._stopping = True
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
-        for svc in reversed(list(self._services.values())):
-            await self._stop(svc)
-            if svc.state is not _S.STOPPED:
-                self._set(svc, _S.STOPPED, reason=None)
+        # A stop or restart a task file edit began: over before the services' own stops.
+        await asyncio.gather(*self._background, return_exceptions=True)
+        stopped: dict[str, asyncio.Future[None]] = {}
+        for svc in reversed(list(self._services.values())):  # dependants were created first
+            waits = [stopped[n] for n in self.graph.dependants_of(svc.name) if n in stopped]
+            stopped[svc.name] = asyncio.ensure_future(self._stop_after(svc, waits))
+        # Every stop runs to its end even if one fails (a process is never left behind).
+        results = await asyncio.gather(*stopped.values(), return_exceptions=True)
         self._forget_steps(set(self._steps), running_too=True)
         await asyncio.gather(*self._dying.values(), return_exceptions=True)
         for svc in self._services.values():
             reaper.remove_tempdir(svc.tmpdir)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _stop_after(self, svc: _Service, dependants: list[asyncio.Future[None]]) -> None:
+        await asyncio.gather(*dependants, return_exceptions=True)
+        await self._stop(svc)
+        if svc.state is not _S.STOPPED:
+            self._set(svc, _S.STOPPED, reason=None)
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call `callback` with every event; returns the function that unsubscribes."""
@@ -358,7 +405,7 @@ class Manager:
         started = time.monotonic()
         ok = False
         try:
-            ctx = await self._context(node.name)
+            ctx = await self._context(svc)
         except PitstopError as error:
             self._emit(ErrorReported(error, Source(node.name)))
             return None
@@ -384,18 +431,18 @@ class Manager:
             self._emit(ErrorReported(error, Source(node.name)))
             return None
 
-    async def _context(self, name: str) -> RunContext:
+    async def _context(self, svc: _Service) -> RunContext:
         from pitstop.app.run import make_context
 
         project = self.project
         ctx = await make_context(
             project.taskfile,
-            name,
+            svc.name,
             project.request,
             project.settings,
             project.cwd,
             project.skip,
-            self._emit,
+            functools.partial(self._emit_build, svc),
         )
         # Several builds share one stream: their output is always captured and prefixed.
         ctx.capture_output = True
@@ -428,7 +475,7 @@ class Manager:
             try:
                 return await Runner(ctx).run_step(build_step.step)
             except PitstopError as error:
-                self._emit(ErrorReported(error, Source(build_step.step.name)))
+                ctx.emit(ErrorReported(error, Source(build_step.step.name)))
                 return 1
 
     def _forget_steps(self, keys: Iterable[str], *, running_too: bool) -> None:
@@ -457,11 +504,43 @@ class Manager:
             if dep is not None and dep.supervisor is not None and dep_name in self._batch:
                 await dep.supervisor.settled()
 
+    def _emit_build(self, svc: _Service, event: EngineEvent) -> None:
+        """An event of `svc`'s build, tagged with the services whose build it is: `svc`, or
+        every service sharing the step (a shared step runs once for them all)."""
+        match event:
+            case TaskStarted() | TaskSkipped() | TaskOutput() | TaskFinished():
+                event = replace(event, services=self._build_owners(svc, event.name))
+            case Notice(source=source) | ErrorReported(source=source):
+                owners = self._build_owners(svc, source.name if source else None)
+                event = replace(event, source=Source(",".join(owners)))
+        self._emit(event)
+
+    def _build_owners(self, svc: _Service, step_name: str | None) -> tuple[str, ...]:
+        key = next((b.shared_key for b in svc.node.build if b.step.name == step_name), None)
+        if key is None:  # its own step, a hook, or a sub-flow task (run_task)
+            return (svc.name,)
+        owners = self._owners.get(key)
+        if owners is None:
+            owners = self.graph.owners(key)
+            self._owners[key] = owners
+        return owners
+
     # ----------------------------------------------------------------- watching
 
     def _watch_source(self) -> AsyncIterator[frozenset[Path]]:
         """One watcher over the union of every service's watch paths."""
         from pitstop.app.watch import watch_source
+
+        plan, merged = self._watch_plan(self._services.values())
+        self._apply_watch_plan(plan, merged)
+        self._watching = merged.paths
+        return watch_source(merged, self.project.cwd, always=(self.project.taskfile.path,))
+
+    def _watch_plan(
+        self, services: Iterable[_Service]
+    ) -> tuple[dict[str, tuple[tuple[Path, ...], PathFilter]], WatchSettings]:
+        """Each service's watch roots and filter, and the one watcher's settings; raises
+        UserError for a watch path that does not exist. Changes nothing."""
         from pitstop.settings import resolve_watch
         from pitstop.watch.loop import OnBusy
 
@@ -469,24 +548,26 @@ class Manager:
         taskfile = self.project.taskfile
         union: list[Path] = []
         settings: list[WatchSettings] = []
-        for svc in self._services.values():
+        plan: dict[str, tuple[tuple[Path, ...], PathFilter]] = {}
+        for svc in services:
             own = resolve_watch(flags, svc.node.task, taskfile, OnBusy.RESTART)
             own = replace(own, ignore_globs=(*own.ignore_globs, f"{STATE_FOLDER}/"))
             settings.append(own)
-            svc.watch_roots = tuple(p.absolute() for p in own.paths)
-            for root in svc.watch_roots:
+            roots = tuple(p.absolute() for p in own.paths)
+            for root in roots:
                 if not root.exists():
                     raise UserError(
                         f"service {svc.name} watches {root}, which does not exist",
                         svc.node.task.where("watch"),
                         "create it, or fix the service's watch paths",
                     )
-            svc.watch_filter = PathFilter(
-                [r if not r.is_file() else r.parent for r in svc.watch_roots],
+            watch_filter = PathFilter(
+                [r if not r.is_file() else r.parent for r in roots],
                 own.filter_options(),
                 base=self.project.cwd,
             )
-            union.extend(p for p in svc.watch_roots if p not in union)
+            plan[svc.name] = (roots, watch_filter)
+            union.extend(p for p in roots if p not in union)
         merged = replace(
             settings[0],
             paths=tuple(union),
@@ -494,34 +575,52 @@ class Manager:
             ignore_globs=(*flags.ignore, f"{STATE_FOLDER}/"),
             exts=(),
         )
-        return watch_source(merged, self.project.cwd, always=(taskfile.path,))
+        return plan, merged
+
+    def _apply_watch_plan(
+        self, plan: dict[str, tuple[tuple[Path, ...], PathFilter]], merged: WatchSettings
+    ) -> None:
+        for name, (roots, watch_filter) in plan.items():
+            svc = self._services[name]
+            svc.watch_roots, svc.watch_filter = roots, watch_filter
+        self._watched = merged
 
     async def _follow(self, changes: AsyncIterator[frozenset[Path]]) -> None:
-        async for batch in changes:
-            try:
-                self._on_changes(batch)
-            except Exception:  # a bug must not end the watching
-                log.exception("routing a change failed")
+        try:
+            async for batch in changes:
+                try:
+                    self._on_changes(batch)
+                except Exception:  # a bug must not end the watching
+                    log.exception("routing a change failed")
+        finally:
+            close = getattr(changes, "aclose", None)
+            if close is not None:  # the inotify descriptor now, not when collected
+                await close()
 
     def _on_changes(self, batch: frozenset[Path]) -> None:
         taskfile_path = self.project.taskfile.path.resolve()
-        taskfile_changed = taskfile_path in {p.resolve() for p in batch}
-        if taskfile_changed and not self._reload():
-            # A broken save is reported and changes nothing: rebuilding every service from
-            # the old file would swap them all for nothing. Its other paths still count.
-            taskfile_changed = False
+        redefined: set[str] = set()
+        if taskfile_path in {p.resolve() for p in batch}:
+            # The task file's own edit swaps the services whose definition it changed, and
+            # only those. A broken save is reported and changes nothing. Its other paths
+            # still count, but not the task file itself: every service whose watch covers
+            # its folder would swap for it.
+            redefined = self._reload() or set()
             batch = frozenset(p for p in batch if p.resolve() != taskfile_path)
         touched = [
             svc.name
             for svc in self._services.values()
-            if taskfile_changed or any(self._watches(svc, p) for p in batch)
+            if svc.name in redefined or any(self._watches(svc, p) for p in batch)
         ]
         affected = [name for name in self.graph.sharing(touched) if self._services[name].supervisor]
         if not affected:
             return
         from pitstop.app.watch import describe_trigger
 
-        why = describe_trigger(batch, self.project.cwd, self.project.request.watch.why)
+        if batch:
+            why = describe_trigger(batch, self.project.cwd, self.project.request.watch.why)
+        else:
+            why = f"{self.project.taskfile.path.name} changed their definition"
         self._emit(Notice("info", f"{why}: rebuilding {', '.join(affected)}"))
         self._batch |= set(affected)
         for name in affected:
@@ -538,25 +637,130 @@ class Manager:
             return False
         return svc.watch_filter is None or svc.watch_filter.accepts(absolute)
 
-    def _reload(self) -> bool:
-        """The task file changed: reload it and the graph (services keep their names; one
-        added or removed takes effect at the next `pitstop up`). False if it does not load."""
+    def _reload(self) -> set[str] | None:
+        """The task file changed: reload it and the graph. Returns the running services to
+        rebuild and swap (their definition changed); None if the file does not load (the
+        error is reported, nothing changes).
+
+        Live, without restarting `up`: a service added to the file (and in `up`'s selection)
+        starts; one removed stops; one whose service table changed (its address, readiness,
+        stop...) is stopped and started again, which is not zero-downtime (its supervisor
+        holds the old table); the rest keep running untouched."""
         from pitstop.taskfile.loader import load_taskfile
 
         project = self.project
         try:
             taskfile = load_taskfile(str(project.taskfile.path), project.cwd)
-            graph = load_graph(taskfile, cwd=project.cwd, skip=project.skip)
+            full = load_graph(
+                taskfile,
+                cwd=project.cwd,
+                skip=project.skip,
+                skip_init_end=project.request.plan.skip_init_end,
+            )
+            wanted = [n for n in project.request.up.services if n in full.names]
+            if project.request.up.services and not wanted:
+                raise UserError(
+                    f"none of the services `up` runs ({', '.join(project.request.up.services)})"
+                    f" is in {taskfile.path.name} any more",
+                    hint="put one back, or restart `pitstop up`",
+                )
+            graph = full.select(wanted)
+            if not graph.nodes:
+                raise UserError(
+                    f"no service task in {taskfile.path.name} any more",
+                    hint="put one back, or stop `pitstop up`",
+                )
+            fresh = {n.name: n for n in graph.nodes}
+            plan = None
+            if self._watcher is not None:
+                # The services as they will be, for their watch paths.
+                plan = self._watch_plan(_Service(node, Path()) for node in graph.nodes)
         except PitstopError as error:
             self._emit(ErrorReported(error))
-            return False
+            return None
+        everyone = shared_definition(taskfile) != shared_definition(project.taskfile)
+        old = self._services
+        added = [n for n in graph.names if n not in old]
+        removed = [n for n in old if n not in fresh]
+        # A stopped or blocked service starts on its new table anyway when it starts; one
+        # that could not listen gets another try on it.
+        respecified = [
+            n
+            for n in graph.names
+            if n in old
+            and (old[n].supervisor is not None or old[n].state is _S.FAILED)
+            and table_definition(old[n].node) != table_definition(fresh[n])
+        ]
+        redefined = {
+            n
+            for n in graph.names
+            if n in old
+            and n not in respecified
+            and (everyone or definition(old[n].node) != definition(fresh[n]))
+        }
         project.taskfile = taskfile
-        fresh = {n.name: n for n in graph.nodes}
+        self.graph = graph
+        self._owners.clear()
+        retired = [old[n] for n in removed]
+        self._services = {
+            n: old[n] if n in old else _Service(fresh[n], reaper.mkdtemp(f"pitstop-up-{n}-"))
+            for n in graph.names
+        }
         for svc in self._services.values():
-            svc.node = fresh.get(svc.name, svc.node)
-        self.graph = ServiceGraph(taskfile, tuple(s.node for s in self._services.values()))
-        self._emit(Notice("info", f"reloaded {taskfile.path.name}"))
-        return True
+            svc.node = fresh[svc.name]
+        if plan is not None:
+            self._apply_watch_plan(*plan)
+            if self._watching != plan[1].paths:
+                self._rewatch()
+        said = [f"reloaded {taskfile.path.name}"]
+        if not (added or removed or respecified or redefined):
+            said.append("no service's definition changed")
+        for svc in retired:
+            said.append(f"{svc.name} is no longer in it: stopping it")
+            self._later(self._retire(svc))
+        for name in respecified:
+            said.append(f"{name}'s service table changed: restarting it (not zero-downtime)")
+            self._later(self._respecify(self._services[name]))
+        for name in added:
+            said.append(f"{name} is new: starting it")
+            self._launch(self._services[name])
+        self._emit(Notice("info", "; ".join(said)))
+        return {n for n in redefined if self._services[n].supervisor is not None}
+
+    def _later(self, work: Coroutine[object, object, None]) -> None:
+        """Run `work` in the background; stop() waits for it."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _retire(self, svc: _Service) -> None:
+        """A service removed from the task file: stop it for good."""
+        try:
+            await self._stop(svc)
+            self._set(svc, _S.STOPPED, reason="removed from the task file")
+        finally:
+            reaper.remove_tempdir(svc.tmpdir)
+
+    async def _respecify(self, svc: _Service) -> None:
+        """A changed service table: a new supervisor with it (stop, then start)."""
+        # Not serving on its table any more: the row must not show the old instance's state
+        # beside the new table's address meanwhile.
+        self._set(svc, _S.STARTING, reason="its service table changed: restarting")
+        await self._stop(svc)
+        if not self._stopping and self._services.get(svc.name) is svc:
+            self._launch(svc)
+
+    def _rewatch(self) -> None:
+        """The union of watch paths changed: a new watcher (this one ends at its next wait;
+        _on_changes runs inside it)."""
+        from pitstop.app.watch import watch_source
+
+        assert self._watched is not None
+        old, self._watching = self._watcher, self._watched.paths
+        source = watch_source(self._watched, self.project.cwd, always=(self.project.taskfile.path,))
+        self._watcher = asyncio.create_task(self._follow(source), name="up-watch")
+        if old is not None:
+            old.cancel()
 
     # ----------------------------------------------------------------- events and states
 

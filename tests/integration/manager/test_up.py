@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from pitstop.app.up import prepare_up
+from pitstop.engine.events import TaskOutput, TaskStarted
 from pitstop.manager.manager import Manager, ManagerEvent
 from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.request import Command, UpFlags, UserRequest
@@ -499,3 +500,280 @@ def test_a_service_whose_address_is_taken_fails_and_blocks_only_its_dependants(
                 assert [p for p in pids if pid_alive(p)] == []
 
         run(scenario)
+
+
+def test_build_events_name_the_services_they_build(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.parts.append(
+        """
+        [tasks.compile]
+        script = "echo compiling shared; mkdir -p out; echo v1 > out/shared"
+        """
+    )
+    for name in ("left", "right"):
+        env.ports[name] = free_port()
+        env.parts.append(
+            f"""
+            [tasks.own-{name}]
+            script = "echo compiling {name}"
+
+            [tasks.{name}]
+            dependencies = ["compile", "own-{name}"]
+            command = "{sys.executable}"
+            args = ["{FD_APP}", "out/shared"]
+            service = {{ listen = "127.0.0.1:{env.ports[name]}", ready = {{ notify = true }} }}
+            """
+        )
+
+    async def scenario() -> None:
+        manager = env.manager(watch=False)
+        try:
+            assert await manager.start() is True
+        finally:
+            await stopped_cleanly(manager, env)
+        lines = {(e.name, e.line, e.services) for e in env.events if isinstance(e, TaskOutput)}
+        assert lines == {
+            ("compile", "compiling shared", ("left", "right")),
+            ("own-left", "compiling left", ("left",)),
+            ("own-right", "compiling right", ("right",)),
+        }
+        started = {e.name: e.services for e in env.events if isinstance(e, TaskStarted)}
+        assert started["compile"] == ("left", "right")
+        assert started["own-right"] == ("right",)
+
+    run(scenario)
+
+
+# Behind the proxy: on SIGTERM it says so (stopping-NAME), waits a bounded while for its
+# peers to say so too, notes which peers did and which services had exited by then, and exits.
+STOPPER = """
+import http.server, json, os, pathlib, signal, sys, time
+name, peers, before = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+here = pathlib.Path.cwd()
+
+def on_term(*_):
+    (here / f"stopping-{name}").touch()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(
+        (here / f"stopping-{p}").exists() for p in peers
+    ):
+        time.sleep(0.02)
+    report = {
+        "peers": [p for p in peers if (here / f"stopping-{p}").exists()],
+        "exited": [b for b in before if (here / f"exited-{b}").exists()],
+    }
+    (here / f"report-{name}").write_text(json.dumps(report))
+    (here / f"exited-{name}").touch()
+    os._exit(0)
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+signal.signal(signal.SIGTERM, on_term)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Health).serve_forever()
+"""
+
+
+def test_stop_stops_independent_services_together_and_dependants_first(tmp_path: Path) -> None:
+    import json
+
+    env = Env(tmp_path)
+    (tmp_path / "stopper.py").write_text(STOPPER)
+    # db <- api, db <- worker; solo alone. api, worker and solo have no dependants: they stop
+    # together; db once api and worker have exited.
+    layout = {
+        "db": ([], "", "api worker"),
+        "api": (["db"], "worker solo", ""),
+        "worker": (["db"], "api solo", ""),
+        "solo": ([], "api worker", ""),
+    }
+    for name, (deps, peers, before) in layout.items():
+        env.ports[name] = free_port()
+        env.parts.append(
+            f"""
+            [tasks.{name}]
+            dependencies = [{", ".join(f'"{d}"' for d in deps)}]
+            command = "{sys.executable}"
+            args = ["stopper.py", "{name}", "{peers}", "{before}"]
+            service = {{ proxy = "127.0.0.1:{env.ports[name]}", ready = {{ http = "/" }}, stop_timeout = "20s" }}
+            """
+        )
+
+    async def scenario() -> None:
+        manager = env.manager(watch=False)
+        try:
+            assert await manager.start() is True
+        finally:
+            await stopped_cleanly(manager, env)
+        reports = {name: json.loads((tmp_path / f"report-{name}").read_text()) for name in layout}
+        for name, (_, peers, before) in layout.items():
+            assert reports[name] == {"peers": peers.split(), "exited": before.split()}, name
+
+    run(scenario)
+
+
+def _notices(env: Env, word: str) -> list[str]:
+    from pitstop.engine.events import Notice
+
+    return [e.message for e in env.events if isinstance(e, Notice) and word in e.message]
+
+
+def test_a_task_file_edit_swaps_only_the_services_it_redefines(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.service("db", [])
+    env.service("api", ["db"])
+    env.service("web", [])
+
+    def rewrite(old: str, new: str) -> None:
+        path = tmp_path / "pitstop.toml"
+        text = path.read_text()
+        assert old in text
+        path.write_text(text.replace(old, new, 1))
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            pids = {r.name: r.pid for r in manager.status()}
+            # A comment: reloaded, nothing swaps.
+            rewrite("[tasks.db]", "# the database\n[tasks.db]")
+            await async_wait_until(
+                lambda: _notices(env, "no service's definition changed"), DEADLINE, "reload"
+            )
+            assert _notices(env, "rebuilding") == []
+            # api's env: api alone rebuilds and swaps, under load; db and web keep serving.
+            rewrite(
+                f'args = ["{FD_APP}", "out/api"]',
+                f'args = ["{FD_APP}", "out/api"]\nenv = {{ X = "1" }}',
+            )
+            async with Load.new_connections(env.address("api")) as load:
+                await serving(manager, "api", version=2)
+                await load.async_wait_for_more(20)
+            assert load.failures == []
+            assert _notices(env, "rebuilding") == [
+                "pitstop.toml changed their definition: rebuilding api"
+            ]
+            for name in ("db", "web"):
+                assert (row(manager, name).pid, row(manager, name).version) == (pids[name], 1)
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_service_added_to_the_task_file_starts_and_one_removed_stops(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.service("api", [])
+    env.service("web", [])
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            api_pid = row(manager, "api").pid
+            web_pids = manager.pids()
+            # web out, extra in, in one save.
+            env.parts = [p for p in env.parts if "[tasks.web]" not in p and "build-web" not in p]
+            env.service("extra", ["api"])
+            del env.ports["web"]
+            (tmp_path / "pitstop.toml").write_text("\n".join(textwrap.dedent(p) for p in env.parts))
+            await async_wait_until(lambda: _notices(env, "reloaded"), DEADLINE, "reload")
+            assert [r.name for r in manager.status()] == ["api", "extra"]
+            await serving(manager, "extra")
+            await async_wait_until(
+                lambda: not any(pid_alive(p) for p in set(web_pids) - {api_pid}),
+                DEADLINE,
+                "web's instance ended",
+            )
+            assert row(manager, "api").pid == api_pid and row(manager, "api").version == 1
+            [said] = _notices(env, "reloaded")
+            assert "web is no longer in it: stopping it" in said
+            assert "extra is new: starting it" in said
+            # Its own watch path (a folder nobody watched before) is watched now.
+            env.write("extra", "extra-v2")
+            await serving(manager, "extra", version=2)
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_changed_service_table_restarts_that_service_on_it(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.service("api", [])
+    env.service("web", [])
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            web_pid = row(manager, "web").pid
+            # api, stopped by request, stays stopped: it starts on its new table when asked.
+            await manager.stop_service("api")
+            old_port, new_port = env.ports["web"], free_port()
+            api_port = free_port()
+            path = tmp_path / "pitstop.toml"
+            text = path.read_text().replace(f":{old_port}", f":{new_port}")
+            path.write_text(text.replace(f":{env.ports['api']}", f":{api_port}"))
+            env.ports["web"], env.ports["api"] = new_port, api_port
+            await async_wait_until(lambda: _notices(env, "reloaded"), DEADLINE, "reload")
+            [said] = _notices(env, "reloaded")
+            assert "web's service table changed: restarting it (not zero-downtime)" in said
+            await async_wait_until(
+                lambda: (
+                    row(manager, "web").address == f"127.0.0.1:{new_port}"
+                    and row(manager, "web").state is ServiceState.SERVING
+                    and row(manager, "web").pid != web_pid
+                ),
+                DEADLINE,
+                "web on its new address",
+            )
+            assert port_open("127.0.0.1", new_port) and not port_open("127.0.0.1", old_port)
+            assert "api's" not in said
+            assert row(manager, "api").state is ServiceState.STOPPED
+            await manager.start_service("api")
+            assert row(manager, "api").address == f"127.0.0.1:{api_port}"
+            assert port_open("127.0.0.1", api_port)
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_a_task_file_with_no_service_left_is_reported_and_changes_nothing(tmp_path: Path) -> None:
+    from pitstop.engine.events import ErrorReported
+
+    env = Env(tmp_path)
+    env.service("api", [])
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            pid = row(manager, "api").pid
+            (tmp_path / "pitstop.toml").write_text('[tasks.lint]\ncommand = "true"\n')
+
+            def reported() -> list[str]:
+                return [
+                    e.error.message
+                    for e in env.events
+                    if isinstance(e, ErrorReported) and e.source is None
+                ]
+
+            await async_wait_until(reported, DEADLINE, "the error")
+            assert reported() == ["no service task in pitstop.toml any more"]
+            assert (row(manager, "api").state, row(manager, "api").pid) == (
+                ServiceState.SERVING,
+                pid,
+            )
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
