@@ -9,14 +9,15 @@ pitstop module and data file in use. A later load that finds every fact still tr
 the result, warnings included (they are part of the model); one changed fact and it loads
 afresh. Errors are not cached: a file that fails to load fails the same way every time.
 
-Why stat and CRC both: the stat (device, inode, size, mtime_ns, ctime_ns) is what Python's
-own bytecode cache trusts, but on a file system with coarse timestamps an edit of the same
-size within the same tick keeps it; reading a task file and taking its CRC costs a few
-microseconds. Code files are checked by stat alone, as Python checks them before running
-them. The task file's path, pitstop's folder and the Python version name the entry, so
-two installs or two Pythons keep their own; PITSTOP_NO_CACHE=1 turns the caches off.
+Why stat and CRC both: the stat (device, inode, size, mtime_ns, ctime_ns) is more than
+Python's own bytecode cache trusts (mtime and size), but on a file system with coarse
+timestamps an edit of the same size within the same tick keeps it; reading a task file and
+taking its CRC costs a few microseconds (binascii's CRC-32, which is zlib's, without loading
+libz). Code files are checked by stat alone, as Python checks them before running them.
+The task file's path, pitstop's folder and the Python version name the entry, so two
+installs or two Pythons keep their own. PITSTOP_NO_CACHE=1 turns the caches off.
 
-Cheap to import (no pathlib work, no tomllib): a cache hit is the fast path of `--list`.
+Cheap to import (pickle and binascii are imported when used): a hit is `--list`'s fast path.
 """
 
 from __future__ import annotations
@@ -69,24 +70,24 @@ def _signature(status: os.stat_result) -> Signature:
 
 
 def _read(path: str) -> tuple[bytes, object]:
-    import zlib
+    from binascii import crc32
 
     with open(path, "rb") as file:
         status = os.fstat(file.fileno())
         data = file.read()
-    return data, (*_signature(status), zlib.crc32(data))
+    return data, (*_signature(status), crc32(data))
 
 
 def _still_read(path: str, observed: object) -> bool:
     """The file's stat first (no read when it changed), then its bytes."""
-    import zlib
+    from binascii import crc32
 
     if not isinstance(observed, tuple):
         return False
     with open(path, "rb") as file:
         if _signature(os.fstat(file.fileno())) != observed[:5]:
             return False
-        return bool(zlib.crc32(file.read()) == observed[5])
+        return bool(crc32(file.read()) == observed[5])
 
 
 def _stat(path: str) -> Signature:
@@ -184,11 +185,11 @@ def _holds(fact: Fact) -> bool:
 
 def _entry(path: Path) -> tuple[str, Path]:
     """The entry's identity (stored in it and checked) and its file."""
-    import zlib
+    from binascii import crc32
 
     package = os.path.dirname(os.path.dirname(__file__))
     identity = "\0".join((str(path), package, sys.version, sys.platform))
-    name = f"taskfile-{zlib.crc32(identity.encode('utf-8', 'surrogateescape')):08x}.pickle"
+    name = f"taskfile-{crc32(identity.encode('utf-8', 'surrogateescape')):08x}.pickle"
     return identity, cache_dir() / name
 
 

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 PITSTOP_FILE = "pitstop.toml"
 CARGO_MAKE_FILE = "Makefile.toml"
 
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
-_TOML_AT_END = re.compile(r"\s*\(at end of document\)$")
+# tomllib's position suffixes; compiled when a file has a syntax error, not at every start.
+_TOML_POSITION = r"\s*\(at line (\d+), column (\d+)\)$"
+_TOML_AT_END = r"\s*\(at end of document\)$"
 _RELATIVE_KINDS = ("makefile", "git", "crate", "workspace")
 
 
@@ -176,11 +177,11 @@ def _encoding_error(path: Path, data: bytes, error: UnicodeDecodeError) -> TaskF
 def _syntax_error(message: str, text: str, path: Path) -> TaskFileError:
     line, col = 0, 0
     hint = "fix the TOML syntax at the marked position"
-    match = _TOML_POSITION.search(message)
+    match = re.search(_TOML_POSITION, message)
     if match is not None:
         line, col = int(match[1]), int(match[2])
         message = message[: match.start()]
-    elif (end := _TOML_AT_END.search(message)) is not None:
+    elif (end := re.search(_TOML_AT_END, message)) is not None:
         line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
         message = message[: end.start()] + " at the end of the file"
         # No column to mark: the mistake is an opening bracket or quote somewhere above.
