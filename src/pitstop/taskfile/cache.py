@@ -226,10 +226,12 @@ def save_taskfile(path: Path, inputs: Inputs, taskfile: Taskfile) -> None:
     if not enabled():
         return
     import _pickle
+    from _thread import get_ident
 
     identity, entry = _entry(path)
     folder = entry.parent
-    temporary = folder / f".{entry.stem}.{os.getpid()}.tmp"
+    # Per process and thread: two writers never share a temporary file.
+    temporary = folder / f".{entry.stem}.{os.getpid()}.{get_ident()}.tmp"
     try:
         header = (_FORMAT, identity, inputs.with_code())
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
