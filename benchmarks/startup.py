@@ -105,6 +105,7 @@ def main() -> int:
         "--baseline", help="another pitstop executable (e.g. main's) timed in the same turns"
     )
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     pitstop = Path(sys.executable).with_name("pitstop")
     with tempfile.TemporaryDirectory(prefix="pitstop-startup-") as tmp:
         cwd = Path(tmp)
@@ -153,7 +154,8 @@ def main() -> int:
     print(f"`{shlex.join(['python', 'benchmarks/startup.py', *sys.argv[1:]])}`")
     print(
         f"({os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()})"
+        f"{platform.system()} {platform.release()}; "
+        f"1-minute load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)"
     )
     print()
     built_ins = " + built-ins" if args.core_tasks else ""
