@@ -61,7 +61,17 @@ def test_pitstop_no_cache_writes_nothing(project: Project) -> None:
     project.write("base.toml", BASE)
     result = project.run("--list", XDG_CACHE_HOME=str(cache), PITSTOP_NO_CACHE="1")
     assert result.returncode == 0 and "build - build it" in result.stdout, result.stderr
+    project.write("core.toml", '[tasks.hello]\ncommand = "true"\n')  # with the core tasks
+    result = project.run(
+        "-f", "core.toml", "--list", XDG_CACHE_HOME=str(cache), PITSTOP_NO_CACHE="1"
+    )
+    assert result.returncode == 0 and "ci-flow" in result.stdout, result.stderr
     assert not (cache / "pitstop").exists()
+    project.run("-f", "core.toml", "--list", XDG_CACHE_HOME=str(cache))
+    assert sorted(path.name[:9] for path in (cache / "pitstop").iterdir()) == [
+        "core-task",
+        "taskfile-",
+    ]
 
 
 def test_a_task_file_error_is_reported_on_every_run(project: Project) -> None:
