@@ -94,9 +94,9 @@ def _stat(path: str) -> Signature:
     return _signature(os.stat(path))
 
 
-# kind -> how to observe it again. A probe that raises counts as changed.
+# Probes: kind -> how to observe it (again). Besides these, "read" (a file's stat and CRC)
+# and "code" (a module's or data file's stat). A check that raises counts as changed.
 _OBSERVE: dict[str, Callable[[str], object]] = {
-    "stat": _stat,
     "is_file": os.path.isfile,
     "exists": os.path.exists,
     "resolve": os.path.realpath,
