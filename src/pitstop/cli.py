@@ -14,7 +14,6 @@ import sys
 from collections.abc import Sequence
 from functools import cache
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from pitstop import __version__
 from pitstop.durations import parse_duration
@@ -32,8 +31,11 @@ from pitstop.request import (
     WatchFlags,
 )
 
+# Not typing's: `pitstop --list` does not import typing (~2.5 ms); mypy honours the name.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from typing import NoReturn, TextIO
 
 # `pitstop up ...` is the up command, not a task named "up" (`pitstop -t up` runs such a task).
 UP = "up"

@@ -26,8 +26,9 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+# Not typing's: `pitstop --list` does not import typing (~2.5 ms); mypy honours the name.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

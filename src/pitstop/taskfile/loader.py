@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pitstop.errors import Location, TaskFileError
 from pitstop.records import record, replace
@@ -23,7 +22,11 @@ from pitstop.taskfile.cache import Inputs, cached_taskfile, save_taskfile
 from pitstop.taskfile.model import EnvEntry, EnvProfile, Task, Taskfile, Warning_
 from pitstop.taskfile.normalize import extend_task
 
+# Not typing's: `pitstop --list` does not import typing (~2.5 ms); mypy honours the name.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pitstop.taskfile.locate import KeyPath, Locator
 
 PITSTOP_FILE = "pitstop.toml"
