@@ -3,11 +3,13 @@
     .venv/bin/python benchmarks/startup.py [--runs 20] [--top 12] [--core-tasks]
 
 Prints the median (and min / max) of ``--runs`` runs, a bare ``python -c pass`` for scale
-(the three commands take turns, so a busy moment on the machine hits all of them alike),
+(the commands take turns, so a busy moment on the machine hits all of them alike),
 the modules with the largest self time under ``python -X importtime``, and whether asyncio
 was imported (it must not be: ``--list`` runs nothing). Bytecode caching is on (in a
 temporary ``PYTHONPYCACHEPREFIX``) and one warm-up run precedes the timed ones, as for an
-installed pitstop.
+installed pitstop. The task file cache lives in a temporary ``XDG_CACHE_HOME``, which the
+warm-up run fills, as any run after the first would find it; ``--list`` is also timed with
+``PITSTOP_NO_CACHE=1`` (every run loads the file), and ``-X importtime`` sees a warm cache.
 """
 
 from __future__ import annotations
@@ -43,11 +45,8 @@ def taskfile(size: int, core_tasks: bool = False) -> str:
     return "\n".join(lines)
 
 
-CPU_MS: dict[tuple[str, ...], list[float]] = {}
-
-
-def run_ms(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
-    """Wall time of one run; its CPU time (user + system) goes to CPU_MS.
+def run_ms(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run.
 
     On a busy machine the wall time mostly measures the wait for a CPU; the CPU time of the
     child is the steadier figure, so both are shown.
@@ -66,10 +65,9 @@ def run_ms(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     elapsed = (time.perf_counter() - started) * 1000
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
-    CPU_MS.setdefault(tuple(argv), []).append(cpu)
     if code != 0:
         raise RuntimeError(f"{argv} failed with exit code {code}")
-    return elapsed
+    return elapsed, cpu
 
 
 def import_times(argv: list[str], cwd: Path, env: dict[str, str]) -> list[tuple[int, int, str]]:
@@ -107,6 +105,7 @@ def main() -> int:
         "--baseline", help="another pitstop executable (e.g. main's) timed in the same turns"
     )
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     pitstop = Path(sys.executable).with_name("pitstop")
     with tempfile.TemporaryDirectory(prefix="pitstop-startup-") as tmp:
         cwd = Path(tmp)
@@ -114,26 +113,35 @@ def main() -> int:
         env = dict(os.environ)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(cwd / "pycache")
+        env["XDG_CACHE_HOME"] = str(cwd / "cache")
+        env.pop("PITSTOP_NO_CACHE", None)
+        uncached = {**env, "PITSTOP_NO_CACHE": "1"}
         commands = {
             "list": [str(pitstop), "--list"],
+            "list-uncached": [str(pitstop), "--list"],
             "version": [str(pitstop), "--version"],
             "bare": [sys.executable, "-c", "pass"],
         }
+        envs = {"list-uncached": uncached}
         if args.baseline:
             commands["list-baseline"] = [args.baseline, "--list"]
             commands["version-baseline"] = [args.baseline, "--version"]
-        for command in commands.values():
-            run_ms(command, cwd, env)  # warm-up: writes the bytecode cache
+        for name, command in commands.items():
+            # warm-up: writes the bytecode cache (and the task file cache)
+            run_ms(command, cwd, envs.get(name, env))
         runs: dict[str, list[float]] = {name: [] for name in commands}
+        cpu_ms: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):
             for name, command in commands.items():
-                runs[name].append(run_ms(command, cwd, env))
+                wall, cpu = run_ms(command, cwd, envs.get(name, env))
+                runs[name].append(wall)
+                cpu_ms[name].append(cpu)
         imports = import_times(["-m", "pitstop", "--list"], cwd, env)
 
     def line(label: str, name: str, aim: float | None) -> str:
         times = runs[name]
         median = statistics.median(times)
-        cpu = statistics.median(CPU_MS[tuple(commands[name])][1:])  # [0] is the warm-up
+        cpu = statistics.median(cpu_ms[name])
         text = (
             f"- {label}: median {median:.1f} ms "
             f"(min {min(times):.1f}, max {max(times):.1f}, {args.runs} runs), "
@@ -146,11 +154,13 @@ def main() -> int:
     print(f"`{shlex.join(['python', 'benchmarks/startup.py', *sys.argv[1:]])}`")
     print(
         f"({os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()})"
+        f"{platform.system()} {platform.release()}; "
+        f"1-minute load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)"
     )
     print()
     built_ins = " + built-ins" if args.core_tasks else ""
     print(line(f"`pitstop --list`, {args.tasks} tasks{built_ins}", "list", LIST_AIM_MS))
+    print(line("the same with `PITSTOP_NO_CACHE=1`", "list-uncached", None))
     print(line("`pitstop --version`", "version", VERSION_AIM_MS))
     print(line("`python -c pass`", "bare", None))
     if args.baseline:

@@ -1,16 +1,19 @@
 """The command line: parse, call the app, render errors. The one place that picks exit codes.
 
 Heavy modules (asyncio, the watcher, the supervisor) are imported only by the commands that
-need them, so `pitstop --list` starts fast.
+need them, so `pitstop --list` starts fast. argparse too: an argv made of plain switches
+(`--list`, `-q`, a task name last) is read by `_parse_switches`, which gives what the
+parser gives (tests/unit/test_cli_switches.py compares them); importing argparse and
+building the parser cost ~5 ms of every start.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from functools import cache
+from types import SimpleNamespace
 
 from pitstop import __version__
 from pitstop.durations import parse_duration
@@ -28,6 +31,12 @@ from pitstop.request import (
     WatchFlags,
 )
 
+# Not typing's: `pitstop --list` does not import typing (~2.5 ms); mypy honours the name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import NoReturn, TextIO
+
 # `pitstop up ...` is the up command, not a task named "up" (`pitstop -t up` runs such a task).
 UP = "up"
 
@@ -40,34 +49,46 @@ _IGNORED_FLAGS = (
 _IGNORED_VALUE_FLAGS = ("--output-file",)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message} (see `pitstop --help`)")
+@cache
+def _argparse_classes() -> tuple[
+    type[argparse.ArgumentParser],
+    type[argparse.ArgumentParser],
+    type[argparse.ArgumentParser],
+    type[argparse.HelpFormatter],
+]:
+    """pitstop's parser and formatter classes: (main, up, verb, formatter).
 
-
-class _UpParser(_Parser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        hint = None
-        if "--watch" in message:
-            # `pitstop --watch TASK` is how a task is watched; `up` watches without being asked.
-            hint = "pitstop up watches every service's files already; --no-watch turns it off"
-        raise UserError(f"pitstop up: {message} (see `pitstop up --help`)", hint=hint)
-
-
-class _VerbParser(_Parser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{self.prog}: {message} (see `{self.prog} --help`)")
-
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, sized without `import shutil` (which pulls in bz2 and lzma).
-
-    argparse makes a formatter for every add_argument, so that import (~3 ms) was paid at
-    every start, though only --help needs the terminal's width.
+    Made on first use, so that argparse is imported only when a parser is built.
     """
+    import argparse
 
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=_terminal_columns() - 2)
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise UserError(f"{message} (see `pitstop --help`)")
+
+    class UpParser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            hint = None
+            if "--watch" in message:
+                # `pitstop --watch TASK` is how a task is watched; `up` watches unasked.
+                hint = "pitstop up watches every service's files already; --no-watch turns it off"
+            raise UserError(f"pitstop up: {message} (see `pitstop up --help`)", hint=hint)
+
+    class VerbParser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise UserError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+    class Formatter(argparse.HelpFormatter):
+        """argparse's formatter, sized without `import shutil` (which pulls in bz2 and lzma).
+
+        argparse makes a formatter for every add_argument, so that import (~3 ms) was paid
+        at every start, though only --help needs the terminal's width.
+        """
+
+        def __init__(self, prog: str) -> None:
+            super().__init__(prog, width=_terminal_columns() - 2)
+
+    return Parser, UpParser, VerbParser, Formatter
 
 
 def _terminal_columns() -> int:
@@ -86,9 +107,12 @@ def _terminal_columns() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    import argparse
+
+    parser_class, _, _, formatter = _argparse_classes()
+    parser = parser_class(
         prog="pitstop",
-        formatter_class=_Formatter,
+        formatter_class=formatter,
         description=(
             "Run tasks from pitstop.toml or cargo-make's Makefile.toml; watch files and rerun; "
             "rebuild services in the background and swap them with zero downtime."
@@ -344,9 +368,14 @@ def parse_request(argv: Sequence[str]) -> UserRequest:
     )
 
 
-def _parse_with_adhoc(argv: list[str]) -> tuple[argparse.Namespace, tuple[str, ...]]:
+def _parse_with_adhoc(
+    argv: list[str],
+) -> tuple[argparse.Namespace | SimpleNamespace, tuple[str, ...]]:
     """The options, and the command of `pitstop --watch [FLAGS] -- COMMAND ARGS...` (no TASK
     before `--`); in `pitstop TASK -- ARGS` the `--` only ends pitstop's flags, as before."""
+    switches = _parse_switches(argv)
+    if switches is not None:
+        return switches, ()
     if "--" in argv:
         split = argv.index("--")
         head = build_parser().parse_args(argv[:split])
@@ -359,6 +388,86 @@ def _parse_with_adhoc(argv: list[str]) -> tuple[argparse.Namespace, tuple[str, .
                 )
             return head, command
     return build_parser().parse_args(argv), ()
+
+
+# Every flag that takes no value and sets one attribute (store_true), by each spelling.
+_SWITCHES: dict[str, str] = {
+    "--allow-private": "allow_private",
+    "--skip-init-end-tasks": "skip_init_end_tasks",
+    "--no-on-error": "no_on_error",
+    "-l": "list_steps",
+    "--list": "list_steps",
+    "--list-all-steps": "list_steps",
+    "--hide-uninteresting": "hide_uninteresting",
+    "--print-steps": "print_steps",
+    "--time-summary": "time_summary",
+    "-q": "quiet",
+    "--quiet": "quiet",
+    "--silent": "quiet",
+    "-v": "verbose",
+    "--verbose": "verbose",
+    "-w": "watch",
+    "--watch": "watch",
+    "--poll": "poll",
+    "--no-git-ignore": "no_git_ignore",
+    "--why": "why",
+    "--clear": "clear",
+    "--postpone": "postpone",
+    "--no-color": "no_color",
+    "--debug": "debug",
+    "--task-names": "task_names",
+    **{flag: flag[2:].replace("-", "_") for flag in _IGNORED_FLAGS},
+}
+# What `build_parser().parse_args([])` gives; lists are made afresh for each parse.
+_DEFAULTS: dict[str, object] = {
+    **dict.fromkeys(_SWITCHES.values(), False),
+    **dict.fromkeys(
+        (
+            "task",
+            "makefile",
+            "task_flag",
+            "cwd",
+            "profile",
+            "env_file",
+            "skip_tasks",
+            "list_category_steps",
+            "jobs",
+            "output",
+            "loglevel",
+            "exts",
+            "debounce",
+            "on_busy",
+            "completions",
+            *(flag[2:].replace("-", "_") for flag in _IGNORED_VALUE_FLAGS),
+        )
+    ),
+    "output_format": "default",
+    "stop_signal": "SIGTERM",
+    "stop_timeout": "5s",
+}
+_LIST_DEFAULTS = ("args", "env", "watch_path", "ignore")
+
+
+def _parse_switches(argv: Sequence[str]) -> SimpleNamespace | None:
+    """What build_parser().parse_args(argv) gives, for an argv of exact switch spellings
+    and at most a task name at the end (nothing after it); None for anything else.
+
+    Abbreviations (`--lis`), joined short flags (`-lq`), values, `--`, a task name followed
+    by arguments, and the names of `up` and the control verbs (which parse further) all go
+    to argparse.
+    """
+    flags = list(argv)
+    task = None
+    if flags and flags[-1] not in _SWITCHES:
+        task = flags.pop()
+        if not task or task.startswith("-") or task == UP or task in CONTROL_VERBS:
+            return None
+    if not all(flag in _SWITCHES for flag in flags):
+        return None
+    values = dict(_DEFAULTS, task=task)
+    values.update((name, []) for name in _LIST_DEFAULTS)
+    values.update((_SWITCHES[flag], True) for flag in flags)
+    return SimpleNamespace(**values)
 
 
 # `pitstop ps ...` asks the running `pitstop up`; a task named so runs with `pitstop -t ps`.
@@ -386,8 +495,9 @@ _VERB_HELP = {
 
 def verb_parser(verb: str) -> argparse.ArgumentParser:
     """The flags after `pitstop VERB` (also what shell completion offers there)."""
-    parser = _VerbParser(
-        prog=f"pitstop {verb}", formatter_class=_Formatter, description=_VERB_HELP[verb]
+    _, _, parser_class, formatter = _argparse_classes()
+    parser = parser_class(
+        prog=f"pitstop {verb}", formatter_class=formatter, description=_VERB_HELP[verb]
     )
     if verb in ("logs", "restart", "stop", "start"):
         parser.add_argument("services", nargs="*" if verb == "logs" else "+", metavar="SERVICE")
@@ -424,9 +534,10 @@ def _verb_flags(verb: str, argv: Sequence[str]) -> ControlFlags:
 
 def up_parser() -> argparse.ArgumentParser:
     """The flags after `pitstop up` (also what shell completion offers there)."""
-    parser = _UpParser(
+    _, parser_class, _, formatter = _argparse_classes()
+    parser = parser_class(
         prog="pitstop up",
-        formatter_class=_Formatter,
+        formatter_class=formatter,
         description="Start every service task (or the named ones and the services they depend "
         "on), rebuild and swap each on its own changes; Ctrl-C stops them all.",
     )

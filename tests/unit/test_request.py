@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pitstop.cli import parse_request
@@ -57,3 +59,40 @@ def test_watch_flags_are_typed() -> None:
     assert request.watch.exts == ("py", "rs")
     assert request.watch.ignore == ("a*", "b*")
     assert request.watch.on_busy == "ignore"
+
+
+def test_the_request_classes_are_what_typing_namedtuple_makes() -> None:
+    """request.py makes its NamedTuples without typing; the same source run with typing's
+    NamedTuple (as a type checker reads it) gives the same fields, defaults and docs."""
+    import typing
+
+    import pitstop.request as ours
+
+    source = (
+        Path(ours.__file__).read_text().replace("TYPE_CHECKING = False", "TYPE_CHECKING = True")
+    )
+    theirs: dict[str, object] = {"__name__": "pitstop.request_with_typing"}
+    exec(compile(source, "request_with_typing.py", "exec"), theirs)
+    assert theirs["NamedTuple"] is typing.NamedTuple
+    names = [n for n, v in vars(ours).items() if isinstance(v, type) and issubclass(v, tuple)]
+    assert len(names) == 8
+    for name in names:
+        mine, typed = getattr(ours, name), theirs[name]
+        assert isinstance(typed, type)
+        assert mine._fields == typed._fields, name
+        assert mine._field_defaults == typed._field_defaults, name
+        assert mine.__doc__ == typed.__doc__, name
+        assert mine.__module__ == "pitstop.request" and mine.__qualname__ == name
+        assert list(mine.__annotations__) == list(typed.__annotations__), name
+        assert issubclass(mine, tuple) and not hasattr(mine, "__orig_bases__")
+    assert ours.UserRequest(ours.Command.LIST)._replace(task="t").task == "t"
+
+
+def test_a_field_without_a_default_after_one_with_is_refused() -> None:
+    import pitstop.request as ours
+
+    with pytest.raises(TypeError, match="without a default"):
+
+        class Bad(ours.NamedTuple):  # type: ignore[misc]
+            a: int = 1
+            b: int

@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TextIO
 
 from pitstop.errors import PitstopError, UserError
 from pitstop.request import Command, UserRequest
 from pitstop.taskfile.loader import load_taskfile
 from pitstop.taskfile.model import Taskfile, current_platform
+
+# Not typing's: `pitstop --list` does not import typing (~2.5 ms); mypy honours the name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:

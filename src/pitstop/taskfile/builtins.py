@@ -8,7 +8,8 @@ as a user file, so they are ordinary tasks that a user definition extends attrib
 attribute.
 
 Parsing the core file costs more than the rest of `pitstop --list`, so the validated result
-is cached on disk, keyed on the bytes of that file and of the code that reads it.
+is cached on disk, keyed on the bytes of that file and of the code that reads it (in the
+folder of `taskfile.cache`, and off with it under PITSTOP_NO_CACHE).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from pitstop.records import replace
+from pitstop.taskfile.cache import cache_dir, enabled
 from pitstop.taskfile.locate import locate
 from pitstop.taskfile.model import ModifyCoreTasks, Task, Taskfile
 from pitstop.taskfile.validate import validate
@@ -180,16 +182,13 @@ def _cache_key(data: bytes) -> str:
     return "-".join(f"{len(part):x}.{zlib.crc32(part):08x}" for part in parts)
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "pitstop"
-
-
 def _read_cache(key: str) -> Taskfile | None:
     # _pickle, the C half of pickle: importing the pickle module costs ~3 ms more.
     import _pickle
 
-    path = _cache_dir() / f"core-tasks-{key}.pickle"
+    if not enabled():
+        return None
+    path = cache_dir() / f"core-tasks-{key}.pickle"
     try:
         with path.open("rb") as file:
             value = _pickle.load(file)
@@ -202,7 +201,9 @@ def _write_cache(key: str, taskfile: Taskfile) -> None:
     """Write atomically (a reader never sees half a file); an unwritable cache is skipped."""
     import _pickle
 
-    folder = _cache_dir()
+    if not enabled():
+        return
+    folder = cache_dir()
     path = folder / f"core-tasks-{key}.pickle"
     temporary = folder / f".core-tasks-{key}.{os.getpid()}.tmp"
     try:

@@ -8,11 +8,12 @@ reproduces `--print-steps --output-format short-description`.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 from pitstop.taskfile.model import Platform, Task, Taskfile, current_platform
 from pitstop.taskfile.normalize import normalize, resolve_alias
 
+# Not typing's: `pitstop --list` does not import typing (~2.5 ms); mypy honours the name.
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # only in annotations: `--list` need not import the planner (~3 ms)
     from pitstop.taskfile.planner import Plan, Step
 

@@ -3,29 +3,38 @@
 Merging follows cargo-make (SEMANTICS §2.3): same-name tasks are laid over each other with
 `Task.extend`, `[env]` merges per key (last wins), `env_files`/`env_scripts` are concatenated
 with the extending file's entries first, and `[config]` merges field by field.
+
+A load's result is cached on disk (`taskfile.cache`) with every file-system fact it read;
+every read below goes through `Inputs` so that none is missed. tomllib, the key locator, the
+validator and the built-in tasks are imported only when a file is actually loaded: a cache
+hit needs none of them.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pitstop.errors import Location, TaskFileError
 from pitstop.records import record, replace
-from pitstop.taskfile.builtins import base_taskfile, core_taskfile, modify_core
-from pitstop.taskfile.locate import KeyPath, Locator, locate
+from pitstop.taskfile.cache import Inputs, cached_taskfile, save_taskfile
 from pitstop.taskfile.model import EnvEntry, EnvProfile, Task, Taskfile, Warning_
 from pitstop.taskfile.normalize import extend_task
-from pitstop.taskfile.validate import config_keys_set, validate
+
+# Not typing's: `pitstop --list` does not import typing (~2.5 ms); mypy honours the name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pitstop.taskfile.locate import KeyPath, Locator
 
 PITSTOP_FILE = "pitstop.toml"
 CARGO_MAKE_FILE = "Makefile.toml"
 
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
-_TOML_AT_END = re.compile(r"\s*\(at end of document\)$")
+# tomllib's position suffixes; compiled when a file has a syntax error, not at every start.
+_TOML_POSITION = r"\s*\(at line (\d+), column (\d+)\)$"
+_TOML_AT_END = r"\s*\(at end of document\)$"
 _RELATIVE_KINDS = ("makefile", "git", "crate", "workspace")
 
 
@@ -67,13 +76,29 @@ def load_taskfile(path: Path | str | None, cwd: Path) -> Taskfile:
     missing extended file.
     """
     found = find_taskfile(path, cwd)
-    base = _Layer(base_taskfile(), frozenset({"init_task", "end_task"}))
     if found is None:
-        return replace(base.taskfile, path=cwd / CARGO_MAKE_FILE)
-    own = _load_layer(found, ())
+        from pitstop.taskfile.builtins import base_taskfile
+
+        return replace(base_taskfile(), path=cwd / CARGO_MAKE_FILE)
+    cached = cached_taskfile(found)
+    if cached is not None:
+        return cached
+    inputs = Inputs()
+    taskfile = _load_found(found, inputs)
+    save_taskfile(found, inputs, taskfile)
+    return taskfile
+
+
+def _load_found(found: Path, inputs: Inputs) -> Taskfile:
+    """The task file at `found` and the files it extends, over the base (and core) tasks."""
+    from pitstop.taskfile.builtins import CORE_PATH, base_taskfile, core_taskfile, modify_core
+
+    base = _Layer(base_taskfile(), frozenset({"init_task", "end_task"}))
+    own = _load_layer(found, (), inputs)
     user = _merge(base, own)
     if _skips_core_tasks(found, user):
         return user.taskfile
+    inputs.uses(CORE_PATH)
     core_tasks = core_taskfile()
     if user.taskfile.config.modify_core_tasks is not None:
         core_tasks = modify_core(core_tasks, user.taskfile.config.modify_core_tasks)
@@ -117,6 +142,8 @@ def _shadowed_default(own: Taskfile, merged: Taskfile) -> Warning_ | None:
 
 def parse_toml(text: str, path: Path) -> dict[str, Any]:
     """tomllib, with its "(at line N, column M)" turned into a TaskFileError's Location."""
+    import tomllib
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -126,9 +153,9 @@ def parse_toml(text: str, path: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- one file
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, inputs: Inputs) -> str:
     try:
-        data = path.read_bytes()
+        data = inputs.read(path)
     except OSError as error:
         raise TaskFileError(f"cannot read {path}: {error.strerror}", Location(path)) from None
     try:
@@ -153,11 +180,11 @@ def _encoding_error(path: Path, data: bytes, error: UnicodeDecodeError) -> TaskF
 def _syntax_error(message: str, text: str, path: Path) -> TaskFileError:
     line, col = 0, 0
     hint = "fix the TOML syntax at the marked position"
-    match = _TOML_POSITION.search(message)
+    match = re.search(_TOML_POSITION, message)
     if match is not None:
         line, col = int(match[1]), int(match[2])
         message = message[: match.start()]
-    elif (end := _TOML_AT_END.search(message)) is not None:
+    elif (end := re.search(_TOML_AT_END, message)) is not None:
         line = max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
         message = message[: end.start()] + " at the end of the file"
         # No column to mark: the mistake is an opening bracket or quote somewhere above.
@@ -169,26 +196,33 @@ def _syntax_error(message: str, text: str, path: Path) -> TaskFileError:
     )
 
 
-def _load_layer(path: Path, loading: tuple[Path, ...]) -> _Layer:
+def _load_layer(path: Path, loading: tuple[Path, ...], inputs: Inputs) -> _Layer:
     """Validate `path`, then lay it over the files it extends (recursively)."""
-    resolved = path.resolve()
-    text = _read(path)
+    from pitstop.taskfile.locate import locate
+    from pitstop.taskfile.validate import config_keys_set, validate
+
+    resolved = inputs.resolve(path)
+    text = _read(path, inputs)
     raw = parse_toml(text, path)
     locator = locate(text, path)
     warnings: list[Warning_] = []
-    bases = _extended_files(raw, locator, (*loading, resolved), warnings)
+    bases = _extended_files(raw, locator, (*loading, resolved), warnings, inputs)
     taskfile = validate(raw, locator)
     taskfile = replace(taskfile, warnings=(*taskfile.warnings, *warnings))
     own = _Layer(taskfile, config_keys_set(raw))
     layer: _Layer | None = None
     for base_path in bases:
-        base = _load_layer(base_path, (*loading, resolved))
+        base = _load_layer(base_path, (*loading, resolved), inputs)
         layer = base if layer is None else _merge(layer, base)
     return own if layer is None else _merge(layer, own)
 
 
 def _extended_files(
-    raw: Mapping[str, Any], locator: Locator, loading: tuple[Path, ...], warnings: list[Warning_]
+    raw: Mapping[str, Any],
+    locator: Locator,
+    loading: tuple[Path, ...],
+    warnings: list[Warning_],
+    inputs: Inputs,
 ) -> list[Path]:
     """The existing files named by top-level `extend`, in list order."""
     if "extend" not in raw:
@@ -202,7 +236,7 @@ def _extended_files(
     )
     found = []
     for item, key_path in zip(items, key_paths, strict=True):
-        path = _extended_file(item, locator, key_path, loading, warnings)
+        path = _extended_file(item, locator, key_path, loading, warnings, inputs)
         if path is not None:
             found.append(path)
     return found
@@ -214,6 +248,7 @@ def _extended_file(
     key_path: KeyPath,
     loading: tuple[Path, ...],
     warnings: list[Warning_],
+    inputs: Inputs,
 ) -> Path | None:
     location = locator.at(key_path)
     name, optional, relative = _extend_item(item, locator, key_path)
@@ -229,8 +264,8 @@ def _extended_file(
                 f"{where}: extend relative = {relative!r} {why}; using the file's directory", where
             )
         )
-    path = _extend_root(relative, locator.path.parent) / name
-    if not path.is_file():
+    path = _extend_root(relative, locator.path.parent, inputs) / name
+    if not inputs.is_file(path):
         if optional:
             return None
         raise TaskFileError(
@@ -239,7 +274,7 @@ def _extended_file(
             hint="paths in `extend` are relative to the directory of the file that names them; "
             "add optional = true if the file may be absent",
         )
-    if path.resolve() in loading:
+    if inputs.resolve(path) in loading:
         raise TaskFileError(
             f"{locator.path.name} extends {name}, which is already being loaded (extend cycle)",
             location,
@@ -263,14 +298,14 @@ def _extend_item(item: object, locator: Locator, key_path: KeyPath) -> tuple[str
     )
 
 
-def _extend_root(relative: str, directory: Path) -> Path:
+def _extend_root(relative: str, directory: Path, inputs: Inputs) -> Path:
     """The directory an extend path is relative to: the git root for `git`, else the file's.
 
     "crate" and "workspace" are Cargo notions; the file's directory is the closest match.
     """
     if relative == "git":
         for candidate in (directory, *directory.parents):
-            if (candidate / ".git").exists():
+            if inputs.exists(candidate / ".git"):
                 return candidate
     return directory
 

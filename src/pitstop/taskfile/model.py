@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
 
 from pitstop.errors import Location
 from pitstop.records import field, fields, record
 from pitstop.records import replace as _replace
 
-if TYPE_CHECKING:  # only in annotations: files without a service need not load its parser
+# Not typing's: `pitstop --list` does not import typing (~2.5 ms); mypy honours the name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    # only in annotations: files without a service need not load its parser
     from pitstop.taskfile.service import ServiceSpec
 
-Platform = Literal["linux", "mac", "windows"]
+    Platform = Literal["linux", "mac", "windows"]
+    ConditionType = Literal["And", "Or", "GroupOr"]
+else:
+    # Names that other modules import; only their annotations use them.
+    Platform = ConditionType = str
 
 
 def current_platform() -> Platform:
@@ -29,8 +37,6 @@ def current_platform() -> Platform:
         return "mac"
     return "linux"
 
-
-ConditionType = Literal["And", "Or", "GroupOr"]
 
 # --------------------------------------------------------------------------- environment
 
