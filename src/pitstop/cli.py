@@ -416,6 +416,7 @@ _SWITCHES: dict[str, str] = {
     "--no-color": "no_color",
     "--debug": "debug",
     "--task-names": "task_names",
+    "--service-names": "service_names",
     **{flag: flag[2:].replace("-", "_") for flag in _IGNORED_FLAGS},
 }
 # What `build_parser().parse_args([])` gives; lists are made afresh for each parse.
