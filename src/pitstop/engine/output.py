@@ -136,7 +136,15 @@ class Printer:
             self._colours[name] = _PALETTE[i % len(_PALETTE)]
 
     def __call__(self, event: Event | ev.SupervisorEvent | StateChanged) -> None:
-        if isinstance(event, ev.InstanceOutput):
+        # A run's own events first: there are several per task.
+        if type(event) is TaskOutput:
+            self._output(event)
+        elif type(event) is TaskStarted:
+            if not self.quiet:
+                self._log(f"Running Task: {event.name}")
+        elif type(event) is TaskFinished:
+            self._finished(event)
+        elif isinstance(event, ev.InstanceOutput):
             # A service's output, always prefixed with the service and its instance.
             self.task_line(f"{event.service}#{event.n}", event.stream, event.line, event.service)
         elif isinstance(event, StateChanged):
@@ -227,10 +235,12 @@ class Printer:
         return self._paint(text, self._colours.get(colour_of or name, _PALETTE[0]))
 
     def _finished(self, event: TaskFinished) -> None:
-        with self._blocks.pop(event.name, None) or Spool() as block:
-            for stream_name, line in block.replay():
-                stream = self.out if stream_name == "stdout" else self.err
-                self._write(stream, self._prefix(event.name) + line)
+        block = self._blocks.pop(event.name, None)
+        if block is not None:
+            with block:
+                for stream_name, line in block.replay():
+                    stream = self.out if stream_name == "stdout" else self.err
+                    self._write(stream, self._prefix(event.name) + line)
         if event.status != 0 and event.ignored:
             self._log(f'task "{event.name}" failed with exit code {event.status} (errors ignored)')
 

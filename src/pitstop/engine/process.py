@@ -74,6 +74,7 @@ class Child:
         self._pid = pid
         self._exited = exited
         self._drained = drained
+        self._both: asyncio.Future[int] | None = None  # made by the first wait that needs it
 
     def __repr__(self) -> str:
         return f"Child(pid={self._pid}, argv={self.argv!r}, returncode={self.returncode})"
@@ -130,15 +131,46 @@ class Child:
     async def _settled(self) -> int:
         # shield: cancelling one waiter must not cancel the shared futures.
         exited = self._exited
-        code = exited.result() if exited.done() else await asyncio.shield(exited)
         drained = self._drained
-        if drained is not None and not drained.done():
+        if drained is None or drained.done():
+            code = exited.result() if exited.done() else await asyncio.shield(exited)
+            if drained is not None:
+                drained.result()
+            return code
+        if exited.done():
             await asyncio.shield(drained)
-        return code
+            return exited.result()
+        # Neither is in yet (the common case): one wake-up for both, not one for each.
+        if self._both is None:
+            self._both = _when_both(exited, drained)
+        return await asyncio.shield(self._both)
 
     def _signal_group(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._pid, sig)
+
+
+def _when_both(exited: asyncio.Future[int], drained: asyncio.Future[None]) -> asyncio.Future[int]:
+    """A future that ends when `exited` and `drained` both have, with `exited`'s outcome
+    (or `drained`'s error)."""
+    both: asyncio.Future[int] = exited.get_loop().create_future()
+
+    def settle(_: object) -> None:
+        if both.done() or not (exited.done() and drained.done()):
+            return
+        for part in (exited, drained):
+            if part.cancelled():
+                both.cancel()
+                return
+            error = part.exception()
+            if error is not None:
+                both.set_exception(error)
+                return
+        both.set_result(exited.result())
+
+    exited.add_done_callback(settle)
+    drained.add_done_callback(settle)
+    return both
 
 
 async def spawn(
@@ -160,13 +192,17 @@ async def spawn(
     Raises FileNotFoundError / PermissionError if the program cannot be started.
     """
     assert on_line is None or files is None, "on_line and files exclude each other"
-    child_env = dict(env if env is not None else os.environ)
-    reaper.child_environment(child_env)
+    # `env` is read, never kept or changed: the run's own environment can be passed as it is
+    # (no copy per child). The reaper's mark goes on top of it.
+    base: Mapping[str, str] = env if env is not None else os.environ
+    mark = reaper.child_variables(base)
     reaper.ensure_started()
     if _pidfds_work():
-        child = _spawn_pidfd(argv, cwd, child_env, on_line, pass_fds, stdin_devnull, files)
+        child = _spawn_pidfd(argv, cwd, base, mark, on_line, pass_fds, stdin_devnull, files)
     else:
-        child = await _spawn_asyncio(argv, cwd, child_env, on_line, pass_fds, stdin_devnull, files)
+        child = await _spawn_asyncio(
+            argv, cwd, {**base, **mark}, on_line, pass_fds, stdin_devnull, files
+        )
     reaper.track(child.pid)
     return child
 
@@ -261,7 +297,8 @@ def _pidfds_work() -> bool:
 def _spawn_pidfd(
     argv: Sequence[str],
     cwd: Path | str | None,
-    env: dict[str, str],
+    env: Mapping[str, str],
+    mark: Mapping[str, str],
     on_line: LineSink | None,
     pass_fds: Sequence[int],
     stdin_devnull: bool,
@@ -274,7 +311,7 @@ def _spawn_pidfd(
             pipes.extend(os.pipe())
             pipes.extend(os.pipe())
         stdin, stdout, stderr = _stdio(files, pipes, stdin_devnull)
-        pid, popen = _start(argv, cwd, env, stdin, stdout, stderr, pass_fds)
+        pid, popen = _start(argv, cwd, env, mark, stdin, stdout, stderr, pass_fds)
     except BaseException:
         for fd in pipes:
             os.close(fd)
@@ -317,7 +354,8 @@ _STRING_CACHE_LIMIT = 4096
 def _start(
     argv: Sequence[str],
     cwd: Path | str | None,
-    env: dict[str, str],
+    env: Mapping[str, str],
+    mark: Mapping[str, str],
     stdin: int | None,
     stdout: int | None,
     stderr: int | None,
@@ -326,19 +364,19 @@ def _start(
     """Start `argv` in a new session: posix_spawn where it can, else subprocess.Popen.
 
     `stdin` is None (inherit), subprocess.DEVNULL or a descriptor; `stdout`/`stderr` None or a
-    descriptor, as for Popen.
+    descriptor, as for Popen. The child's environment is `env` with `mark` on top.
     """
     if _CAN_POSIX_SPAWN and not pass_fds and argv:
         actions = _file_actions(stdin, stdout, stderr)
         here = os.getcwd()
         if actions is not None and (cwd is None or os.fspath(cwd) == here):
-            executable = _resolve(argv[0], env, here)
+            executable = _resolve(argv[0], env.get("PATH"), here)
             if executable is not None:
                 try:
                     pid = os.posix_spawn(
                         executable,
                         list(argv),
-                        _encoded(env),
+                        _encoded(env, mark),
                         file_actions=actions,
                         setsigdef=_DEFAULT_SIGNALS,
                         setsid=True,
@@ -350,7 +388,7 @@ def _start(
     popen = subprocess.Popen(
         argv,
         cwd=cwd,
-        env=env,
+        env={**env, **mark},
         stdin=stdin,
         stdout=stdout,
         stderr=stderr,
@@ -384,8 +422,8 @@ def _file_actions(
     return actions
 
 
-def _encoded(env: dict[str, str]) -> dict[bytes, bytes]:
-    """`env` as bytes, each distinct name and value encoded once per run, not once per child.
+def _encoded(env: Mapping[str, str], mark: Mapping[str, str] | None = None) -> dict[bytes, bytes]:
+    """`env` (with `mark` on top) as bytes, each distinct name and value encoded once per run.
 
     Every task's environment differs a little (its own name, its folder), so it is the
     strings that repeat, not whole environments.
@@ -393,26 +431,26 @@ def _encoded(env: dict[str, str]) -> dict[bytes, bytes]:
     cache = _encoded_strings
     if len(cache) > _STRING_CACHE_LIMIT:
         cache.clear()
-    encoded = {}
-    for name, value in env.items():
-        key = cache.get(name)
-        if key is None:
-            key = cache[name] = os.fsencode(name)
-        data = cache.get(value)
-        if data is None:
-            data = cache[value] = os.fsencode(value)
-        encoded[key] = data
+    known = cache.get
+
+    def encode(text: str) -> bytes:
+        data = cache[text] = os.fsencode(text)
+        return data
+
+    encoded = {(known(k) or encode(k)): (known(v) or encode(v)) for k, v in env.items()}
+    if mark:
+        for name, value in mark.items():
+            encoded[known(name) or encode(name)] = known(value) or encode(value)
     return encoded
 
 
-def _resolve(program: str, env: dict[str, str], here: str) -> str | None:
+def _resolve(program: str, path: str | None, here: str) -> str | None:
     """The file Popen would execute for `program` (searched along the child's PATH), or None.
 
     Popen tries each PATH entry in turn and skips those that are missing or not executable;
     this picks the first regular executable file the same way, once per distinct command.
     None (nothing found) leaves the work, and the error message, to Popen.
     """
-    path = env.get("PATH")
     key = (program, path, here)
     if key in _resolved:
         return _resolved[key]
@@ -420,7 +458,7 @@ def _resolve(program: str, env: dict[str, str], here: str) -> str | None:
     if os.path.dirname(program):
         found = program
     else:
-        for folder in os.get_exec_path(env):
+        for folder in os.get_exec_path({} if path is None else {"PATH": path}):
             candidate = os.path.join(folder, program)
             if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
                 found = candidate

@@ -214,8 +214,12 @@ class Runner:
             def on_line(stream: process.Stream, line: str) -> None:
                 self.ctx.emit(TaskOutput(name, stream, line))
 
-        env = {**self.ctx.env, **self.ctx.extra_env, **self._workdir_env(cwd)}
+        env = self.ctx.env
+        workdir = self._workdir_env(cwd)
+        if self.ctx.extra_env or workdir:
+            env = {**env, **self.ctx.extra_env, **workdir}
         try:
+            # spawn reads `env` at once and keeps nothing: the run's env needs no copy.
             child = await process.spawn(argv, cwd=cwd, env=env, on_line=on_line)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
             self.ctx.emit(
