@@ -25,7 +25,7 @@ import signal
 import subprocess
 import tempfile
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -330,6 +330,24 @@ def _watch(loop: asyncio.AbstractEventLoop) -> _Watch:
     return watch
 
 
+@contextlib.contextmanager
+def keep_watching() -> Iterator[None]:
+    """Within this (in a running loop), the children's epoll set stays open between children.
+
+    For a run of many short children: without it, the set would be closed each time the
+    last running child ended and made again for the next one.
+    """
+    watch = _watch(asyncio.get_running_loop()) if _pidfds_work() else None
+    if watch is not None:
+        watch.holders += 1
+    try:
+        yield
+    finally:
+        if watch is not None:
+            watch.holders -= 1
+            watch.close_if_idle()
+
+
 class _Watch:
     """The descriptors of one loop's running children (output pipes, pidfds) in an epoll set
     of their own, which the loop watches as a single reader.
@@ -337,15 +355,17 @@ class _Watch:
     The loop's own add_reader/remove_reader cost ~5 µs of bookkeeping a pair (three pairs per
     child, and a callback each time one is ready); here adding or removing a descriptor is
     one system call, and whatever is ready is handled in one callback. The set is closed as
-    soon as no child is left, so that no descriptor outlives the loop.
+    soon as no child is left and no run holds it open (`keep_watching`), so that no
+    descriptor outlives the loop.
     """
 
-    __slots__ = ("__weakref__", "callbacks", "epoll", "loop")
+    __slots__ = ("__weakref__", "callbacks", "epoll", "holders", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = weakref.ref(loop)
         self.epoll: select.epoll | None = None
         self.callbacks: dict[int, Callable[[], None]] = {}
+        self.holders = 0
 
     def add(self, fd: int, callback: Callable[[], None]) -> None:
         epoll = self.epoll
@@ -365,7 +385,7 @@ class _Watch:
 
     def close_if_idle(self) -> None:
         epoll = self.epoll
-        if epoll is not None and not self.callbacks:
+        if epoll is not None and not self.callbacks and not self.holders:
             self.epoll = None
             loop = self.loop()
             if loop is not None and not loop.is_closed():
