@@ -352,7 +352,7 @@ class _Watch:
     """The descriptors of one loop's running children (output pipes, pidfds) in an epoll set
     of their own, which the loop watches as a single reader.
 
-    The loop's own add_reader/remove_reader cost ~5 µs of bookkeeping a pair (three pairs per
+    The loop's own add_reader/remove_reader cost ~9 µs of bookkeeping a pair (three pairs per
     child, and a callback each time one is ready); here adding or removing a descriptor is
     one system call, and whatever is ready is handled in one callback. The set is closed as
     soon as no child is left and no run holds it open (`keep_watching`), so that no
