@@ -7,11 +7,13 @@ watchdog process that kills the registered groups if pitstop itself dies without
 up (SIGKILL, a crash in C code): no orphan ever keeps a port or a CPU.
 
 Starting a child is on the hot path of a run (one per task), so on Linux this module does
-not use asyncio's subprocess transports: it starts the child with `subprocess.Popen` (which
-uses vfork there), learns of its exit through a pidfd watched by the event loop, and reads
-its output pipes with non-blocking `os.read` in loop callbacks. That costs the parent about
-half the CPU time per child of `asyncio.create_subprocess_exec`. Where pidfds are missing
-(macOS, Linux before 5.3) the same `Child` is backed by asyncio's own subprocess support.
+not use asyncio's subprocess transports: it starts the child with `os.posix_spawn` (or
+`subprocess.Popen` where that cannot do), learns of its exit through a pidfd, and reads its
+output pipes with non-blocking `os.read`; the pidfds and pipes of all running children sit
+in one epoll set that the event loop watches as a single reader (`_Watch`). That costs the
+parent a fraction of the CPU time per child of `asyncio.create_subprocess_exec`. Where
+pidfds are missing (macOS, Linux before 5.3) the same `Child` is backed by asyncio's own
+subprocess support.
 """
 
 from __future__ import annotations
