@@ -136,15 +136,7 @@ class Printer:
             self._colours[name] = _PALETTE[i % len(_PALETTE)]
 
     def __call__(self, event: Event | ev.SupervisorEvent | StateChanged) -> None:
-        # A run's own events first: there are several per task.
-        if type(event) is TaskOutput:
-            self._output(event)
-        elif type(event) is TaskStarted:
-            if not self.quiet:
-                self._log(f"Running Task: {event.name}")
-        elif type(event) is TaskFinished:
-            self._finished(event)
-        elif isinstance(event, ev.InstanceOutput):
+        if isinstance(event, ev.InstanceOutput):
             # A service's output, always prefixed with the service and its instance.
             self.task_line(f"{event.service}#{event.n}", event.stream, event.line, event.service)
         elif isinstance(event, StateChanged):
