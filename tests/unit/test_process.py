@@ -285,6 +285,25 @@ def test_a_cancelled_wait_leaves_the_child_waitable(backend: str) -> None:
     assert run(main()) == 128 + signal.SIGTERM
 
 
+def test_cancelling_one_wait_leaves_the_other_waiting(backend: str) -> None:
+    lines, on_line = sink()
+
+    async def main() -> int:
+        child = await process.spawn(["sh", "-c", "echo ready; exec sleep 60"], on_line=on_line)
+        await async_wait_until(lambda: lines, message="ready")
+        first = asyncio.create_task(child.wait())
+        second = asyncio.create_task(child.wait())
+        await asyncio.sleep(0)  # a yield: let both start waiting
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert not second.done()
+        child.send_signal(signal.SIGTERM)
+        return await second
+
+    assert run(main()) == 128 + signal.SIGTERM
+
+
 def test_kill_now(backend: str) -> None:
     async def main() -> int:
         child = await process.spawn(["sleep", "60"])

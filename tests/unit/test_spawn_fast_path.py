@@ -7,6 +7,7 @@ child's own PATH, SIGPIPE back to its default, the same errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Coroutine
 from pathlib import Path
@@ -118,3 +119,32 @@ def test_reaper_registrations_outside_a_loop_are_written_at_once() -> None:
     assert reaper._pending == {}
     reaper.untrack(999_993)
     assert reaper._pending == {}
+
+
+def epoll_sets() -> int:
+    """How many epoll descriptors this process holds (the loop's own is one of them)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventpoll]"
+    return count
+
+
+def test_a_run_keeps_the_childrens_epoll_set_between_children_and_closes_it_after() -> None:
+    async def main() -> tuple[int, list[int], int, int]:
+        alone = epoll_sets()  # the loop's own
+        during = []
+        with process.keep_watching():
+            for _ in range(3):
+                status, lines = await output_of(["sh", "-c", "echo out; echo err >&2"])
+                assert (status, sorted(lines)) == (0, ["err", "out"])
+                during.append(epoll_sets())
+        after_run = epoll_sets()
+        status, _ = await output_of(["true"])  # outside a run: closed as the child ends
+        assert status == 0
+        return alone, during, after_run, epoll_sets()
+
+    alone, during, after_run, after_child = run(main())
+    assert during == [alone + 1] * 3
+    assert after_run == alone
+    assert after_child == alone

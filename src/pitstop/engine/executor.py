@@ -80,6 +80,17 @@ async def run_parallel(
     finished: set[int] = set()
     durations: list[tuple[str, float]] = []
     failure: tuple[str, int] | None = None
+    # Steps that ended, in the order they did, and what wakes the scheduler when one does:
+    # cheaper per step than asyncio.wait, which hooks into (and out of) every running step
+    # each time it is called.
+    ended: list[asyncio.Task[int]] = []
+    loop = asyncio.get_running_loop()
+    wake: asyncio.Future[None] | None = None
+
+    def step_ended(task: asyncio.Task[int]) -> None:
+        ended.append(task)
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     def ready_in_plan_order() -> None:
         # Among steps that may start, keep cargo-make's plan order so a -j1 run looks sequential.
@@ -91,8 +102,14 @@ async def run_parallel(
         while (ready or running) and failure is None:
             while ready and len(running) < jobs:
                 index = heapq.heappop(ready)
-                running[asyncio.create_task(run_step(index))] = (index, time.monotonic())
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                task = asyncio.create_task(run_step(index))
+                task.add_done_callback(step_ended)
+                running[task] = (index, time.monotonic())
+            if not ended:
+                wake = loop.create_future()
+                await wake
+            done = ended[:]
+            ended.clear()
             for task in done:
                 index, step_started = running.pop(task)
                 status = task.result()

@@ -239,10 +239,12 @@ class Printer:
         return self._paint(text, colour)
 
     def _finished(self, event: TaskFinished) -> None:
-        with self._blocks.pop(event.name, None) or Spool() as block:
-            for stream_name, line in block.replay():
-                stream = self.out if stream_name == "stdout" else self.err
-                self._write(stream, self._prefix(event.name) + line)
+        block = self._blocks.pop(event.name, None)
+        if block is not None:
+            with block:
+                for stream_name, line in block.replay():
+                    stream = self.out if stream_name == "stdout" else self.err
+                    self._write(stream, self._prefix(event.name) + line)
         if event.status != 0 and event.ignored:
             self._log(f'task "{event.name}" failed with exit code {event.status} (errors ignored)')
 

@@ -7,11 +7,13 @@ watchdog process that kills the registered groups if pitstop itself dies without
 up (SIGKILL, a crash in C code): no orphan ever keeps a port or a CPU.
 
 Starting a child is on the hot path of a run (one per task), so on Linux this module does
-not use asyncio's subprocess transports: it starts the child with `subprocess.Popen` (which
-uses vfork there), learns of its exit through a pidfd watched by the event loop, and reads
-its output pipes with non-blocking `os.read` in loop callbacks. That costs the parent about
-half the CPU time per child of `asyncio.create_subprocess_exec`. Where pidfds are missing
-(macOS, Linux before 5.3) the same `Child` is backed by asyncio's own subprocess support.
+not use asyncio's subprocess transports: it starts the child with `os.posix_spawn` (or
+`subprocess.Popen` where that cannot do), learns of its exit through a pidfd, and reads its
+output pipes with non-blocking `os.read`; the pidfds and pipes of all running children sit
+in one epoll set that the event loop watches as a single reader (`_Watch`). That costs the
+parent a fraction of the CPU time per child of `asyncio.create_subprocess_exec`. Where
+pidfds are missing (macOS, Linux before 5.3) the same `Child` is backed by asyncio's own
+subprocess support.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import signal
 import subprocess
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from pitstop.engine import reaper
 from pitstop.engine.events import (
@@ -36,6 +40,7 @@ from pitstop.engine.events import (
 log = logging.getLogger(__name__)
 
 LineSink = Callable[[Stream, str], None]
+T = TypeVar("T")
 
 # A line longer than this is handed to `on_line` in pieces of at most this many bytes.
 LINE_LIMIT = 1 << 20
@@ -58,22 +63,18 @@ class Files(NamedTuple):
 class Child:
     """A running child process that leads its own process group.
 
-    `_exited` resolves to the leader's return code (negative for death by a signal) once it
-    has been reaped; `_drained` (None without `on_line`) resolves once both output pipes
-    reached end-of-file and every line was handed over.
+    It is settled once the leader has been reaped (`returncode`, negative for death by a
+    signal) and each of its `outputs` output pipes reached end-of-file with every line
+    handed over. Whoever watches the child reports both (`_exited`, `_output_closed`).
     """
 
-    def __init__(
-        self,
-        argv: tuple[str, ...],
-        pid: int,
-        exited: asyncio.Future[int],
-        drained: asyncio.Future[None] | None,
-    ) -> None:
+    def __init__(self, argv: tuple[str, ...], pid: int, outputs: int) -> None:
         self.argv = argv
         self._pid = pid
-        self._exited = exited
-        self._drained = drained
+        self._code: int | None = None
+        self._open = outputs  # output pipes not yet at end-of-file
+        # One future per waiting caller, so that cancelling one wait touches no other.
+        self._waiters: list[asyncio.Future[None]] = []
 
     def __repr__(self) -> str:
         return f"Child(pid={self._pid}, argv={self.argv!r}, returncode={self.returncode})"
@@ -84,10 +85,7 @@ class Child:
 
     @property
     def returncode(self) -> int | None:
-        exited = self._exited
-        if exited.done() and not exited.cancelled() and exited.exception() is None:
-            return exited.result()
-        return None
+        return self._code
 
     async def wait(self) -> int:
         """Wait for the child to exit and its output to be read; returns the exit status."""
@@ -124,17 +122,38 @@ class Child:
         """Kill the group at once, without waiting (for use in finalizers)."""
         self._signal_group(signal.SIGKILL)
 
+    def _exited(self, code: int) -> None:
+        """The leader has been reaped with `code`."""
+        if self._code is None:
+            self._code = code
+            self._wake()
+
+    def _output_closed(self) -> None:
+        """One output pipe reached end-of-file, and all its lines were handed over."""
+        self._open -= 1
+        self._wake()
+
     def _is_settled(self) -> bool:
-        return self._exited.done() and (self._drained is None or self._drained.done())
+        return self._code is not None and self._open <= 0
+
+    def _wake(self) -> None:
+        if self._is_settled():
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def _settled(self) -> int:
-        # shield: cancelling one waiter must not cancel the shared futures.
-        exited = self._exited
-        code = exited.result() if exited.done() else await asyncio.shield(exited)
-        drained = self._drained
-        if drained is not None and not drained.done():
-            await asyncio.shield(drained)
-        return code
+        if not self._is_settled():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        assert self._code is not None
+        return self._code
 
     def _signal_group(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -160,13 +179,17 @@ async def spawn(
     Raises FileNotFoundError / PermissionError if the program cannot be started.
     """
     assert on_line is None or files is None, "on_line and files exclude each other"
-    child_env = dict(env if env is not None else os.environ)
-    reaper.child_environment(child_env)
+    # `env` is read, never kept or changed: the run's own environment can be passed as it is
+    # (no copy per child). The reaper's mark goes on top of it.
+    base: Mapping[str, str] = env if env is not None else os.environ
+    mark = reaper.child_variables(base)
     reaper.ensure_started()
     if _pidfds_work():
-        child = _spawn_pidfd(argv, cwd, child_env, on_line, pass_fds, stdin_devnull, files)
+        child = _spawn_pidfd(argv, cwd, base, mark, on_line, pass_fds, stdin_devnull, files)
     else:
-        child = await _spawn_asyncio(argv, cwd, child_env, on_line, pass_fds, stdin_devnull, files)
+        child = await _spawn_asyncio(
+            argv, cwd, {**base, **mark}, on_line, pass_fds, stdin_devnull, files
+        )
     reaper.track(child.pid)
     return child
 
@@ -261,30 +284,31 @@ def _pidfds_work() -> bool:
 def _spawn_pidfd(
     argv: Sequence[str],
     cwd: Path | str | None,
-    env: dict[str, str],
+    env: Mapping[str, str],
+    mark: Mapping[str, str],
     on_line: LineSink | None,
     pass_fds: Sequence[int],
     stdin_devnull: bool,
     files: Files | None,
 ) -> Child:
-    loop = asyncio.get_running_loop()
+    watch = _watch(asyncio.get_running_loop())
     pipes: list[int] = []  # read end, write end, read end, write end
     try:
         if on_line is not None:
             pipes.extend(os.pipe())
             pipes.extend(os.pipe())
         stdin, stdout, stderr = _stdio(files, pipes, stdin_devnull)
-        pid, popen = _start(argv, cwd, env, stdin, stdout, stderr, pass_fds)
+        pid, popen = _start(argv, cwd, env, mark, stdin, stdout, stderr, pass_fds)
     except BaseException:
         for fd in pipes:
             os.close(fd)
+        watch.close_if_idle()
         raise
-    drained: asyncio.Future[None] | None = None
+    child = Child(tuple(argv), pid, outputs=2 if on_line is not None else 0)
     if on_line is not None:
         os.close(pipes[1])
         os.close(pipes[3])
-        drained = loop.create_future()
-        _Output(loop, pipes[0], pipes[2], on_line, drained)
+        _Output(watch, pipes[0], pipes[2], on_line, child)
     try:
         pidfd = os.pidfd_open(pid)
     except OSError:  # cannot happen for our own unreaped child; do not leave it running
@@ -294,9 +318,94 @@ def _spawn_pidfd(
         if popen is not None:
             popen.returncode = -signal.SIGKILL
         raise
-    exited: asyncio.Future[int] = loop.create_future()
-    _ExitWatch(loop, pid, popen, pidfd, exited)
-    return Child(tuple(argv), pid, exited, drained)
+    _ExitWatch(watch, pid, popen, pidfd, child)
+    return child
+
+
+_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref.WeakKeyDictionary()
+
+
+def _watch(loop: asyncio.AbstractEventLoop) -> _Watch:
+    watch = _watches.get(loop)
+    if watch is None:
+        watch = _watches[loop] = _Watch(loop)
+    return watch
+
+
+@contextlib.contextmanager
+def keep_watching() -> Iterator[None]:
+    """Within this (in a running loop), the children's epoll set stays open between children.
+
+    For a run of many short children: without it, the set would be closed each time the
+    last running child ended and made again for the next one.
+    """
+    watch = _watch(asyncio.get_running_loop()) if _pidfds_work() else None
+    if watch is not None:
+        watch.holders += 1
+    try:
+        yield
+    finally:
+        if watch is not None:
+            watch.holders -= 1
+            watch.close_if_idle()
+
+
+class _Watch:
+    """The descriptors of one loop's running children (output pipes, pidfds) in an epoll set
+    of their own, which the loop watches as a single reader.
+
+    The loop's own add_reader/remove_reader cost ~9 µs of bookkeeping a pair (three pairs per
+    child, and a callback each time one is ready); here adding or removing a descriptor is
+    one system call, and whatever is ready is handled in one callback. The set is closed as
+    soon as no child is left and no run holds it open (`keep_watching`), so that no
+    descriptor outlives the loop.
+    """
+
+    __slots__ = ("__weakref__", "callbacks", "epoll", "holders", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = weakref.ref(loop)
+        self.epoll: select.epoll | None = None
+        self.callbacks: dict[int, Callable[[], None]] = {}
+        self.holders = 0
+
+    def add(self, fd: int, callback: Callable[[], None]) -> None:
+        epoll = self.epoll
+        if epoll is None:
+            loop = self.loop()
+            assert loop is not None, "a child is started in a running loop"
+            epoll = self.epoll = select.epoll()
+            loop.add_reader(epoll.fileno(), self.ready)
+        epoll.register(fd, select.EPOLLIN)
+        self.callbacks[fd] = callback
+
+    def remove(self, fd: int) -> None:
+        """Stop watching `fd` (before it is closed)."""
+        if self.callbacks.pop(fd, None) is not None and self.epoll is not None:
+            self.epoll.unregister(fd)
+        self.close_if_idle()
+
+    def close_if_idle(self) -> None:
+        epoll = self.epoll
+        if epoll is not None and not self.callbacks and not self.holders:
+            self.epoll = None
+            loop = self.loop()
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(epoll.fileno())
+            epoll.close()
+
+    def ready(self) -> None:
+        epoll = self.epoll
+        if epoll is None:
+            return
+        for fd, _ in epoll.poll(0):
+            # A callback may remove its own descriptor, or close the set: look each one up.
+            callback = self.callbacks.get(fd)
+            if callback is not None:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("watching a child's descriptor %d failed", fd)
 
 
 # The common case (no fds to pass, the current directory) starts children with posix_spawn:
@@ -317,7 +426,8 @@ _STRING_CACHE_LIMIT = 4096
 def _start(
     argv: Sequence[str],
     cwd: Path | str | None,
-    env: dict[str, str],
+    env: Mapping[str, str],
+    mark: Mapping[str, str],
     stdin: int | None,
     stdout: int | None,
     stderr: int | None,
@@ -326,19 +436,19 @@ def _start(
     """Start `argv` in a new session: posix_spawn where it can, else subprocess.Popen.
 
     `stdin` is None (inherit), subprocess.DEVNULL or a descriptor; `stdout`/`stderr` None or a
-    descriptor, as for Popen.
+    descriptor, as for Popen. The child's environment is `env` with `mark` on top.
     """
     if _CAN_POSIX_SPAWN and not pass_fds and argv:
         actions = _file_actions(stdin, stdout, stderr)
         here = os.getcwd()
         if actions is not None and (cwd is None or os.fspath(cwd) == here):
-            executable = _resolve(argv[0], env, here)
+            executable = _resolve(argv[0], env.get("PATH"), here)
             if executable is not None:
                 try:
                     pid = os.posix_spawn(
                         executable,
                         list(argv),
-                        _encoded(env),
+                        _encoded(env, mark),
                         file_actions=actions,
                         setsigdef=_DEFAULT_SIGNALS,
                         setsid=True,
@@ -350,7 +460,7 @@ def _start(
     popen = subprocess.Popen(
         argv,
         cwd=cwd,
-        env=env,
+        env={**env, **mark},
         stdin=stdin,
         stdout=stdout,
         stderr=stderr,
@@ -384,8 +494,8 @@ def _file_actions(
     return actions
 
 
-def _encoded(env: dict[str, str]) -> dict[bytes, bytes]:
-    """`env` as bytes, each distinct name and value encoded once per run, not once per child.
+def _encoded(env: Mapping[str, str], mark: Mapping[str, str] | None = None) -> dict[bytes, bytes]:
+    """`env` (with `mark` on top) as bytes, each distinct name and value encoded once per run.
 
     Every task's environment differs a little (its own name, its folder), so it is the
     strings that repeat, not whole environments.
@@ -393,26 +503,26 @@ def _encoded(env: dict[str, str]) -> dict[bytes, bytes]:
     cache = _encoded_strings
     if len(cache) > _STRING_CACHE_LIMIT:
         cache.clear()
-    encoded = {}
-    for name, value in env.items():
-        key = cache.get(name)
-        if key is None:
-            key = cache[name] = os.fsencode(name)
-        data = cache.get(value)
-        if data is None:
-            data = cache[value] = os.fsencode(value)
-        encoded[key] = data
+    known = cache.get
+
+    def encode(text: str) -> bytes:
+        data = cache[text] = os.fsencode(text)
+        return data
+
+    encoded = {(known(k) or encode(k)): (known(v) or encode(v)) for k, v in env.items()}
+    if mark:
+        for name, value in mark.items():
+            encoded[known(name) or encode(name)] = known(value) or encode(value)
     return encoded
 
 
-def _resolve(program: str, env: dict[str, str], here: str) -> str | None:
+def _resolve(program: str, path: str | None, here: str) -> str | None:
     """The file Popen would execute for `program` (searched along the child's PATH), or None.
 
     Popen tries each PATH entry in turn and skips those that are missing or not executable;
     this picks the first regular executable file the same way, once per distinct command.
     None (nothing found) leaves the work, and the error message, to Popen.
     """
-    path = env.get("PATH")
     key = (program, path, here)
     if key in _resolved:
         return _resolved[key]
@@ -420,7 +530,7 @@ def _resolve(program: str, env: dict[str, str], here: str) -> str | None:
     if os.path.dirname(program):
         found = program
     else:
-        for folder in os.get_exec_path(env):
+        for folder in os.get_exec_path({} if path is None else {"PATH": path}):
             candidate = os.path.join(folder, program)
             if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
                 found = candidate
@@ -441,24 +551,24 @@ def _stdio(
 
 
 class _ExitWatch:
-    """Reaps a child when its pidfd becomes readable and resolves `exited`."""
+    """Reaps a child when its pidfd becomes readable and tells the Child."""
 
-    __slots__ = ("exited", "loop", "pid", "pidfd", "popen")
+    __slots__ = ("child", "pid", "pidfd", "popen", "watch")
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        watch: _Watch,
         pid: int,
         popen: subprocess.Popen[bytes] | None,
         pidfd: int,
-        exited: asyncio.Future[int],
+        child: Child,
     ) -> None:
-        self.loop = loop
+        self.watch = watch
         self.pid = pid
         self.popen = popen
         self.pidfd = pidfd
-        self.exited = exited
-        loop.add_reader(pidfd, self.on_exit)
+        self.child = child
+        watch.add(pidfd, self.on_exit)
 
     def on_exit(self) -> None:
         pid = self.pid
@@ -471,36 +581,35 @@ class _ExitWatch:
             if done == 0:  # not exited yet (should not happen once the pidfd is readable)
                 return
             code = os.waitstatus_to_exitcode(status)
-        self.loop.remove_reader(self.pidfd)
+        self.watch.remove(self.pidfd)
         os.close(self.pidfd)
         # Popen must know the child is gone, or its finalizer would poll (and warn) for it.
         if self.popen is not None:
             self.popen.returncode = code
-        if not self.exited.done():
-            self.exited.set_result(code)
+        self.child._exited(code)
 
 
 class _Output:
     """Reads a child's stdout and stderr pipes without blocking and hands over whole lines."""
 
-    __slots__ = ("drained", "loop", "on_line", "open")
+    __slots__ = ("child", "on_line", "watch")
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        watch: _Watch,
         stdout: int,
         stderr: int,
         on_line: LineSink,
-        drained: asyncio.Future[None],
+        child: Child,
     ) -> None:
-        self.loop = loop
+        self.watch = watch
         self.on_line = on_line
-        self.drained = drained
-        self.open = 2
+        self.child = child
         os.set_blocking(stdout, False)
         os.set_blocking(stderr, False)
-        loop.add_reader(stdout, self.on_readable, stdout, "stdout", bytearray())
-        loop.add_reader(stderr, self.on_readable, stderr, "stderr", bytearray())
+        out, err = bytearray(), bytearray()
+        watch.add(stdout, lambda: self.on_readable(stdout, "stdout", out))
+        watch.add(stderr, lambda: self.on_readable(stderr, "stderr", err))
 
     def on_readable(self, fd: int, name: Stream, buffer: bytearray) -> None:
         try:
@@ -515,13 +624,11 @@ class _Output:
             self.deliver(name, buffer, scanned)
             return
         # End of file: what is left is the last line, without its newline.
-        self.loop.remove_reader(fd)
+        self.watch.remove(fd)
         os.close(fd)
         if buffer:
             self.emit(name, bytes(buffer))
-        self.open -= 1
-        if self.open == 0 and not self.drained.done():
-            self.drained.set_result(None)
+        self.child._output_closed()
 
     def deliver(self, name: Stream, buffer: bytearray, scanned: int) -> None:
         start = 0
@@ -584,20 +691,31 @@ async def _spawn_asyncio(
         pass_fds=tuple(pass_fds),
         limit=LINE_LIMIT,
     )
-    exited: asyncio.Future[int] = asyncio.ensure_future(process.wait())
-    drained: asyncio.Future[None] | None = None
+    child = Child(tuple(argv), process.pid, outputs=2 if on_line is not None else 0)
+    exited = asyncio.ensure_future(process.wait())
+    _keep(exited).add_done_callback(lambda done: child._exited(_code_of(done)))
     if on_line is not None:
         assert process.stdout is not None and process.stderr is not None
-        drained = asyncio.ensure_future(
-            _pump_both(
-                _pump(process.stdout, "stdout", on_line), _pump(process.stderr, "stderr", on_line)
-            )
-        )
-    return Child(tuple(argv), process.pid, exited, drained)
+        pumps = (_pump(process.stdout, "stdout", on_line), _pump(process.stderr, "stderr", on_line))
+        for pump in pumps:
+            _keep(asyncio.ensure_future(pump)).add_done_callback(lambda _: child._output_closed())
+    return child
 
 
-async def _pump_both(*pumps: Awaitable[None]) -> None:
-    await asyncio.gather(*pumps, return_exceptions=True)
+_running: set[asyncio.Future[Any]] = set()  # the loop keeps only weak references to tasks
+
+
+def _keep(task: asyncio.Future[T]) -> asyncio.Future[T]:
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    return task
+
+
+def _code_of(exited: asyncio.Future[int]) -> int:
+    if not exited.cancelled() and exited.exception() is None:
+        return exited.result()
+    log.warning("waiting for a child failed: %r", exited)  # not expected; do not hang on it
+    return 255
 
 
 async def _pump(stream: asyncio.StreamReader, name: Stream, on_line: LineSink) -> None:
@@ -607,6 +725,9 @@ async def _pump(stream: asyncio.StreamReader, name: Stream, on_line: LineSink) -
         except ValueError:
             # A line longer than the limit: hand over what is buffered as one piece.
             raw = await stream.read(LINE_LIMIT)
+        except Exception:
+            log.exception("reading the %s of a child failed", name)
+            return
         if not raw:
             return
         try:

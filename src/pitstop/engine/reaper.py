@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 ANCESTRY_VARIABLE = "PITSTOP_ANCESTRY"
@@ -120,10 +120,11 @@ def token() -> str:
     return _token
 
 
-def child_environment(env: dict[str, str]) -> None:
-    """Mark a child's environment with this pitstop's token (kept after outer pitstops' ones)."""
+def child_variables(env: Mapping[str, str]) -> dict[str, str]:
+    """The variable that marks a child's environment `env` with this pitstop's token, to set on
+    top of it (the token goes after the outer pitstops' ones)."""
     inherited = env.get(ANCESTRY_VARIABLE)
-    env[ANCESTRY_VARIABLE] = f"{inherited}:{token()}" if inherited else token()
+    return {ANCESTRY_VARIABLE: f"{inherited}:{token()}" if inherited else token()}
 
 
 def ensure_started() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -125,9 +126,17 @@ def builtin_env(
 
 def task_env(step_name: str, task_location: Location) -> dict[str, str]:
     """`CARGO_MAKE_CURRENT_TASK_*` for a step: set before its condition is checked (§5 step 3)."""
-    makefile = task_location.path.resolve()
+    makefile, folder = _makefile_strings(task_location.path)
     return {
         "CARGO_MAKE_CURRENT_TASK_NAME": step_name,
-        "CARGO_MAKE_CURRENT_TASK_INITIAL_MAKEFILE": str(makefile),
-        "CARGO_MAKE_CURRENT_TASK_INITIAL_MAKEFILE_DIRECTORY": str(makefile.parent),
+        "CARGO_MAKE_CURRENT_TASK_INITIAL_MAKEFILE": makefile,
+        "CARGO_MAKE_CURRENT_TASK_INITIAL_MAKEFILE_DIRECTORY": folder,
     }
+
+
+@functools.lru_cache(maxsize=64)
+def _makefile_strings(path: Path) -> tuple[str, str]:
+    """A task file's resolved path and folder: once per file, not once per step (resolving
+    costs a system call per path component)."""
+    makefile = path.resolve()
+    return str(makefile), str(makefile.parent)

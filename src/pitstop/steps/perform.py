@@ -103,9 +103,10 @@ class Runner:
         async def run_index(index: int) -> int:
             return await self.run_step(steps[index])
 
-        if jobs <= 1:
-            return await run_sequential([s.name for s in steps], run_index, emit)
-        return await run_parallel(schedule(plan), run_index, emit, jobs)
+        with process.keep_watching():
+            if jobs <= 1:
+                return await run_sequential([s.name for s in steps], run_index, emit)
+            return await run_parallel(schedule(plan), run_index, emit, jobs)
 
     # ------------------------------------------------------------------ one step
 
@@ -214,8 +215,12 @@ class Runner:
             def on_line(stream: process.Stream, line: str) -> None:
                 self.ctx.emit(TaskOutput(name, stream, line))
 
-        env = {**self.ctx.env, **self.ctx.extra_env, **self._workdir_env(cwd)}
+        env = self.ctx.env
+        workdir = self._workdir_env(cwd)
+        if self.ctx.extra_env or workdir:
+            env = {**env, **self.ctx.extra_env, **workdir}
         try:
+            # spawn reads `env` at once and keeps nothing: the run's env needs no copy.
             child = await process.spawn(argv, cwd=cwd, env=env, on_line=on_line)
         except (FileNotFoundError, PermissionError, NotADirectoryError) as error:
             self.ctx.emit(
@@ -255,7 +260,9 @@ class Runner:
     def _workdir_env(self, cwd: Path) -> dict[str, str]:
         """Inside a task's `cwd`, CARGO_MAKE_WORKING_DIRECTORY names it (cargo-make's
         `do_in_task_working_directory` runs `setup_cwd`, and restores it afterwards)."""
-        return {} if cwd == self.ctx.cwd else {"CARGO_MAKE_WORKING_DIRECTORY": str(cwd)}
+        if cwd is self.ctx.cwd or cwd == self.ctx.cwd:
+            return {}
+        return {"CARGO_MAKE_WORKING_DIRECTORY": str(cwd)}
 
     async def _condition_passes(self, task: Task, cwd: Path) -> bool:
         cond = task.condition
@@ -416,9 +423,13 @@ def schedule(plan: Plan) -> list[ScheduledStep]:
 
 
 def _has_work(task: Task) -> bool:
-    return any(
-        getattr(task, attribute) is not None
-        for attribute in ("command", "script", "run_task", "env", "env_files", "install_crate")
+    return (
+        task.command is not None
+        or task.script is not None
+        or task.run_task is not None
+        or task.env is not None
+        or task.env_files is not None
+        or task.install_crate is not None
     )
 
 
