@@ -67,12 +67,10 @@ class Relay:
         try:
             host = "127.0.0.1" if self.target.host in ("0.0.0.0", "") else self.target.host
             try:
-                up_reader, up_writer = await asyncio.wait_for(
-                    asyncio.open_connection(
+                async with asyncio.timeout(IDLE_TIMEOUT):
+                    up_reader, up_writer = await asyncio.open_connection(
                         host, self.target.port, local_addr=(CHECK_SOURCE, 0), limit=CHUNK
-                    ),
-                    IDLE_TIMEOUT,
-                )
+                    )
             except (OSError, TimeoutError) as exc:
                 log.info("check relay cannot reach the candidate: %s", exc)
                 return
@@ -88,7 +86,10 @@ class Relay:
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while True:
-            data = await asyncio.wait_for(reader.read(CHUNK), IDLE_TIMEOUT)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that comes as a read ends, and close() would wait for an idle relay's timeout.
+            async with asyncio.timeout(IDLE_TIMEOUT):
+                data = await reader.read(CHUNK)
             if not data:
                 break
             writer.write(data)

@@ -561,8 +561,11 @@ class Supervisor:
         self._wake.clear()
         if self._pending:
             return True
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that
+        # comes as the wake-up does, and stop() would find a crash restart starting anew.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
         return self._pending
 
     # ----------------------------------------------------------------- helpers

@@ -188,3 +188,23 @@ def test_router_drain() -> None:
         assert not await router.drain(old, 0.01)  # `stuck` never ends: cut off
 
     asyncio.run(run())
+
+
+def test_a_drain_cancelled_as_its_last_flight_ends_is_cancelled() -> None:
+    """The cancellation wins (asyncio.wait_for on Python 3.11 swallowed it: the swap that was
+    being cancelled went on)."""
+
+    async def run() -> None:
+        router = Router(wait_timeout=1)
+        old = Backend("127.0.0.1", 1, "#1")
+        router.set_backend(old)
+        flight = Flight()
+        await router.acquire(flight)
+        drain = asyncio.create_task(router.drain(old, 30))
+        await asyncio.sleep(0)  # a yield: the drain starts waiting
+        router.release(old, flight)  # the wait's end and the cancellation in one turn
+        drain.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await drain
+
+    asyncio.run(run())

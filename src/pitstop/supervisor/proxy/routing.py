@@ -130,7 +130,8 @@ class Router:
                 if remaining <= 0:
                     raise NoBackend(self._reason)
                 try:
-                    await asyncio.wait_for(self._ready.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await self._ready.wait()
                 except TimeoutError:
                     raise NoBackend(self._reason) from None
             return backend
@@ -162,7 +163,10 @@ class Router:
             return True
         emptied = self._emptied.setdefault(backend, asyncio.Event())
         try:
-            await asyncio.wait_for(emptied.wait(), timeout)
+            # Not wait_for, which on Python 3.11 swallows a cancellation that comes as the
+            # last flight ends (control.py says more).
+            async with asyncio.timeout(timeout):
+                await emptied.wait()
             return True
         except TimeoutError:
             left = self._flights.get(backend, set())
