@@ -163,8 +163,11 @@ async def _coalesce(first: _Changes, queue: asyncio.Queue[_Item], now: Clock) ->
             if remaining <= 0:
                 break
             try:
-                # On a timeout wait_for cancels the get, which leaves the queue untouched.
-                item = await asyncio.wait_for(queue.get(), remaining)
+                # On a timeout the get is cancelled, which leaves the queue untouched. Not
+                # wait_for: on Python 3.11 it swallows a cancellation that comes as an item
+                # does, and the watch would go on after it was stopped.
+                async with asyncio.timeout(remaining):
+                    item = await queue.get()
             except TimeoutError:
                 continue  # the clock says whether the window is over
         else:

@@ -17,6 +17,9 @@ from pitstop.watch.changes import (
     ENV_CHANGED_PATHS_FILE,
     MAX_BATCH_WAIT_MS,
     WATCHER_STEP_MS,
+    _Changes,
+    _coalesce,
+    _Item,
     changed_paths_env,
     watch_changes,
 )
@@ -254,3 +257,23 @@ def test_watch_source_wires_settings_through(tmp_path: Path) -> None:
     assert not keep(None, str(tmp_path / "a.txt"))
     assert not keep(None, str(tmp_path / "gen" / "a.py"))
     assert frame.f_locals["poll"] is True
+
+
+def test_a_batch_cancelled_as_a_change_arrives_is_cancelled() -> None:
+    """The cancellation wins (asyncio.wait_for on Python 3.11 swallowed it, and the batch
+    went on after its watch was stopped)."""
+
+    async def scenario() -> None:
+        now = [0.0]
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        batch = asyncio.create_task(
+            _coalesce(_Changes(paths("a"), 0.0, 1.0), queue, lambda: now[0])
+        )
+        await asyncio.sleep(0)  # a yield: the batch starts waiting for more
+        queue.put_nowait(_Changes(paths("b"), 0.0, 1.0))  # the item and the cancellation
+        batch.cancel()  # in one turn
+        now[0] = 10.0  # were the cancellation lost, the window would be over: a batch
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+
+    asyncio.run(scenario())
