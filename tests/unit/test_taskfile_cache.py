@@ -287,3 +287,16 @@ def test_errors_are_not_cached(tmp_path: Path, cache_home: Path) -> None:
     assert entries(cache_home) == []
     path.write_text('[tasks.a]\ncommand = "ok"\n')
     assert load_taskfile(None, tmp_path).tasks["a"].command == "ok"
+
+
+def test_a_core_tasks_entry_others_can_write_is_not_trusted(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    from pitstop.taskfile import builtins
+
+    key = builtins._cache_key(builtins.CORE_PATH.read_bytes())
+    builtins._write_cache(key, builtins.base_taskfile())
+    [entry] = (cache_home / "pitstop").glob("core-tasks-*.pickle")
+    assert builtins._read_cache(key) == builtins.base_taskfile()
+    entry.chmod(0o666)
+    assert builtins._read_cache(key) is None

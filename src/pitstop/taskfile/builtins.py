@@ -15,14 +15,13 @@ folder of `taskfile.cache`, and off with it under PITSTOP_NO_CACHE).
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import tomllib
 from functools import cache
 from pathlib import Path
 
 from pitstop.records import replace
-from pitstop.taskfile.cache import cache_dir, enabled
+from pitstop.taskfile.cache import cache_dir, enabled, read_pickle, write_pickles
 from pitstop.taskfile.locate import locate
 from pitstop.taskfile.model import ModifyCoreTasks, Task, Taskfile
 from pitstop.taskfile.validate import validate
@@ -183,37 +182,20 @@ def _cache_key(data: bytes) -> str:
 
 
 def _read_cache(key: str) -> Taskfile | None:
-    # _pickle, the C half of pickle: importing the pickle module costs ~3 ms more.
-    import _pickle
-
     if not enabled():
         return None
-    path = cache_dir() / f"core-tasks-{key}.pickle"
-    try:
-        with path.open("rb") as file:
-            value = _pickle.load(file)
-    except Exception:  # missing, unreadable, truncated or stale: parse instead
-        return None
+    value = read_pickle(cache_dir() / f"core-tasks-{key}.pickle")
     return value if isinstance(value, Taskfile) else None
 
 
 def _write_cache(key: str, taskfile: Taskfile) -> None:
-    """Write atomically (a reader never sees half a file); an unwritable cache is skipped."""
-    import _pickle
-
+    """Write atomically (`taskfile.cache`'s writer); an unwritable cache is skipped."""
     if not enabled():
         return
-    folder = cache_dir()
-    path = folder / f"core-tasks-{key}.pickle"
-    temporary = folder / f".core-tasks-{key}.{os.getpid()}.tmp"
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with temporary.open("wb") as file:
-            _pickle.dump(taskfile, file, protocol=5)
-        temporary.replace(path)
-        for old in folder.glob("core-tasks-*.pickle"):  # caches of other versions
+    path = cache_dir() / f"core-tasks-{key}.pickle"
+    if not write_pickles(path, taskfile):
+        return
+    with contextlib.suppress(OSError):
+        for old in path.parent.glob("core-tasks-*.pickle"):  # caches of other versions
             if old != path:
                 old.unlink(missing_ok=True)
-    except (OSError, _pickle.PicklingError):
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)

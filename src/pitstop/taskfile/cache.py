@@ -206,9 +206,7 @@ def cached_taskfile(path: Path) -> Taskfile | None:
     identity, entry = _entry(path)
     try:
         with open(entry, "rb") as file:
-            status = os.fstat(file.fileno())
-            # Only the user's own entries: unpickling runs what the file names.
-            if status.st_uid != os.geteuid() or status.st_mode & 0o022:
+            if not _own(file.fileno()):
                 return None
             header = _pickle.load(file)
             if not (isinstance(header, tuple) and header[:2] == (_FORMAT, identity)):
@@ -226,26 +224,50 @@ def save_taskfile(path: Path, inputs: Inputs, taskfile: Taskfile) -> None:
     """Write atomically (a reader never sees half an entry); an unwritable cache is skipped."""
     if not enabled():
         return
+    identity, entry = _entry(path)
+    if write_pickles(entry, (_FORMAT, identity, inputs.with_code()), taskfile):
+        with contextlib.suppress(OSError):
+            _prune(entry.parent)
+
+
+def _own(fd: int) -> bool:
+    """Only the user's own entries are read: unpickling runs what the file names."""
+    status = os.fstat(fd)
+    return status.st_uid == os.geteuid() and not status.st_mode & 0o022
+
+
+def read_pickle(entry: Path) -> object:
+    """The one value pickled in `entry` (the core tasks' entries); None if the file is
+    missing, unreadable, damaged or not the user's own."""
+    import _pickle
+
+    try:
+        with open(entry, "rb") as file:
+            return _pickle.load(file) if _own(file.fileno()) else None
+    except Exception:  # missing, unreadable, truncated or from other code
+        return None
+
+
+def write_pickles(entry: Path, *values: object) -> bool:
+    """Pickle `values` one after the other into `entry`, atomically (a reader never sees half
+    an entry); False if it could not be written (an unwritable cache is skipped)."""
     import _pickle
     from _thread import get_ident
 
-    identity, entry = _entry(path)
     folder = entry.parent
     # Per process and thread: two writers never share a temporary file.
     temporary = folder / f".{entry.stem}.{os.getpid()}.{get_ident()}.tmp"
     try:
-        header = (_FORMAT, identity, inputs.with_code())
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         with temporary.open("wb") as file:
-            _pickle.dump(header, file, protocol=5)
-            _pickle.dump(taskfile, file, protocol=5)
+            for value in values:
+                _pickle.dump(value, file, protocol=5)
         temporary.replace(entry)
     except Exception:  # unwritable folder, full disk, something that does not pickle
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
-        return
-    with contextlib.suppress(OSError):
-        _prune(folder)
+        return False
+    return True
 
 
 def _prune(folder: Path) -> None:
@@ -275,4 +297,13 @@ def _prune(folder: Path) -> None:
             continue
 
 
-__all__ = ["MAX_ENTRIES", "Inputs", "cache_dir", "cached_taskfile", "enabled", "save_taskfile"]
+__all__ = [
+    "MAX_ENTRIES",
+    "Inputs",
+    "cache_dir",
+    "cached_taskfile",
+    "enabled",
+    "read_pickle",
+    "save_taskfile",
+    "write_pickles",
+]
