@@ -234,8 +234,7 @@ class Manager:
         """Start `name` (after the services it depends on are ready); returns once it serves
         or has failed."""
         svc = self._service(name)
-        if svc.supervisor is None and (svc.start_task is None or svc.start_task.done()):
-            self._launch(svc)
+        self._launch(svc)
         assert svc.first is not None
         await asyncio.shield(svc.first)
 
@@ -306,7 +305,14 @@ class Manager:
             raise self.graph.unknown_service(name) from None
 
     def _launch(self, svc: _Service) -> None:
-        """Start `svc` in the background once its dependencies serve; `svc.first` tells."""
+        """Start `svc` in the background once its dependencies serve; `svc.first` tells.
+
+        Nothing if it runs or is starting already: every start (`start`, a dependant's,
+        a task file edit's restart) comes through here, and two at once would make two
+        supervisors, the service keeping only the second (the first's instance left behind).
+        """
+        if svc.supervisor is not None or (svc.start_task is not None and not svc.start_task.done()):
+            return
         svc.first = asyncio.get_running_loop().create_future()
         svc.start_task = asyncio.create_task(self._start_one(svc), name=f"start-{svc.name}")
 

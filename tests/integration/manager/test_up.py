@@ -20,7 +20,7 @@ from pitstop.manager.manager import Manager, ManagerEvent
 from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
 from pitstop.request import Command, UpFlags, UserRequest
 from pitstop.taskfile.loader import load_taskfile
-from tests.helpers import async_wait_until, free_port, pid_alive, port_open
+from tests.helpers import async_wait_until, free_port, pid_alive, port_open, script_pids
 from tests.load import Load, http_get
 
 APPS = Path(__file__).resolve().parents[2] / "apps"
@@ -775,5 +775,28 @@ def test_a_task_file_with_no_service_left_is_reported_and_changes_nothing(tmp_pa
             )
         finally:
             await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
+def test_two_starts_of_one_service_at_once_run_one_supervisor(tmp_path: Path) -> None:
+    """As when `pitstop start api` comes while a task file edit restarts api: every start goes
+    through Manager._launch, which starts a service once."""
+    env = Env(tmp_path)
+    env.service("api", [])
+
+    async def scenario() -> None:
+        manager = env.manager(watch=False)
+        try:
+            assert await manager.start() is True
+            await manager.stop_service("api")
+            svc = manager._services["api"]
+            manager._launch(svc)
+            manager._launch(svc)
+            await manager.start_service("api")
+            await serving(manager, "api")
+        finally:
+            await stopped_cleanly(manager, env)
+        assert script_pids(FD_APP.name, tmp_path.resolve()) == []
 
     run(scenario)
