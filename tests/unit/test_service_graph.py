@@ -158,7 +158,7 @@ def test_port_zero_never_clashes(tmp_path: Path) -> None:
 
 
 def _definitions(graph: ServiceGraph) -> dict[str, object]:
-    return {n.name: definition(n) for n in graph.nodes}
+    return {n.name: definition(n, graph.taskfile) for n in graph.nodes}
 
 
 def test_definitions_ignore_where_things_are_written_and_watch_options(tmp_path: Path) -> None:
@@ -195,3 +195,48 @@ def test_the_files_own_env_is_every_services(tmp_path: Path) -> None:
     second = graph_of(tmp_path, '[env]\nX = "1"\n' + THREE).taskfile
     assert shared_definition(first) != shared_definition(second)
     assert shared_definition(first) == shared_definition(graph_of(tmp_path, THREE).taskfile)
+
+
+SUB_FLOW = """
+[tasks.gen]
+dependencies = ["gen-deps"]
+command = "gen"
+
+[tasks.gen-deps]
+command = "fetch"
+
+[tasks.tidy]
+command = "tidy"
+
+[tasks.build-api]
+run_task = { name = "gen", cleanup_task = "tidy" }
+
+[tasks.api]
+dependencies = ["build-api"]
+command = "api"
+service = { listen = "127.0.0.1:9002" }
+
+[tasks.db]
+command = "db"
+service = { listen = "127.0.0.1:9001" }
+"""
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ('command = "gen"', 'command = "gen2"'),  # the sub-flow a build step runs
+        ('command = "fetch"', 'command = "fetch2"'),  # a dependency of that sub-flow
+        ('command = "tidy"', 'command = "tidy2"'),  # its cleanup task
+    ],
+)
+def test_a_sub_flow_a_build_runs_is_part_of_its_definition(
+    tmp_path: Path, edit: tuple[str, str]
+) -> None:
+    """run_task's tasks are planned when they run, so no plan step holds them."""
+    first = graph_of(tmp_path, SUB_FLOW)
+    before = {n.name: definition(n, first.taskfile) for n in first.nodes}
+    assert edit[0] in SUB_FLOW
+    second = graph_of(tmp_path, SUB_FLOW.replace(*edit))
+    after = {n.name: definition(n, second.taskfile) for n in second.nodes}
+    assert {name for name in before if before[name] != after[name]} == {"api"}

@@ -200,13 +200,52 @@ def load_graph(
     return ServiceGraph(taskfile, tuple(nodes[n] for n in _dependency_order(nodes)))
 
 
-def definition(node: ServiceNode) -> object:
+def definition(node: ServiceNode, taskfile: Taskfile) -> object:
     """What a service runs and how it is built, comparable between two loads of the task
-    file: its normalised task (command, env, service table...), the services it depends on
-    and its build steps' tasks, without where any of it was written (a line added above
-    moves every location) and without its `watch` options (they change what is watched, not
-    what runs)."""
-    return _plain((node.task, node.depends_on, tuple((b.step, b.shared_key) for b in node.build)))
+    file: its normalised task (command, env, service table...), the services it depends on,
+    its build steps' tasks and the sub-flows they run (`taskfile`'s tasks), without where any
+    of it was written (a line added above moves every location) and without its `watch`
+    options (they change what is watched, not what runs)."""
+    steps = tuple((b.step, b.shared_key) for b in node.build)
+    flows = _sub_flows([node.task, *(b.step.task for b in node.build)], taskfile)
+    return _plain((node.task, node.depends_on, steps, flows))
+
+
+def _sub_flows(tasks: Iterable[Task], taskfile: Taskfile) -> tuple[tuple[str, Task | None], ...]:
+    """The tasks that `tasks` run by name (`run_task` and its `cleanup_task`), with all that
+    those name in turn (dependencies, aliases, extend, their own run_task): a sub-flow is
+    planned when it runs, so no plan step holds it. A name that is no task (one made of
+    variables) stays as a name."""
+    found: dict[str, Task | None] = {}
+    pending = [name for task in tasks for name in _runs(task)]
+    while pending:
+        name = pending.pop()
+        if name not in found:
+            task = found[name] = taskfile.tasks.get(name)
+            if task is not None:
+                pending.extend(_names(task))
+    return tuple(sorted(found.items(), key=lambda item: item[0]))
+
+
+def _runs(task: Task) -> list[str]:
+    names: list[str] = []
+    for spec in task.run_task or ():
+        names.extend(spec.names)
+        if spec.cleanup_task is not None:
+            names.append(spec.cleanup_task)
+    return names
+
+
+def _names(task: Task) -> list[str]:
+    """Every task that `task` (a raw one: its platform tables too) names."""
+    names = _runs(task)
+    names += [d.name for d in task.dependencies or () if d.path is None]
+    aliases = (task.alias, task.linux_alias, task.mac_alias, task.windows_alias, task.extend)
+    names += [name for name in aliases if name is not None]
+    for override in (task.linux, task.mac, task.windows):
+        if override is not None:
+            names += _names(override)
+    return names
 
 
 def table_definition(node: ServiceNode) -> object:

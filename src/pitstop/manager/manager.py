@@ -702,7 +702,10 @@ class Manager:
             for n in graph.names
             if n in old
             and n not in respecified
-            and (everyone or definition(old[n].node) != definition(fresh[n]))
+            and (
+                everyone
+                or definition(old[n].node, project.taskfile) != definition(fresh[n], taskfile)
+            )
         }
         project.taskfile = taskfile
         self.graph = graph
