@@ -11,6 +11,7 @@ once (cargo-make's run-once rule, applied to a change) and every service using i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -121,7 +122,16 @@ class ServiceGraph:
 
     def owners(self, shared_key: str) -> tuple[str, ...]:
         """The services whose build runs the shared step `shared_key`, in dependency order."""
-        return tuple(n.name for n in self.nodes if shared_key in n.shared_keys)
+        return self._owners.get(shared_key, ())
+
+    @functools.cached_property
+    def _owners(self) -> dict[str, tuple[str, ...]]:
+        # Asked for each line a shared build step prints in `up`; a graph never changes.
+        found: dict[str, list[str]] = {}
+        for node in self.nodes:
+            for key in node.shared_keys:
+                found.setdefault(key, []).append(node.name)
+        return {key: tuple(names) for key, names in found.items()}
 
     def build_labels(self) -> tuple[str, ...]:
         """The prefixes build output may carry in `up`: each service, and "api,web" for a

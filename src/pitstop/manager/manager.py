@@ -169,8 +169,6 @@ class Manager:
         self._watching: tuple[Path, ...] = ()
         # Work a task file edit started (a removed service's stop...); stop() waits for it.
         self._background: set[asyncio.Task[None]] = set()
-        # A shared build step's key -> the services sharing it (their prefix), per graph.
-        self._owners: dict[str, tuple[str, ...]] = {}
 
     # ----------------------------------------------------------------- public API
 
@@ -525,11 +523,7 @@ class Manager:
         key = next((b.shared_key for b in svc.node.build if b.step.name == step_name), None)
         if key is None:  # its own step, a hook, or a sub-flow task (run_task)
             return (svc.name,)
-        owners = self._owners.get(key)
-        if owners is None:
-            owners = self.graph.owners(key)
-            self._owners[key] = owners
-        return owners
+        return self.graph.owners(key)
 
     # ----------------------------------------------------------------- watching
 
@@ -709,7 +703,6 @@ class Manager:
         }
         project.taskfile = taskfile
         self.graph = graph
-        self._owners.clear()
         retired = [old[n] for n in removed]
         self._services = {
             n: old[n] if n in old else _Service(fresh[n], reaper.mkdtemp(f"pitstop-up-{n}-"))
