@@ -529,12 +529,16 @@ class Manager:
 
     def _watch_source(self) -> AsyncIterator[frozenset[Path]]:
         """One watcher over the union of every service's watch paths."""
+        self._apply_watch_plan(*self._watch_plan(self._services.values()))
+        return self._open_watch()
+
+    def _open_watch(self) -> AsyncIterator[frozenset[Path]]:
+        """A watcher with the settings last planned (`_apply_watch_plan`), and the task file."""
         from pitstop.app.watch import watch_source
 
-        plan, merged = self._watch_plan(self._services.values())
-        self._apply_watch_plan(plan, merged)
-        self._watching = merged.paths
-        return watch_source(merged, self.project.cwd, always=(self.project.taskfile.path,))
+        assert self._watched is not None
+        self._watching = self._watched.paths
+        return watch_source(self._watched, self.project.cwd, always=(self.project.taskfile.path,))
 
     def _watch_plan(
         self, services: Iterable[_Service]
@@ -755,12 +759,8 @@ class Manager:
     def _rewatch(self) -> None:
         """The union of watch paths changed: a new watcher (this one ends at its next wait;
         _on_changes runs inside it)."""
-        from pitstop.app.watch import watch_source
-
-        assert self._watched is not None
-        old, self._watching = self._watcher, self._watched.paths
-        source = watch_source(self._watched, self.project.cwd, always=(self.project.taskfile.path,))
-        self._watcher = asyncio.create_task(self._follow(source), name="up-watch")
+        old = self._watcher
+        self._watcher = asyncio.create_task(self._follow(self._open_watch()), name="up-watch")
         if old is not None:
             old.cancel()
 
