@@ -271,7 +271,12 @@ class ControlServer:
             "stop": self.manager.stop_service,
             "start": self.manager.start_service,
         }[action]
-        await operation(name)
+        from pitstop.errors import UserError
+
+        try:
+            await operation(name)
+        except UserError as exc:  # e.g. a start while `up` stops
+            raise _Reply(409, exc.message) from None
 
     async def _rollback(self, name: str, query: dict[str, list[str]]) -> int:
         from pitstop.errors import UserError

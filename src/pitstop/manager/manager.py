@@ -230,8 +230,11 @@ class Manager:
 
     async def start_service(self, name: str) -> None:
         """Start `name` (after the services it depends on are ready); returns once it serves
-        or has failed."""
+        or has failed. Raises UserError once `up` is stopping: a service started then would
+        outlive the stop, which has passed it already or is about to."""
         svc = self._service(name)
+        if self._stopping:
+            raise UserError(f"{name} is not started: pitstop up is stopping")
         self._launch(svc)
         assert svc.first is not None
         await asyncio.shield(svc.first)

@@ -800,3 +800,34 @@ def test_two_starts_of_one_service_at_once_run_one_supervisor(tmp_path: Path) ->
         assert script_pids(FD_APP.name, tmp_path.resolve()) == []
 
     run(scenario)
+
+
+def test_a_start_asked_for_while_up_stops_is_refused(tmp_path: Path) -> None:
+    """As `pitstop start api` during `pitstop down`: api must not start after its stop."""
+    from pitstop.errors import UserError
+
+    env = Env(tmp_path)
+    env.service("db", [])
+    env.service("api", ["db"])
+
+    async def scenario() -> None:
+        manager = env.manager(watch=False)
+        assert await manager.start() is True
+        pids = manager.pids()
+        stopping = asyncio.create_task(manager.stop())
+        await async_wait_until(
+            lambda: row(manager, "api").state is ServiceState.STOPPED, DEADLINE, "api stopped"
+        )
+        try:
+            await manager.start_service("api")
+        except UserError as error:
+            assert error.message == "api is not started: pitstop up is stopping"
+        else:
+            raise AssertionError("api was started while up was stopping")
+        finally:
+            await stopping
+            assert manager.pids() == []
+            assert [p for p in pids if pid_alive(p)] == []
+            assert script_pids(FD_APP.name, tmp_path.resolve()) == []
+
+    run(scenario)
