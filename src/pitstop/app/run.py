@@ -83,6 +83,9 @@ class Invocation:
             raise
         self.load_failed = False
         self.printer.notice(Notice("info", f"reloaded {self.taskfile.path.name}"))
+        # As at start: a key misspelt in this save is said now, not at the next start.
+        for warning in self.taskfile.warnings:
+            self.printer.notice(Notice("warning", warning.message))
 
 
 def run_command(
