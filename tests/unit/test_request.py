@@ -57,3 +57,12 @@ def test_watch_flags_are_typed() -> None:
     assert request.watch.exts == ("py", "rs")
     assert request.watch.ignore == ("a*", "b*")
     assert request.watch.on_busy == "ignore"
+
+
+def test_help_names_up_and_every_control_verb() -> None:
+    from pitstop.cli import CONTROL_VERBS, build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "`pitstop up [SERVICE...]`" in text
+    for verb in CONTROL_VERBS:
+        assert f" {verb}" in text.split("Services:")[1], verb
