@@ -104,6 +104,26 @@ def test_parallel_output_is_prefixed_with_the_task_name(project: Project) -> Non
     assert any(line.startswith("two") and line.endswith("| from-two") for line in lines), lines
 
 
+def test_parallel_prefixes_line_up_with_a_run_task_sub_flow(project: Project) -> None:
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+        [tasks.prep]
+        script = "echo from-prep"
+        [tasks.a-long-sub-task]
+        script = "echo from-sub"
+        [tasks.all]
+        dependencies = ["prep"]
+        run_task = { name = ["a-long-sub-task"] }
+        """
+    )
+    result = project.run("-j", "2", "all")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "| from-" in line]
+    assert lines == ["prep            | from-prep", "a-long-sub-task | from-sub"], lines
+
+
 def test_grouped_output_prints_each_task_as_one_block(project: Project) -> None:
     project.makefile(
         """
