@@ -117,7 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
             "Run tasks from pitstop.toml or cargo-make's Makefile.toml; watch files and rerun; "
             "rebuild services in the background and swap them with zero downtime."
         ),
-        epilog="Everything after TASK is passed to the task (${@} in args, $1.. in scripts).",
+        epilog=(
+            "Everything after TASK is passed to the task (${@} in args, $1.. in scripts). "
+            # The subcommands are not argparse subparsers (a task may have their name), so
+            # this line is the one place --help names them.
+            "Services: `pitstop up [SERVICE...]` starts the file's service tasks (-d in the "
+            "background); ps, logs, restart, rollback, stop, start, down and events talk to "
+            "it (`pitstop up --help`, `pitstop logs --help`...)."
+        ),
     )
     parser.add_argument("task", nargs="?", help="task to run (default: 'default')")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the task")

@@ -104,6 +104,9 @@ def test_daemon_life_up_ps_logs_restart_under_load_down(daemon: Daemon) -> None:
     up = daemon.run("up", "-d", "--no-watch")
     assert up.returncode == 0, up.stderr + up.stdout
     assert "api" in up.stdout and "web" in up.stdout
+    # It points at where the output is, not at daemon.log (empty unless the daemon crashes).
+    assert "`pitstop logs` shows the services' output" in up.stdout
+    assert "daemon.log" not in up.stdout
     assert daemon.pid() is not None and pid_alive(daemon.pid() or 0)
 
     rows = daemon.ps()

@@ -104,6 +104,26 @@ def test_parallel_output_is_prefixed_with_the_task_name(project: Project) -> Non
     assert any(line.startswith("two") and line.endswith("| from-two") for line in lines), lines
 
 
+def test_parallel_prefixes_line_up_with_a_run_task_sub_flow(project: Project) -> None:
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+        [tasks.prep]
+        script = "echo from-prep"
+        [tasks.a-long-sub-task]
+        script = "echo from-sub"
+        [tasks.all]
+        dependencies = ["prep"]
+        run_task = { name = ["a-long-sub-task"] }
+        """
+    )
+    result = project.run("-j", "2", "all")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "| from-" in line]
+    assert lines == ["prep            | from-prep", "a-long-sub-task | from-sub"], lines
+
+
 def test_grouped_output_prints_each_task_as_one_block(project: Project) -> None:
     project.makefile(
         """
@@ -349,3 +369,39 @@ def test_task_cwd_updates_cargo_make_working_directory_for_that_task(project: Pr
     assert result.returncode == 0, result.stderr
     top = project.root.name
     assert result.stdout.splitlines() == ["a sub sub", f"b {top} {top}"]
+
+
+def test_a_reader_that_goes_away_leaves_the_run_going_without_a_traceback(
+    project: Project,
+) -> None:
+    # `pitstop ci | head -1`: after the first line nobody reads stdout.
+    project.makefile(
+        """
+        [config]
+        skip_core_tasks = true
+
+        [tasks.first]
+        script = "echo first"
+
+        [tasks.second]
+        dependencies = ["first"]
+        script = '''
+        i=0
+        while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
+        for n in 1 2 3 4 5; do echo "more $n"; done
+        '''
+
+        [tasks.ci]
+        dependencies = ["second"]
+        script = "echo done > marker"
+        """
+    )
+    proc = project.popen("-j", "2", "ci")
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().strip().endswith("first")
+    proc.stdout.close()
+    (project.root / "go").touch()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert (project.root / "marker").read_text() == "done\n"

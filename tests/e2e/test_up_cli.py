@@ -69,6 +69,12 @@ def test_a_file_without_services_says_so(project: Project) -> None:
     assert "no service task in pitstop.toml" in _user_error(project)
 
 
+def test_a_folder_without_a_task_file_says_so(project: Project) -> None:
+    stderr = _user_error(project)
+    assert "no task file: looked for pitstop.toml and Makefile.toml" in stderr
+    assert "Makefile.toml" not in stderr.split("looked for")[0]
+
+
 def test_a_missing_watch_path_points_at_the_watch_key(project: Project) -> None:
     text = _service("api", free_port()).replace(
         "service =", 'watch = { watch = ["nowhere"] }\nservice ='

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -172,6 +173,37 @@ def test_editing_the_task_file_reloads_it_when_the_watch_paths_leave_it_out(
         _, err = _stop(proc)
     assert proc.returncode == 0, err
     assert "reloaded Makefile.toml" in err
+
+
+def test_a_key_misspelt_in_a_reloaded_task_file_is_warned_about(
+    project: Project, tmp_path: Path
+) -> None:
+    project.makefile(NARROW_TASKFILE.format(tag="v1"))
+    project.write("a-file", "1\n")
+    log = tmp_path / "runs.log"
+    proc = _start(project, log)
+    try:
+        wait_until(lambda: _runs(log) == ["run v1"], timeout=20)
+        counter = 0
+
+        def reloaded() -> bool:
+            nonlocal counter
+            if any("v2" in run for run in _runs(log)):
+                return True
+            counter += 1  # the first write may land before inotify is set up
+            text = NARROW_TASKFILE.format(tag=f"v2 {counter}")
+            project.makefile(text.replace("watch =", 'descripton = "typo"\nwatch =', 1))
+            return False
+
+        wait_until(reloaded, timeout=20, interval=0.2)
+    finally:
+        _, err = _stop(proc)
+    assert proc.returncode == 0, err
+    before, _, after = err.partition("reloaded Makefile.toml")
+    assert 'unknown key "descripton"' not in before
+    assert re.search(
+        r'WARN - .*Makefile\.toml:\d+:\d+: task "record": unknown key "descripton"', after
+    ), err
 
 
 def test_quit_leaves_no_process_behind(watched: Project, tmp_path: Path) -> None:

@@ -96,3 +96,12 @@ def test_a_field_without_a_default_after_one_with_is_refused() -> None:
         class Bad(ours.NamedTuple):  # type: ignore[misc]
             a: int = 1
             b: int
+
+
+def test_help_names_up_and_every_control_verb() -> None:
+    from pitstop.cli import CONTROL_VERBS, build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "`pitstop up [SERVICE...]`" in text
+    for verb in CONTROL_VERBS:
+        assert f" {verb}" in text.split("Services:")[1], verb

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -43,7 +44,18 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:  # one line per request
-        print(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else '?'}", flush=True)
+        say(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else '?'}")
+
+
+_SAY = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One whole line: print() writes the text and its newline apart, so two request threads
+    printing at once gave 'GET /hello -> 200GET /hello -> 200' and an empty line."""
+    with _SAY:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 class Server(ThreadingHTTPServer):
@@ -75,14 +87,14 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}).start()
-    print(f"api {VERSION} serving", flush=True)
+    say(f"api {VERSION} serving")
     notify_ready()
     stop.wait()
     # shutdown() stops accepting; server_close() closes the socket (never shutdown(2) it: the
     # next version listens on the same address) and waits for the requests in hand.
     httpd.shutdown()
     httpd.server_close()
-    print(f"api {VERSION} stopped", flush=True)
+    say(f"api {VERSION} stopped")
 
 
 if __name__ == "__main__":

@@ -155,7 +155,10 @@ fn main() {
         }
     };
     bound_accept_wait(&listener);
-    eprintln!("rust-service {VERSION} listening on {:?}", listener.local_addr().ok());
+    match listener.local_addr() {
+        Ok(addr) => eprintln!("rust-service {VERSION} listening on {addr}"),
+        Err(_) => eprintln!("rust-service {VERSION} listening"),
+    }
     notify_ready();
     while !STOPPING.load(Ordering::SeqCst) {
         if !readable(&listener) {

@@ -76,7 +76,12 @@ def run_detached(taskfile: Path, argv: Sequence[str], out: TextIO, err: TextIO) 
         raise
     rows: list[dict[str, Any]] = result.get("services", [])
     out.write(status_table(rows, time.time()))
-    out.write(f"pitstop up runs as a daemon (pid {child.pid}); its log: {state.daemon_log}\n")
+    # Not daemon.log: it holds only the daemon's own crashes; the services' output is in
+    # .pitstop/logs/, which `pitstop logs` reads.
+    out.write(
+        f"pitstop up runs as a daemon (pid {child.pid}): `pitstop logs` shows the services'"
+        " output, `pitstop down` stops it\n"
+    )
     out.flush()
     if result.get("ok"):
         return 0

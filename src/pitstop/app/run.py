@@ -83,6 +83,9 @@ class Invocation:
             raise
         self.load_failed = False
         self.printer.notice(Notice("info", f"reloaded {self.taskfile.path.name}"))
+        # As at start: a key misspelt in this save is said now, not at the next start.
+        for warning in self.taskfile.warnings:
+            self.printer.notice(Notice("warning", warning.message))
 
 
 def run_command(
@@ -98,7 +101,12 @@ def run_command(
     printer = make_printer(settings, out, err)
     invocation = Invocation(taskfile, target, request, settings, cwd, skip, printer)
     plan = invocation.plan()
-    invocation.printer.prepare([step.name for step in plan.steps])
+    # With the tasks the plan's steps start through run_task, so that `prepare |` before a
+    # sub-flow lines up with `package-source |` in it (deeper sub-flows widen as they come).
+    sub_flows = [
+        name for step in plan.steps for spec in step.task.run_task or () for name in spec.names
+    ]
+    invocation.printer.prepare([*(step.name for step in plan.steps), *sub_flows])
     root = _root_task(plan)
     if root is not None and root.service is not None:
         from pitstop.app.serve import run_service

@@ -34,6 +34,12 @@ def prepare_up(
         taskfile, cwd=cwd, skip=skip, skip_init_end=request.plan.skip_init_end
     ).select(request.up.services)
     if not graph.nodes:
+        if not taskfile.in_memory and not taskfile.path.is_file():
+            # Neither file exists: "no service task in Makefile.toml" would name a file that
+            # is not there.
+            from pitstop.taskfile.planner import no_task_file
+
+            raise no_task_file(taskfile.directory, "`pitstop up`")
         raise UserError(
             f"no service task in {taskfile.path.name}",
             hint='`pitstop up` runs tasks with a service table: service = { listen = "127.0.0.1:8080" }',

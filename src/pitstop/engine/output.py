@@ -286,8 +286,14 @@ class Printer:
         live = self._footer_live() and _is_terminal(stream)
         if live:
             self._erase_footer()
-        stream.write(text)
-        stream.flush()
+        try:
+            stream.write(text)
+            stream.flush()
+        except BrokenPipeError:
+            # `pitstop ci | head`: the reader went away. The run goes on and what it prints is
+            # dropped, instead of a traceback for every line that follows.
+            _discard(stream)
+            return
         if live:
             self._draw_footer()
 
@@ -322,6 +328,20 @@ class Printer:
         )
         self.err.flush()
         self._footer_lines = len(rows)
+
+
+def _discard(stream: TextIO) -> None:
+    """Point a stream whose reader went away at /dev/null, so that later writes, and the
+    flush at exit of what is still buffered, succeed and go nowhere."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
 
 
 def _is_terminal(stream: TextIO) -> bool:

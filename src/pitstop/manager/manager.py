@@ -734,6 +734,9 @@ class Manager:
             said.append(f"{name} is new: starting it")
             self._launch(self._services[name])
         self._emit(Notice("info", "; ".join(said)))
+        # As at start: a key misspelt in this save is said now, not at the next start.
+        for warning in taskfile.warnings:
+            self._emit(Notice("warning", warning.message))
         return {n for n in redefined if self._services[n].supervisor is not None}
 
     def _later(self, work: Coroutine[object, object, None]) -> None:

@@ -668,6 +668,24 @@ def test_a_task_file_edit_swaps_only_the_services_it_redefines(tmp_path: Path) -
     run(scenario)
 
 
+def test_a_key_misspelt_in_a_reloaded_task_file_is_warned_about(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    env.service("api", [])
+
+    async def scenario() -> None:
+        manager = env.manager()
+        try:
+            assert await manager.start() is True
+            path = tmp_path / "pitstop.toml"
+            path.write_text(path.read_text().replace("[tasks.api]", "[tasks.api]\nstop_timout = 1"))
+            await async_wait_until(lambda: _notices(env, "reloaded"), DEADLINE, "reload")
+            assert _notices(env, 'task "api": unknown key "stop_timout"') != []
+        finally:
+            await stopped_cleanly(manager, env)
+
+    run(scenario)
+
+
 def test_a_service_added_to_the_task_file_starts_and_one_removed_stops(tmp_path: Path) -> None:
     env = Env(tmp_path)
     env.service("api", [])

@@ -4,6 +4,7 @@ a $PORT app behind the proxy, and what happens when pitstop itself is SIGKILLed.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pitstop.errors import Location
-from pitstop.supervisor.events import ListenerTally, SwapFinished, Swapped
+from pitstop.supervisor.events import InstanceOutput, ListenerTally, SwapFinished, Swapped
 from pitstop.supervisor.instance import InstanceCommand
 from pitstop.taskfile.service import parse_service
 from tests.helpers import pid_alive, wait_until
@@ -165,6 +166,10 @@ def test_rust_example_is_built_and_swapped(tmp_path: Path) -> None:
     print(f"{len(load.bodies)} requests, {len(load.failures)} failed")
     assert load.failures == []
     assert load.bodies[-1] == "hello from rust-service v4"
+    said = [e.line for e in h.events if isinstance(e, InstanceOutput)]
+    assert any(re.fullmatch(r"rust-service v1 listening on 127\.0\.0\.1:\d+", s) for s in said), (
+        said
+    )
 
 
 def test_proxy_mode_swaps_a_port_app(tmp_path: Path) -> None:
