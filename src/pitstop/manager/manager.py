@@ -94,6 +94,8 @@ class _Service:
     pid: int | None = None
     swaps: int = 0  # from one serving instance to another (not the first start)
     restarts: int = 0  # crash restarts
+    # The last instance number of the previous supervisor; the next one goes on from it.
+    last_generation: int = 0
     started_at: float | None = None
     last_build_ok: bool | None = None
     last_build_s: float | None = None
@@ -355,6 +357,7 @@ class Manager:
             lambda event: self._on_supervisor_event(svc, event),
             name=node.name,
             builds_dir=builds_dir(self.project.taskfile.path, node.name, node.spec),
+            last_generation=svc.last_generation,
         )
         svc.supervisor = supervisor
         svc.reason = None
@@ -367,6 +370,7 @@ class Manager:
             return await supervisor.start()
         except OSError as exc:
             svc.supervisor = None
+            svc.last_generation = supervisor.generation
             await self._stop_health(svc)
             await supervisor.stop()
             where = node.spec.public_addresses
@@ -381,6 +385,7 @@ class Manager:
         supervisor, svc.supervisor = svc.supervisor, None
         await self._stop_health(svc)
         if supervisor is not None:
+            svc.last_generation = supervisor.generation
             await supervisor.stop()
         if svc.first is not None and not svc.first.done():
             svc.first.set_result(False)

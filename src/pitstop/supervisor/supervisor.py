@@ -61,6 +61,7 @@ class Supervisor:
         frontend: Frontend | None = None,
         builds_dir: Path | None = None,
         builds: bool = True,
+        last_generation: int = 0,
     ) -> None:
         self.spec = spec
         # False: `build` only prepares the command (no build steps), so no "building" line.
@@ -70,7 +71,9 @@ class Supervisor:
         self._build_fn = build
         self._on_event = on_event
         self._frontend = frontend if frontend is not None else make_frontend(spec)
-        self._generation = 0
+        # Numbers go on from a previous supervisor of the same service (`pitstop stop` then
+        # `start`): two instances never share a name in the logs, nor a kept build's folder.
+        self._generation = last_generation
         self._serving: Instance | None = None
         self._instances: set[Instance] = set()
         self._retiring: set[asyncio.Task[None]] = set()

@@ -429,6 +429,8 @@ def test_restart_stop_and_start_one_service(tmp_path: Path) -> None:
             await manager.start_service("db")
             assert row(manager, "db").state is ServiceState.SERVING
             assert port_open(*env.address("db"))
+            # Numbers go on: the logs never show two different `db#2`s.
+            assert row(manager, "db").version == 3
         finally:
             await stopped_cleanly(manager, env)
 
