@@ -64,6 +64,8 @@ class Managed(Protocol):
 
     def status(self) -> list[ServiceStatus]: ...
 
+    def unstarted(self) -> list[str]: ...
+
     async def restart(self, name: str) -> None: ...
 
     async def stop_service(self, name: str) -> None: ...
@@ -259,6 +261,13 @@ class ControlServer:
 
     def _known(self, name: str) -> None:
         names = [s.name for s in self.manager.status()]
+        if name not in names and name in self.manager.unstarted():
+            raise _Reply(
+                404,
+                f"{name} is not one of the services this `pitstop up` runs ({', '.join(names)})",
+                "to run it too: `pitstop down`, then `pitstop up` naming it as well"
+                " (or naming none: every service)",
+            )
         if name not in names:
             close = difflib.get_close_matches(name, names, n=1)
             hint = f"did you mean {close[0]}?" if close else "services: " + ", ".join(names)

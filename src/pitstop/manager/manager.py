@@ -193,6 +193,14 @@ class Manager:
         """One row per service, in dependency order."""
         return [svc.row() for svc in self._services.values()]
 
+    def unstarted(self) -> list[str]:
+        """Services of the task file this `up` does not run (it was given other names)."""
+        return [
+            name
+            for name, task in self.project.taskfile.tasks.items()
+            if task.service is not None and name not in self._services
+        ]
+
     async def restart(self, name: str) -> None:
         """Rebuild and swap `name`, zero downtime (the serving instance serves meanwhile);
         returns once the build and swap are over. A service that is not running starts."""

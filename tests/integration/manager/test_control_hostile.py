@@ -56,6 +56,9 @@ class _FixedServices:
             )
         ]
 
+    def unstarted(self) -> list[str]:
+        return ["stats"]
+
     async def restart(self, name: str) -> None:
         self.calls.append(f"restart {name}")
 
@@ -177,6 +180,16 @@ def test_unknown_service_is_a_users_mistake_with_a_suggestion(daemon: _Daemon) -
     with pytest.raises(UserError, match="no service named apy") as caught:
         _client(daemon).post("/v1/services/apy/restart")
     assert caught.value.hint == "did you mean api?"
+    assert daemon.services.calls == []
+
+
+def test_a_service_of_the_file_that_up_does_not_run_is_named_so(daemon: _Daemon) -> None:
+    """`pitstop up api`, then `pitstop restart stats`: stats is in the file, not in this up."""
+    with pytest.raises(
+        UserError, match=r"stats is not one of the services this `pitstop up` runs \(api\)"
+    ) as caught:
+        _client(daemon).post("/v1/services/stats/restart")
+    assert "`pitstop up` naming it as well" in (caught.value.hint or "")
     assert daemon.services.calls == []
 
 
