@@ -155,7 +155,7 @@ def test_daemon_life_up_ps_logs_restart_under_load_down(daemon: Daemon) -> None:
     down = daemon.run("down")
     assert down.returncode == 0, down.stderr
     # `down` returns once the daemon has exited: nothing is left, every port is free.
-    assert "the daemon exited" in down.stdout
+    assert down.stdout == f"every service stopped; pitstop up (pid {daemon_pid}) exited\n"
     assert not pid_alive(daemon_pid)  # the process itself, not only its lock and socket
     assert _gone(pids, [daemon.api, daemon.web])
     assert daemon.pid() is None

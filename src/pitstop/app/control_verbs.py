@@ -127,7 +127,9 @@ def _down(client: ControlClient, state: ProjectState, out: TextIO) -> int:
     # so that "exited" is true when printed (a `ps` right after shows no pitstop).
     while isinstance(pid, int) and _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
-    out.write("every service stopped; the daemon exited\n")
+    # The same words for `up -d` and a foreground `up` in another terminal: both exited.
+    who = f"pitstop up (pid {pid})" if isinstance(pid, int) else "pitstop up"
+    out.write(f"every service stopped; {who} exited\n")
     out.flush()
     return 0
 
