@@ -31,7 +31,6 @@ from pathlib import Path
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import BinaryIO
 
     from pitstop.taskfile.model import Taskfile
 
@@ -217,29 +216,10 @@ def cached_taskfile(path: Path) -> Taskfile | None:
             _loaded_code()  # this process's code, as it is now, before any fact is checked
             if not all(_holds(fact) for fact in header[2]):
                 return None
-            value = _load_without_gc(file)
+            value = _pickle.load(file)
     except Exception:  # missing, unreadable, truncated or from other code: load instead
         return None
     return value if isinstance(value, Taskfile) else None
-
-
-def _load_without_gc(file: BinaryIO) -> object:
-    """Unpickle with the cyclic collector paused.
-
-    Loading a 10,000-task file makes ~150,000 objects, none of them garbage; with the
-    collector on, they trigger hundreds of collections that walk the growing heap (a third
-    of the load's time, docs/benchmarks.md).
-    """
-    import _pickle
-    import gc
-
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _pickle.load(file)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def save_taskfile(path: Path, inputs: Inputs, taskfile: Taskfile) -> None:
