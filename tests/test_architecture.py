@@ -211,3 +211,37 @@ def test_public_type_names_have_one_definition() -> None:
                     defined.setdefault(name, []).append(module)
     twice = {name: where for name, where in defined.items() if len(where) > 1}
     assert twice == {}
+
+
+# What a plain `pitstop TASK` may load of the service and watch code: the watch settings'
+# own values (`settings` names them for every command) and the packages above them.
+PLAIN_RUN_ALLOWED = {"pitstop.watch", "pitstop.watch.choices"}
+
+
+def test_a_plain_run_imports_no_service_or_watch_code(tmp_path: Path) -> None:
+    """Checked by running one: lazy imports are the point, so the static graph cannot tell."""
+    import subprocess
+    import sys
+
+    (tmp_path / "Makefile.toml").write_text(
+        '[config]\nskip_core_tasks = true\n\n[tasks.a]\ncommand = "true"\n\n'
+        '[tasks.b]\ndependencies = ["a"]\ncommand = "true"\n'
+    )
+    script = (
+        "import sys\n"
+        "sys.argv = ['pitstop', '-q', '-j', '2', 'b']\n"
+        "from pitstop.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "prefixes = ('pitstop.supervisor', 'pitstop.manager', 'pitstop.watch')\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(prefixes))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = set(done.stdout.split())
+    assert loaded - PLAIN_RUN_ALLOWED == set(), done.stdout

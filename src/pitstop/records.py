@@ -125,6 +125,15 @@ def _build(cls: type, frozen: bool) -> type:
         else:
             namespace[f"_default_{name}"] = value
             params.append(f"{name}=_default_{name}")
+    # Fields left at a plain default (not a factory's) are not pickled: the class attribute
+    # of the same name is that very default, so the loaded instance reads the same value.
+    # A 10,000-task file's cache entry loads in a third less time (docs/benchmarks.md).
+    defaults = {
+        name: value
+        for name in names
+        if (value := cls.__dict__.get(name, _NO_VALUE)) is not _NO_VALUE
+        and not isinstance(value, _Field)
+    }
     assignments = ", ".join(f"{name!r}: {name}" for name in names)
     source = (
         f"def __init__(self, {', '.join(params)}) -> None:\n"
@@ -155,8 +164,16 @@ def _build(cls: type, frozen: bool) -> type:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
         return f"{self.__class__.__qualname__}({shown})"
 
+    def __getstate__(self: object) -> dict[str, object]:
+        return {
+            name: value
+            for name, value in self.__dict__.items()
+            if defaults.get(name, _NO_VALUE) is not value
+        }
+
     methods: dict[str, object] = {
         "__init__": init,
+        "__getstate__": __getstate__,
         "__eq__": __eq__,
         "__repr__": __repr__,
         "__match_args__": names,

@@ -14,11 +14,15 @@ from pathlib import Path
 from pitstop.engine.output import OutputMode
 from pitstop.errors import UserError
 from pitstop.request import PlanFlags, RunFlags, UserRequest, WatchFlags
-from pitstop.taskfile.health import HealthSpec
 from pitstop.taskfile.model import Task, Taskfile
-from pitstop.watch.changes import DEFAULT_DEBOUNCE_MS
-from pitstop.watch.filters import FilterOptions
-from pitstop.watch.loop import OnBusy
+from pitstop.watch.choices import DEFAULT_DEBOUNCE_MS, OnBusy
+
+# Not typing's (~2 ms at start-up); mypy honours the name. Watch and health code is imported
+# where it is used, not by every plain run (tests/test_architecture.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pitstop.taskfile.health import HealthSpec
+    from pitstop.watch.filters import FilterOptions
 
 DEFAULT_PROFILE = "development"
 
@@ -55,6 +59,8 @@ class WatchSettings:
     why: bool = False  # name every changed path, not the first and a count
 
     def filter_options(self) -> FilterOptions:
+        from pitstop.watch.filters import FilterOptions
+
         return FilterOptions(
             git_ignore=self.git_ignore, ignore_globs=self.ignore_globs, exts=self.exts
         )

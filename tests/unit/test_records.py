@@ -83,6 +83,24 @@ def test_a_task_survives_pickling_with_its_locations() -> None:
     assert copy == task and copy.where("command") == where
 
 
+def test_a_pickled_record_leaves_out_its_plain_defaults() -> None:
+    # The task file cache: what is left out is read back from the class, the same object.
+    where = Location(Path("Makefile.toml"), 3, 1)
+    task = Task("build", where, command="make", private=False)
+    state = task.__getstate__()
+    assert set(state) == {"name", "location", "command", "private", "key_locations"}
+    copy = _pickle.loads(_pickle.dumps(task, protocol=5))
+    assert copy == task
+    assert (copy.script, copy.private, copy.dependencies, copy.key_locations) == (
+        None,
+        False,
+        None,
+        {},
+    )
+    changed = copy.replace(script=None, cwd="sub")
+    assert (changed.cwd, changed.command, changed.script) == ("sub", "make", None)
+
+
 def test_the_core_task_cache_is_read_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A Location that could not be unpickled once made every read miss, silently.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

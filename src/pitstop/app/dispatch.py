@@ -6,6 +6,7 @@ in); the run's own progress goes through events to the printer.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from pathlib import Path
@@ -22,6 +23,15 @@ if TYPE_CHECKING:
 
 
 def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
+    try:
+        return _dispatch(request, out, err)
+    finally:
+        # What `_load_once` froze goes back to the collector: a caller in the same process
+        # (the tests) keeps collecting as before.
+        gc.unfreeze()
+
+
+def _dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
     cwd = _working_directory(request.file.cwd)
     if request.adhoc:
         from pitstop.app.adhoc import adhoc_taskfile
@@ -41,7 +51,7 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
         # cargo-make compatibility: `makers start` runs the file's task `start`.
         request = request._replace(command=Command.RUN)
     else:
-        taskfile = load_taskfile(request.file.makefile, cwd)
+        taskfile = _load_once(request.file.makefile, cwd)
     _print_warnings(taskfile, err)
     if request.command in (Command.TASK_NAMES, Command.SERVICE_NAMES):
         services = request.command is Command.SERVICE_NAMES
@@ -85,6 +95,27 @@ def dispatch(request: UserRequest, out: TextIO, err: TextIO) -> int:
     from pitstop.app.run import run_command
 
     return run_command(taskfile, target, request, cwd, skip, out, err)
+
+
+def _load_once(makefile: str | None, cwd: Path) -> Taskfile:
+    """The task file, loaded with the cyclic collector paused, then frozen (left out of its
+    passes from then on).
+
+    A 10,000-task file is ~150,000 objects, none of them garbage: with the collector on,
+    loading it (from the cache too) triggers hundreds of passes over the growing heap, and
+    every full pass of the run walks it again (docs/benchmarks.md). Frozen here, before any
+    event loop exists, are only the modules and this load; a reload (watch, serve) is not
+    frozen, and objects frozen still go as soon as nothing refers to them.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        taskfile = load_taskfile(makefile, cwd)
+    finally:
+        if was_enabled:
+            gc.enable()
+    gc.freeze()
+    return taskfile
 
 
 def _working_directory(cwd: str | None) -> Path:

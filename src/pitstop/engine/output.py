@@ -27,9 +27,13 @@ from pitstop.engine.events import (
 from pitstop.engine.spool import Spool
 from pitstop.errors import PitstopError
 from pitstop.escape import escape
-from pitstop.manager.status import ServiceState, ServiceStatus, StateChanged
-from pitstop.supervisor import events as ev
-from pitstop.supervisor.health_text import format_bytes, limit_text, regression_text
+
+# Not typing's; mypy honours the name. The service modules are imported where a service's
+# event, state or table is printed: a plain run never needs them (~15 ms of imports).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pitstop.manager.status import ServiceStatus, StateChanged
+    from pitstop.supervisor import events as ev
 
 # Distinct, readable foreground colours for task prefixes (cyan, yellow, green, magenta, blue...).
 _CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
@@ -136,20 +140,8 @@ class Printer:
             self._colours[name] = _PALETTE[i % len(_PALETTE)]
 
     def __call__(self, event: Event | ev.SupervisorEvent | StateChanged) -> None:
-        if isinstance(event, ev.InstanceOutput):
-            # A service's output, always prefixed with the service and its instance.
-            self.task_line(f"{event.service}#{event.n}", event.stream, event.line, event.service)
-        elif isinstance(event, StateChanged):
-            self._state_line(event.status)
-        elif isinstance(event, ev.LimitCrossed | ev.ResourceRegression):
-            self._health_line(event)
-        elif isinstance(event, ev.SwapFinished):  # with one service or many
-            warn = bool(event.failed)
-            self.notice(Notice("warning" if warn else "info", event.summary, event.source))
-        elif isinstance(event, ev.SupervisorEvent):
-            if not self.services:
-                self._service_event(event)
-        elif isinstance(event, TaskOutput):
+        # The run's own events first; a service's (no subclass of these) after them.
+        if isinstance(event, TaskOutput):
             self._output(event)
         elif isinstance(event, TaskStarted):
             self._log(f"Running Task: {event.name}", event.services)
@@ -167,6 +159,25 @@ class Printer:
             self._write_text(self.err, text)
         elif isinstance(event, RunFinished):
             self._run_finished(event)
+        else:
+            self._service_call(event)
+
+    def _service_call(self, event: ev.SupervisorEvent | StateChanged) -> None:
+        from pitstop.manager.status import StateChanged
+        from pitstop.supervisor import events as ev
+
+        if isinstance(event, ev.InstanceOutput):
+            # A service's output, always prefixed with the service and its instance.
+            self.task_line(f"{event.service}#{event.n}", event.stream, event.line, event.service)
+        elif isinstance(event, StateChanged):
+            self._state_line(event.status)
+        elif isinstance(event, ev.LimitCrossed | ev.ResourceRegression):
+            self._health_line(event)
+        elif isinstance(event, ev.SwapFinished):  # with one service or many
+            warn = bool(event.failed)
+            self.notice(Notice("warning" if warn else "info", event.summary, event.source))
+        elif isinstance(event, ev.SupervisorEvent) and not self.services:
+            self._service_event(event)
 
     def clear_screen(self) -> None:
         """--clear: before each run of a watch."""
@@ -191,12 +202,17 @@ class Printer:
         self._write(target, self._prefix(name, colour_of) + line)
 
     def _state_line(self, status: ServiceStatus) -> None:
+        from pitstop.manager.status import ServiceState
+
         if self.quiet and status.state not in (ServiceState.FAILED, ServiceState.BLOCKED):
             return
         self._write(self.err, self._prefix(status.name) + describe_state(status))
 
     def _health_line(self, event: ev.LimitCrossed | ev.ResourceRegression) -> None:
         """A crossed limit or a regression: a warning that stands out (bold, reverse video)."""
+        from pitstop.supervisor import events as ev
+        from pitstop.supervisor.health_text import limit_text, regression_text
+
         limit = isinstance(event, ev.LimitCrossed)
         text = limit_text(event) if limit else regression_text(event)  # type: ignore[arg-type]
         head = self._paint("[pitstop]", "1")
@@ -207,6 +223,8 @@ class Printer:
         )
 
     def _service_event(self, event: ev.SupervisorEvent) -> None:
+        from pitstop.supervisor import events as ev
+
         text = _describe_service_event(event)
         if text is not None:
             failed = isinstance(event, ev.BuildFailed | ev.RolledBack | ev.GaveUp | ev.CheckFailed)
@@ -373,6 +391,8 @@ _TABLE_HEADER = (
 def format_status_table(rows: list[ServiceStatus], now: float, width: int = 0) -> list[str]:
     """The services as a table: a header, one line per service, the reason last; each line
     cut to `width` characters (0: no limit) so that a terminal never wraps it."""
+    from pitstop.supervisor.health_text import format_bytes
+
     cells = [_TABLE_HEADER]
     reasons = [""]
     for row in rows:
@@ -417,6 +437,8 @@ def _uptime_text(seconds: float) -> str:
 
 def describe_state(status: ServiceStatus) -> str:
     """A service's state as its event line: `serving #2 (pid 4711) on 127.0.0.1:8080`."""
+    from pitstop.manager.status import ServiceState
+
     state = status.state
     serving = f"#{status.version}" if status.version is not None else None
     build = ""
@@ -445,6 +467,8 @@ def describe_state(status: ServiceStatus) -> str:
 
 def _describe_service_event(event: ev.SupervisorEvent) -> str | None:
     """The supervisor's events worth a line; the rest show in the status line or not at all."""
+    from pitstop.supervisor import events as ev
+
     match event:
         case ev.Status(text):
             return text

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from pitstop.watch.choices import DEFAULT_DEBOUNCE_MS as DEFAULT_DEBOUNCE_MS  # its old home
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_DEBOUNCE_MS = 50
 #: How often watchfiles' thread looks at what the OS reported (its ``step``) at most. Smaller
 #: is quicker to notice a change but wakes an idle watcher more often (see docs/benchmarks.md).
 WATCHER_STEP_MS = 10

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
@@ -30,19 +29,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pitstop.engine.events import Source
+from pitstop.watch.choices import OnBusy as OnBusy  # re-exported: its old home
 
 logger = logging.getLogger(__name__)
 
 Paths = frozenset[Path]
 RunOnce = Callable[[Paths], Awaitable[bool]]
-
-
-class OnBusy(enum.Enum):
-    """What a change does while a run is in progress (``--on-busy``)."""
-
-    RESTART = "restart"
-    QUEUE = "queue"
-    IGNORE = "ignore"
 
 
 @dataclass(frozen=True)
