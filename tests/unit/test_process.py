@@ -389,3 +389,52 @@ def test_a_cancelled_capture_ends_the_group(backend: str, tmp_path: Path) -> Non
 
     pid = run(main())
     wait_until(lambda: not pid_alive(pid), timeout=5, message="the grandchild outlived capture")
+
+
+def test_a_cancellation_as_the_child_settles_is_not_lost(backend: str) -> None:
+    # asyncio.wait_for on Python 3.11 returned the result and dropped a cancellation that
+    # came after its inner wait had finished: terminate() went on as if never cancelled.
+    async def main() -> asyncio.Task[int]:
+        child = await process.spawn(["sleep", "600"])
+        terminating = asyncio.create_task(child.terminate(signal.SIGTERM, timeout=600))
+        exited = child._exited
+
+        def exited_then_cancelled(code: int) -> None:
+            exited(code)  # wakes the waiter
+            terminating.cancel()  # before the woken waiter runs
+
+        child._exited = exited_then_cancelled  # type: ignore[method-assign]
+        with contextlib.suppress(asyncio.CancelledError):
+            await terminating
+        return terminating
+
+    assert run(main()).cancelled()
+
+
+def test_a_child_whose_start_fails_halfway_is_killed_and_reaped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not process._pidfds_work():
+        pytest.skip("no pidfd support here")
+    started: list[int] = []
+
+    def failing_output(*args: Any) -> None:
+        started.append(args[-1].pid)
+        raise MemoryError("setting up the output failed")
+
+    monkeypatch.setattr(process, "_Output", failing_output)
+    before = open_fds()
+
+    async def main() -> None:
+        with pytest.raises(MemoryError):
+            await process.spawn(["sleep", "600"], on_line=lambda _s, _l: None)
+
+    try:
+        run(main())
+        assert started
+        assert not os.path.exists(f"/proc/{started[0]}")  # killed and reaped: no zombie either
+        assert open_fds() == before
+    finally:
+        for pid in started:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)

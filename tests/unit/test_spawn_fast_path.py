@@ -34,20 +34,50 @@ async def output_of(argv: list[str], **kwargs: Any) -> tuple[int, list[str]]:
     return await child.wait(), lines
 
 
-def test_the_program_is_found_along_the_childs_path_and_resolved_once(tmp_path: Path) -> None:
+def test_the_program_is_found_along_the_childs_path_and_resolved_once_per_run(
+    tmp_path: Path,
+) -> None:
     tool = tmp_path / "only-here"
     tool.write_text("#!/bin/sh\necho found $1\n")
     tool.chmod(0o755)
     env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"}
-    process._resolved.clear()
+    seen: list[dict[tuple[str, str | None, str], str | None] | None] = []
 
     async def main() -> list[tuple[int, list[str]]]:
-        return [await output_of(["only-here", str(i)], env=env) for i in range(3)]
+        with process.keep_watching():
+            results = [await output_of(["only-here", str(i)], env=env) for i in range(3)]
+            seen.append(process._run_resolved.get())
+        return results
 
     assert run(main()) == [(0, ["found 0"]), (0, ["found 1"]), (0, ["found 2"])]
-    assert [v for (name, _path, _cwd), v in process._resolved.items() if name == "only-here"] == [
-        str(tool)
-    ]
+    assert seen[0] is not None
+    assert [v for (name, _path, _cwd), v in seen[0].items() if name == "only-here"] == [str(tool)]
+    assert process._run_resolved.get() is None  # the run's cache went with the run
+
+
+def test_a_tool_installed_or_removed_between_runs_is_seen(tmp_path: Path) -> None:
+    # A long-lived pitstop (--watch, up) runs again and again in one process.
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    for folder in (first, second):
+        (folder / "the-tool").write_text(f"#!/bin/sh\necho {folder.name}\n")
+    (second / "the-tool").chmod(0o755)
+    env = {**os.environ, "PATH": f"{first}{os.pathsep}{second}{os.pathsep}{os.environ['PATH']}"}
+
+    async def one_run() -> list[str]:
+        with process.keep_watching():
+            return (await output_of(["the-tool"], env=env))[1]
+
+    async def main() -> list[list[str]]:
+        before = await one_run()
+        (first / "the-tool").chmod(0o755)  # installed earlier on PATH
+        installed = await one_run()
+        (first / "the-tool").unlink()  # and removed again
+        removed = await one_run()
+        return [before, installed, removed]
+
+    assert run(main()) == [["second"], ["first"], ["second"]]
 
 
 def test_sigpipe_is_not_ignored_in_the_child() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import select
@@ -109,7 +110,10 @@ class Child:
         if not self._is_settled():
             self._signal_group(sig)
             try:
-                await asyncio.wait_for(self._settled(), timeout)
+                # Not asyncio.wait_for: on Python 3.11 it drops a cancellation that arrives
+                # as the child settles, and the caller would go on as if never cancelled.
+                async with asyncio.timeout(timeout):
+                    await self._settled()
             except TimeoutError:
                 log.debug("pid %d ignored %s for %.1fs; killing its group", self._pid, sig, timeout)
                 self._signal_group(signal.SIGKILL)
@@ -190,7 +194,11 @@ async def spawn(
         child = await _spawn_asyncio(
             argv, cwd, {**base, **mark}, on_line, pass_fds, stdin_devnull, files
         )
-    reaper.track(child.pid)
+    try:
+        reaper.track(child.pid)
+    except BaseException:
+        child.kill_now()  # the exit watch still reaps it
+        raise
     return child
 
 
@@ -304,22 +312,40 @@ def _spawn_pidfd(
             os.close(fd)
         watch.close_if_idle()
         raise
-    child = Child(tuple(argv), pid, outputs=2 if on_line is not None else 0)
-    if on_line is not None:
-        os.close(pipes[1])
-        os.close(pipes[3])
-        _Output(watch, pipes[0], pipes[2], on_line, child)
+    # From here on the child runs: whatever fails must not leave it running, unwatched and
+    # unknown to the reaper. Each descriptor is either ours to close or handed over.
+    owned = list(pipes)
+    pidfd = -1
     try:
+        child = Child(tuple(argv), pid, outputs=2 if on_line is not None else 0)
+        if on_line is not None:
+            for fd in (pipes[1], pipes[3]):  # the child has its own copies
+                owned.remove(fd)
+                os.close(fd)
+            _Output(watch, pipes[0], pipes[2], on_line, child)
         pidfd = os.pidfd_open(pid)
-    except OSError:  # cannot happen for our own unreaped child; do not leave it running
-        with contextlib.suppress(OSError):
-            os.killpg(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        if popen is not None:
-            popen.returncode = -signal.SIGKILL
+        owned.append(pidfd)
+        _ExitWatch(watch, pid, popen, pidfd, child)
+    except BaseException:
+        _abandon(watch, pid, popen, owned)
         raise
-    _ExitWatch(watch, pid, popen, pidfd, child)
     return child
+
+
+def _abandon(
+    watch: _Watch, pid: int, popen: subprocess.Popen[bytes] | None, fds: Sequence[int]
+) -> None:
+    """Kill and reap a child whose start could not be completed, and close `fds`."""
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)  # at once: SIGKILL cannot be ignored
+    if popen is not None:
+        popen.returncode = -signal.SIGKILL
+    for fd in fds:
+        watch.remove(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 _watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watch] = weakref.WeakKeyDictionary()
@@ -338,13 +364,20 @@ def keep_watching() -> Iterator[None]:
 
     For a run of many short children: without it, the set would be closed each time the
     last running child ended and made again for the next one.
+
+    Within it, too, where a program was found along PATH is remembered (`_resolve`): for
+    this run only, so that a long-lived pitstop (`--watch`, `up`) sees a tool installed or
+    removed between runs.
     """
     watch = _watch(asyncio.get_running_loop()) if _pidfds_work() else None
     if watch is not None:
         watch.holders += 1
+    # The run's steps are tasks started within this block: they share the run's context.
+    resolved = _run_resolved.set({})
     try:
         yield
     finally:
+        _run_resolved.reset(resolved)
         if watch is not None:
             watch.holders -= 1
             watch.close_if_idle()
@@ -418,7 +451,11 @@ _DEFAULT_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
 )
 _encoded_strings: dict[str, bytes] = {}
-_resolved: dict[tuple[str, str | None, str], str | None] = {}
+# Where programs were found along PATH, for the run in progress (`keep_watching`); None
+# outside a run, where each child looks afresh.
+_run_resolved: contextvars.ContextVar[dict[tuple[str, str | None, str], str | None] | None] = (
+    contextvars.ContextVar("pitstop_run_resolved", default=None)
+)
 _CACHE_LIMIT = 64
 _STRING_CACHE_LIMIT = 4096
 
@@ -520,12 +557,13 @@ def _resolve(program: str, path: str | None, here: str) -> str | None:
     """The file Popen would execute for `program` (searched along the child's PATH), or None.
 
     Popen tries each PATH entry in turn and skips those that are missing or not executable;
-    this picks the first regular executable file the same way, once per distinct command.
-    None (nothing found) leaves the work, and the error message, to Popen.
+    this picks the first regular executable file the same way, once per distinct command
+    and run. None (nothing found) leaves the work, and the error message, to Popen.
     """
+    resolved = _run_resolved.get()
     key = (program, path, here)
-    if key in _resolved:
-        return _resolved[key]
+    if resolved is not None and key in resolved:
+        return resolved[key]
     found: str | None = None
     if os.path.dirname(program):
         found = program
@@ -535,9 +573,10 @@ def _resolve(program: str, path: str | None, here: str) -> str | None:
             if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
                 found = candidate
                 break
-    if len(_resolved) >= _CACHE_LIMIT:
-        _resolved.clear()
-    _resolved[key] = found
+    if resolved is not None:
+        if len(resolved) >= _CACHE_LIMIT:
+            resolved.clear()
+        resolved[key] = found
     return found
 
 
