@@ -178,3 +178,25 @@ def test_a_run_keeps_the_childrens_epoll_set_between_children_and_closes_it_afte
     assert during == [alone + 1] * 3
     assert after_run == alone
     assert after_child == alone
+
+
+def test_consecutive_environments_are_encoded_exactly_in_order() -> None:
+    # Only what differs from the last environment is encoded again; the result must still
+    # be exactly the environment given, names in its order, the mark on top.
+    first = {"A": "1", "TASK": "one", "Z": "26"}
+    assert list(process._encoded(first).items()) == [(b"A", b"1"), (b"TASK", b"one"), (b"Z", b"26")]
+    second = {"A": "1", "TASK": "two", "Z": "26"}
+    assert list(process._encoded(second, {"MARK": "m"}).items()) == [
+        (b"A", b"1"),
+        (b"TASK", b"two"),
+        (b"Z", b"26"),
+        (b"MARK", b"m"),
+    ]
+    assert process._encoded(second) == {b"A": b"1", b"TASK": b"two", b"Z": b"26"}  # no mark kept
+    reordered = {"Z": "26", "A": "1", "TASK": "two"}
+    assert list(process._encoded(reordered)) == [b"Z", b"A", b"TASK"]
+    fewer = {"Z": "26", "A": "1"}
+    assert process._encoded(fewer) == {b"Z": b"26", b"A": b"1"}
+    overridden = {"Z": "26", "A": "1", "MARK": "old"}
+    assert process._encoded(overridden, {"MARK": "m"})[b"MARK"] == b"m"
+    assert process._encoded(overridden)[b"MARK"] == b"old"

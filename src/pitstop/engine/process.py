@@ -531,11 +531,31 @@ def _file_actions(
     return actions
 
 
+class _LastEnv:
+    """The environment encoded last (a copy of it, its names in order) and its encoding.
+
+    A run's steps pass environments that differ from the previous one in a few values
+    (the task's name, its folder): those alone are encoded again, the rest is copied.
+    """
+
+    __slots__ = ("encoded", "names", "source")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.source: dict[str, str] = {}
+        self.encoded: dict[bytes, bytes] = {}
+
+
+_last_env = _LastEnv()
+
+
 def _encoded(env: Mapping[str, str], mark: Mapping[str, str] | None = None) -> dict[bytes, bytes]:
     """`env` (with `mark` on top) as bytes, each distinct name and value encoded once per run.
 
     Every task's environment differs a little (its own name, its folder), so it is the
-    strings that repeat, not whole environments.
+    strings that repeat, not whole environments; and consecutive environments mostly agree,
+    so only what differs from the last one is looked at (`_LastEnv`). The names keep `env`'s
+    order, as the child's environment always did.
     """
     cache = _encoded_strings
     if len(cache) > _STRING_CACHE_LIMIT:
@@ -546,7 +566,17 @@ def _encoded(env: Mapping[str, str], mark: Mapping[str, str] | None = None) -> d
         data = cache[text] = os.fsencode(text)
         return data
 
-    encoded = {(known(k) or encode(k)): (known(v) or encode(v)) for k, v in env.items()}
+    last = _last_env
+    names = list(env)
+    if names == last.names:  # the same names in the same order: only values can differ
+        encoded = last.encoded.copy()
+        for name, value in env.items() - last.source.items():
+            encoded[known(name) or encode(name)] = known(value) or encode(value)
+    else:
+        encoded = {(known(k) or encode(k)): (known(v) or encode(v)) for k, v in env.items()}
+        last.names = names
+    last.source = dict(env)
+    last.encoded = encoded.copy() if mark else encoded
     if mark:
         for name, value in mark.items():
             encoded[known(name) or encode(name)] = known(value) or encode(value)
